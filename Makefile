@@ -1,0 +1,57 @@
+# opsledger — the two commands are `make run` and `make test`; each sets up
+# what it needs (a .venv with the pinned dependencies) on a fresh machine.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+GRPC_TOOLS_PROTO = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
+PROTOS := $(wildcard protos/opsledger/v1/*.proto)
+
+.PHONY: run test lint generate drift buf bench bench-quick torture clean venv test-deps
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(STAMP)
+test-deps: $(TEST_STAMP)
+
+## run: set up and start the server (gRPC 127.0.0.1:50051, HTTP 127.0.0.1:8080)
+run: $(STAMP)
+	$(BIN)/opsledger bundle publish --if-missing examples/strategy_example.json
+	$(BIN)/opsledger serve
+
+## test: set up and run the test suite
+test: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q
+
+## generate: rebuild generated/ from protos/
+generate: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Iprotos -I$(SITE) -I$(GRPC_TOOLS_PROTO) \
+	  --python_out=generated --pyi_out=generated --grpc_python_out=generated $(PROTOS)
+	touch generated/opsledger/__init__.py generated/opsledger/v1/__init__.py
+
+## drift: fail when the committed stubs differ from what protos/ generates
+drift: generate
+	git diff --exit-code -- generated/
+	test -z "$$(git status --porcelain -- generated/)"
+
+## buf: lint our own protos offline (image built by protoc, see buf.yaml)
+buf: $(TEST_STAMP)
+	mkdir -p build
+	$(BIN)/python -m grpc_tools.protoc -Iprotos -I$(SITE) -I$(GRPC_TOOLS_PROTO) \
+	  --include_imports --include_source_info -o build/image.binpb $(PROTOS)
+	$(BIN)/buf lint build/image.binpb --config buf.yaml $(foreach p,$(PROTOS),--path $(patsubst protos/%,%,$(p)))
+
+lint: drift buf
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,131 @@
+"""A small typed client over the generated stubs.
+
+Deadlines on every call; retry with exponential backoff on UNAVAILABLE only
+(every other code is an answer, not a fault); bearer token and TLS options.
+The CLI and the worker use it; internal services may use it or the stubs.
+"""
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import grpc
+from google.protobuf import struct_pb2
+
+from opsledger.v1 import tickets_pb2 as pb
+from opsledger.v1 import tickets_pb2_grpc
+
+MAX_MESSAGE_BYTES = 1 << 20
+
+
+def make_channel(target: str, tls_ca: Path | None = None) -> grpc.Channel:
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+    if tls_ca is not None:
+        creds = grpc.ssl_channel_credentials(root_certificates=Path(tls_ca).read_bytes())
+        return grpc.secure_channel(target, creds, options=options)
+    return grpc.insecure_channel(target, options=options)
+
+
+class OpsledgerClient:
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        token: str | None = None,
+        tls_ca: Path | None = None,
+        timeout: float = 10.0,
+        retries: int = 4,
+        backoff: float = 0.2,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        self.channel = channel or make_channel(target, tls_ca)
+        self.tickets = tickets_pb2_grpc.TicketServiceStub(self.channel)
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.sleep = time.sleep
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> "OpsledgerClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def call(self, method, request, timeout: float | None = None):
+        """One RPC with a deadline; UNAVAILABLE is retried with jittered backoff."""
+        attempt = 0
+        while True:
+            try:
+                return method(request, timeout=timeout or self.timeout, metadata=self.metadata)
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt >= self.retries:
+                    raise
+                delay = self.backoff * (2**attempt) * (0.5 + random.random())
+                attempt += 1
+                self.sleep(delay)
+
+    # -- tickets ------------------------------------------------------------------
+    def submit(
+        self,
+        request_type: str,
+        payload: dict,
+        trace_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> pb.SubmitTicketResponse:
+        struct = struct_pb2.Struct()
+        struct.update(payload)
+        req = pb.SubmitTicketRequest(request_type=pb.RequestType.Value.Value(request_type), payload=struct)
+        if trace_id is not None:
+            req.trace_id = trace_id
+        if idempotency_key is not None:
+            req.idempotency_key = idempotency_key
+        return self.call(self.tickets.SubmitTicket, req)
+
+    def consume(self, request_id: str, processor_id: str = "", message: str | None = None) -> pb.ConsumeTicketResponse:
+        req = pb.ConsumeTicketRequest(request_id=request_id, processor_id=processor_id)
+        if message is not None:
+            req.message = message
+        return self.call(self.tickets.ConsumeTicket, req)
+
+    def complete(
+        self,
+        request_id: str,
+        status: str,
+        processor_id: str = "",
+        message: str = "",
+        artifacts: Sequence[str] = (),
+    ) -> pb.CompleteTicketResponse:
+        req = pb.CompleteTicketRequest(
+            request_id=request_id,
+            status=pb.TicketStatus.Value.Value(status),
+            processor_id=processor_id,
+            message=message,
+            artifacts=list(artifacts),
+        )
+        return self.call(self.tickets.CompleteTicket, req)
+
+    def board(
+        self,
+        page_size: int = 0,
+        page_token: str = "",
+        statuses: Iterable[str] = (),
+        types: Iterable[str] = (),
+    ) -> pb.GetBoardResponse:
+        req = pb.GetBoardRequest(
+            page_size=page_size,
+            page_token=page_token,
+            status=[pb.TicketStatus.Value.Value(s) for s in statuses],
+            request_type=[pb.RequestType.Value.Value(t) for t in types],
+        )
+        return self.call(self.tickets.GetBoard, req)
+
+    def ticket(self, request_id: str) -> pb.GetTicketResponse:
+        return self.call(self.tickets.GetTicket, pb.GetTicketRequest(request_id=request_id))

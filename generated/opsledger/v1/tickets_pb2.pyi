@@ -1,0 +1,225 @@
+from google.api import annotations_pb2 as _annotations_pb2
+from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TicketStatus(_message.Message):
+    __slots__ = ()
+    class Value(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        VALUE_UNSPECIFIED: _ClassVar[TicketStatus.Value]
+        OPEN: _ClassVar[TicketStatus.Value]
+        IN_PROGRESS: _ClassVar[TicketStatus.Value]
+        DONE: _ClassVar[TicketStatus.Value]
+        FAILED: _ClassVar[TicketStatus.Value]
+    VALUE_UNSPECIFIED: TicketStatus.Value
+    OPEN: TicketStatus.Value
+    IN_PROGRESS: TicketStatus.Value
+    DONE: TicketStatus.Value
+    FAILED: TicketStatus.Value
+    def __init__(self) -> None: ...
+
+class RequestType(_message.Message):
+    __slots__ = ()
+    class Value(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        VALUE_UNSPECIFIED: _ClassVar[RequestType.Value]
+        REQUEST_RECONCILE: _ClassVar[RequestType.Value]
+        REQUEST_REPORTS: _ClassVar[RequestType.Value]
+        ACKNOWLEDGE: _ClassVar[RequestType.Value]
+        REQUEST_LIVE_CYCLE: _ClassVar[RequestType.Value]
+    VALUE_UNSPECIFIED: RequestType.Value
+    REQUEST_RECONCILE: RequestType.Value
+    REQUEST_REPORTS: RequestType.Value
+    ACKNOWLEDGE: RequestType.Value
+    REQUEST_LIVE_CYCLE: RequestType.Value
+    def __init__(self) -> None: ...
+
+class TicketRequest(_message.Message):
+    __slots__ = ("schema", "request_id", "requested_at", "request_type", "payload", "trace_id", "status", "idempotency_key")
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    schema: str
+    request_id: str
+    requested_at: str
+    request_type: RequestType.Value
+    payload: _struct_pb2.Struct
+    trace_id: str
+    status: TicketStatus.Value
+    idempotency_key: str
+    def __init__(self, schema: _Optional[str] = ..., request_id: _Optional[str] = ..., requested_at: _Optional[str] = ..., request_type: _Optional[_Union[RequestType.Value, str]] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., trace_id: _Optional[str] = ..., status: _Optional[_Union[TicketStatus.Value, str]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class TicketResult(_message.Message):
+    __slots__ = ("schema", "result_id", "request_id", "processed_at", "status", "processor_id", "message", "artifacts")
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    RESULT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PROCESSED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PROCESSOR_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    schema: str
+    result_id: str
+    request_id: str
+    processed_at: str
+    status: TicketStatus.Value
+    processor_id: str
+    message: str
+    artifacts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, schema: _Optional[str] = ..., result_id: _Optional[str] = ..., request_id: _Optional[str] = ..., processed_at: _Optional[str] = ..., status: _Optional[_Union[TicketStatus.Value, str]] = ..., processor_id: _Optional[str] = ..., message: _Optional[str] = ..., artifacts: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BoardRow(_message.Message):
+    __slots__ = ("request_id", "requested_at", "request_type", "payload", "trace_id", "current_status", "last_message", "last_processed_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_STATUS_FIELD_NUMBER: _ClassVar[int]
+    LAST_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    LAST_PROCESSED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    requested_at: str
+    request_type: RequestType.Value
+    payload: _struct_pb2.Struct
+    trace_id: str
+    current_status: TicketStatus.Value
+    last_message: str
+    last_processed_at: str
+    def __init__(self, request_id: _Optional[str] = ..., requested_at: _Optional[str] = ..., request_type: _Optional[_Union[RequestType.Value, str]] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., trace_id: _Optional[str] = ..., current_status: _Optional[_Union[TicketStatus.Value, str]] = ..., last_message: _Optional[str] = ..., last_processed_at: _Optional[str] = ...) -> None: ...
+
+class SubmitTicketRequest(_message.Message):
+    __slots__ = ("schema", "request_type", "payload", "trace_id", "idempotency_key")
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    schema: str
+    request_type: RequestType.Value
+    payload: _struct_pb2.Struct
+    trace_id: str
+    idempotency_key: str
+    def __init__(self, schema: _Optional[str] = ..., request_type: _Optional[_Union[RequestType.Value, str]] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., trace_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class SubmitTicketResponse(_message.Message):
+    __slots__ = ("result", "request_id", "requested_at", "status", "appended")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    APPENDED_FIELD_NUMBER: _ClassVar[int]
+    result: str
+    request_id: str
+    requested_at: str
+    status: TicketStatus.Value
+    appended: bool
+    def __init__(self, result: _Optional[str] = ..., request_id: _Optional[str] = ..., requested_at: _Optional[str] = ..., status: _Optional[_Union[TicketStatus.Value, str]] = ..., appended: _Optional[bool] = ...) -> None: ...
+
+class ConsumeTicketRequest(_message.Message):
+    __slots__ = ("request_id", "processor_id", "message")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PROCESSOR_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    processor_id: str
+    message: str
+    def __init__(self, request_id: _Optional[str] = ..., processor_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ConsumeTicketResponse(_message.Message):
+    __slots__ = ("result", "request_id", "new_status", "result_id")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_ID_FIELD_NUMBER: _ClassVar[int]
+    result: str
+    request_id: str
+    new_status: TicketStatus.Value
+    result_id: str
+    def __init__(self, result: _Optional[str] = ..., request_id: _Optional[str] = ..., new_status: _Optional[_Union[TicketStatus.Value, str]] = ..., result_id: _Optional[str] = ...) -> None: ...
+
+class CompleteTicketRequest(_message.Message):
+    __slots__ = ("request_id", "status", "processor_id", "message", "artifacts")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PROCESSOR_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    status: TicketStatus.Value
+    processor_id: str
+    message: str
+    artifacts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_id: _Optional[str] = ..., status: _Optional[_Union[TicketStatus.Value, str]] = ..., processor_id: _Optional[str] = ..., message: _Optional[str] = ..., artifacts: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CompleteTicketResponse(_message.Message):
+    __slots__ = ("result", "request_id", "new_status", "result_id")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_ID_FIELD_NUMBER: _ClassVar[int]
+    result: str
+    request_id: str
+    new_status: TicketStatus.Value
+    result_id: str
+    def __init__(self, result: _Optional[str] = ..., request_id: _Optional[str] = ..., new_status: _Optional[_Union[TicketStatus.Value, str]] = ..., result_id: _Optional[str] = ...) -> None: ...
+
+class GetBoardRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "status", "request_type")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_TYPE_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    status: _containers.RepeatedScalarFieldContainer[TicketStatus.Value]
+    request_type: _containers.RepeatedScalarFieldContainer[RequestType.Value]
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., status: _Optional[_Iterable[_Union[TicketStatus.Value, str]]] = ..., request_type: _Optional[_Iterable[_Union[RequestType.Value, str]]] = ...) -> None: ...
+
+class GetBoardResponse(_message.Message):
+    __slots__ = ("status", "schema", "asof", "row_count", "rows", "next_page_token", "total_count")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    ASOF_FIELD_NUMBER: _ClassVar[int]
+    ROW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_COUNT_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    schema: str
+    asof: str
+    row_count: int
+    rows: _containers.RepeatedCompositeFieldContainer[BoardRow]
+    next_page_token: str
+    total_count: int
+    def __init__(self, status: _Optional[str] = ..., schema: _Optional[str] = ..., asof: _Optional[str] = ..., row_count: _Optional[int] = ..., rows: _Optional[_Iterable[_Union[BoardRow, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_count: _Optional[int] = ...) -> None: ...
+
+class GetTicketRequest(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+
+class GetTicketResponse(_message.Message):
+    __slots__ = ("row", "request", "results")
+    ROW_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    row: BoardRow
+    request: TicketRequest
+    results: _containers.RepeatedCompositeFieldContainer[TicketResult]
+    def __init__(self, row: _Optional[_Union[BoardRow, _Mapping]] = ..., request: _Optional[_Union[TicketRequest, _Mapping]] = ..., results: _Optional[_Iterable[_Union[TicketResult, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,107 @@
+"""The server process: store + grpc.aio services (+ gateway), start and stop."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from opsledger.v1 import tickets_pb2, tickets_pb2_grpc
+from server.common.atomic import atomic_replace
+from server.common.clock import Clock
+from server.ledger.service import TicketService
+from server.ledger.store import TicketStore
+from server.settings import MAX_MESSAGE_BYTES, Settings
+
+log = logging.getLogger("opsledger.server")
+
+SERVICE_NAMES = (tickets_pb2.DESCRIPTOR.services_by_name["TicketService"].full_name,)
+
+
+class Opsledger:
+    """One running server: call ``start()``, later ``stop()``."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or Clock()
+        self.store: TicketStore | None = None
+        self.grpc_server: grpc.aio.Server | None = None
+        self.health = health.aio.HealthServicer()
+        self.grpc_port: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        s = self.settings
+        self.store = TicketStore(
+            s.root, self.clock, fsync=(s.fsync == "always"), on_failure=self._store_failed
+        )
+        await asyncio.to_thread(self.store.open)
+        for anomaly in self.store.anomalies:
+            log.warning("ledger anomaly %s:%d %s", anomaly.file, anomaly.line_no, anomaly.reason)
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=s.max_concurrent_rpcs,
+        )
+        tickets_pb2_grpc.add_TicketServiceServicer_to_server(TicketService(self.store, self.clock), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            SERVICE_NAMES + (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            server,
+        )
+        self.grpc_port = server.add_insecure_port(s.grpc_addr)
+        if self.grpc_port == 0:
+            raise OSError(f"could not bind gRPC address {s.grpc_addr}")
+        await server.start()
+        self.grpc_server = server
+        for name in ("",) + SERVICE_NAMES:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        host = s.grpc_addr.rsplit(":", 1)[0]
+        log.info(
+            "opsledger serving gRPC on %s:%d, root %s, fsync %s",
+            host, self.grpc_port, Path(s.root).resolve(), s.fsync,
+        )
+        if s.ready_file is not None:
+            atomic_replace(Path(s.ready_file), json.dumps({"grpc_port": self.grpc_port}).encode())
+
+    def _store_failed(self, exc: BaseException) -> None:
+        # Called from the writer thread: hop onto the loop to flip health.
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(
+                lambda: asyncio.ensure_future(self._set_not_serving())
+            )
+
+    async def _set_not_serving(self) -> None:
+        for name in ("",) + SERVICE_NAMES:
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING, refuse new calls, finish in-flight ones, close the store."""
+        await self.health.enter_graceful_shutdown()
+        if self.grpc_server is not None:
+            await self.grpc_server.stop(self.settings.grace if grace is None else grace)
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
+        log.info("opsledger stopped")
+
+
+async def serve_forever(settings: Settings) -> int:
+    app = Opsledger(settings)
+    await app.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("signal received: draining (grace %.1fs)", settings.grace)
+    await app.stop()
+    return 0

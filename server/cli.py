@@ -1,0 +1,219 @@
+"""The ``opsledger`` command: the server, client commands and offline tools.
+
+Every flag has an ``OPSLEDGER_*`` variable (flag wins). Client commands talk
+to ``--target`` (default 127.0.0.1:50051) through ``client.OpsledgerClient``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+import grpc
+from google.protobuf import json_format
+from grpc_status import rpc_status
+
+from server.settings import Settings, env
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _to_json(message) -> dict:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def _client(args):
+    from client.ledger_client import OpsledgerClient
+
+    token = _read_token(args)
+    return OpsledgerClient(
+        args.target,
+        token=token,
+        tls_ca=Path(args.tls_ca) if args.tls_ca else None,
+        timeout=args.timeout,
+    )
+
+
+def _read_token(args) -> str | None:
+    if getattr(args, "token_file", None):
+        return Path(args.token_file).read_text().strip()
+    return env("TOKEN")
+
+
+# -- commands -----------------------------------------------------------------------
+def cmd_serve(args) -> int:
+    from server.app import serve_forever
+
+    settings = Settings(
+        root=Path(args.root),
+        grpc_addr=args.grpc_addr,
+        fsync=args.fsync,
+        ready_file=Path(args.ready_file) if args.ready_file else None,
+        grace=args.grace,
+    )
+    return asyncio.run(serve_forever(settings))
+
+
+def cmd_submit(args) -> int:
+    try:
+        payload = json.loads(args.payload)
+    except json.JSONDecodeError as exc:
+        print(f"error: --payload is not JSON: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with _client(args) as c:
+        _print_json(_to_json(c.submit(args.type, payload, args.trace_id, args.idempotency_key)))
+    return EXIT_OK
+
+
+def cmd_consume(args) -> int:
+    with _client(args) as c:
+        _print_json(_to_json(c.consume(args.request_id, args.processor, args.message)))
+    return EXIT_OK
+
+
+def cmd_complete(args) -> int:
+    with _client(args) as c:
+        _print_json(_to_json(c.complete(args.request_id, args.status, args.processor, args.message, args.artifact)))
+    return EXIT_OK
+
+
+def cmd_board(args) -> int:
+    with _client(args) as c:
+        page = c.board(args.page_size, args.page_token, args.status, args.type)
+    if args.json:
+        _print_json(_to_json(page))
+        return EXIT_OK
+    rows = [_to_json(r) for r in page.rows]
+    cols = ("request_id", "requested_at", "request_type", "current_status", "last_processed_at", "last_message")
+    table = [[str(r.get(c, "") or "") for c in cols] for r in rows]
+    widths = [min(60, max([len(c)] + [len(t[i]) for t in table])) for i, c in enumerate(cols)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(cols, widths)))
+    for t in table:
+        print("  ".join(v[:w].ljust(w) for v, w in zip(t, widths)))
+    print(f"-- {page.row_count} of {page.total_count} rows" + (f"; next page: --page-token {page.next_page_token}" if page.next_page_token else ""))
+    return EXIT_OK
+
+
+def cmd_ticket(args) -> int:
+    with _client(args) as c:
+        _print_json(_to_json(c.ticket(args.request_id)))
+    return EXIT_OK
+
+
+def cmd_fsck(args) -> int:
+    from server.ledger.fsck import fsck
+
+    findings = fsck(Path(args.root))
+    for f in findings:
+        print(f)
+    errors = [f for f in findings if f.severity == "error"]
+    print(f"fsck: {len(errors)} error(s), {len(findings) - len(errors)} note(s) in {Path(args.root).resolve()}")
+    return EXIT_FAIL if errors else EXIT_OK
+
+
+# -- parser ---------------------------------------------------------------------------
+def _client_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", default=env("TARGET", "127.0.0.1:50051"), help="gRPC address (OPSLEDGER_TARGET)")
+    p.add_argument("--token-file", default=env("TOKEN_FILE"), help="file holding the bearer token (or OPSLEDGER_TOKEN)")
+    p.add_argument("--tls-ca", default=env("TLS_CA"), help="CA bundle: use TLS to the server (OPSLEDGER_TLS_CA)")
+    p.add_argument("--timeout", type=float, default=float(env("TIMEOUT", "10")), help="deadline per call, seconds")
+
+
+def _root_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", default=env("ROOT", "."), help="data root (OPSLEDGER_ROOT, default .)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="opsledger", description=__doc__.splitlines()[0])
+    parser.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gRPC server (and the HTTP gateway)")
+    _root_flag(p)
+    p.add_argument("--grpc-addr", default=env("GRPC_ADDR", "127.0.0.1:50051"))
+    p.add_argument("--fsync", choices=("always", "never"), default=env("FSYNC", "always"),
+                   help="always: an OK reply means the line is on disk (default)")
+    p.add_argument("--grace", type=float, default=float(env("GRACE", "10")), help="seconds to drain calls on SIGTERM")
+    p.add_argument("--ready-file", default=env("READY_FILE"), help="write bound ports here as JSON once serving")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("submit", help="submit a ticket")
+    _client_flags(p)
+    p.add_argument("--type", required=True, help="REQUEST_RECONCILE | REQUEST_REPORTS | ACKNOWLEDGE | REQUEST_LIVE_CYCLE")
+    p.add_argument("--payload", required=True, help="payload as a JSON object")
+    p.add_argument("--trace-id")
+    p.add_argument("--idempotency-key")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("consume", help="OPEN -> IN_PROGRESS")
+    _client_flags(p)
+    p.add_argument("request_id")
+    p.add_argument("--processor", default=env("PROCESSOR", ""))
+    p.add_argument("--message")
+    p.set_defaults(func=cmd_consume)
+
+    p = sub.add_parser("complete", help="IN_PROGRESS -> DONE | FAILED")
+    _client_flags(p)
+    p.add_argument("request_id")
+    p.add_argument("--status", required=True, choices=("DONE", "FAILED"))
+    p.add_argument("--processor", default=env("PROCESSOR", ""))
+    p.add_argument("--message", default="")
+    p.add_argument("--artifact", action="append", default=[], help="raw path; repeat for several")
+    p.set_defaults(func=cmd_complete)
+
+    p = sub.add_parser("board", help="the status board, newest first")
+    _client_flags(p)
+    p.add_argument("--status", action="append", default=[], help="filter; repeat for several")
+    p.add_argument("--type", action="append", default=[], help="filter; repeat for several")
+    p.add_argument("--page-size", type=int, default=50)
+    p.add_argument("--page-token", default="")
+    p.add_argument("--json", action="store_true", help="print the response as JSON")
+    p.set_defaults(func=cmd_board)
+
+    p = sub.add_parser("ticket", help="one ticket with every result")
+    _client_flags(p)
+    p.add_argument("request_id")
+    p.set_defaults(func=cmd_ticket)
+
+    p = sub.add_parser("fsck", help="check both logs; report every anomaly; change nothing")
+    _root_flag(p)
+    p.set_defaults(func=cmd_fsck)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        return args.func(args)
+    except grpc.RpcError as exc:
+        _print_rpc_error(exc)
+        return EXIT_FAIL
+
+
+def _print_rpc_error(exc: grpc.RpcError) -> None:
+    print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+    status = rpc_status.from_call(exc)
+    if status is not None:
+        from google.rpc import error_details_pb2
+
+        for detail in status.details:
+            for kind in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo, error_details_pb2.ResourceInfo):
+                if detail.Is(kind.DESCRIPTOR):
+                    msg = kind()
+                    detail.Unpack(msg)
+                    print(f"  {kind.DESCRIPTOR.name}: {json.dumps(_to_json(msg), ensure_ascii=False)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The one home of RAW_PATH_ONLY (SPEC §5): checking and resolving refs.
+
+A ref is a relative POSIX path from the data root: 1–512 chars, segments of
+``[A-Za-z0-9._-]`` joined by ``/``, no empty, ``.`` or ``..`` segment, and
+optionally ``:lineN`` (N ≥ 1) after a ``.jsonl`` path. Whatever it resolves
+to (symlinks followed) must stay inside the root.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+MAX_LEN = 512
+_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+_LINE_SUFFIX = re.compile(r"^(?P<path>.+\.jsonl):line(?P<n>[1-9][0-9]*)$")
+_SCHEMES = ("json:", "file:", "http:", "https:")
+
+
+class RawPathError(ValueError):
+    """A ref breaks RAW_PATH_ONLY; the message says which rule."""
+
+
+def split_line_suffix(ref: str) -> tuple[str, int | None]:
+    match = _LINE_SUFFIX.match(ref)
+    if match:
+        return match.group("path"), int(match.group("n"))
+    return ref, None
+
+
+def check_syntax(ref: object) -> str:
+    """Return the path part of a well-formed ref or raise RawPathError."""
+    if not isinstance(ref, str):
+        raise RawPathError("must be a string")
+    if not 1 <= len(ref) <= MAX_LEN:
+        raise RawPathError(f"must be 1-{MAX_LEN} characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in ref):
+        raise RawPathError("must not contain control characters")
+    if any(c.isspace() for c in ref):
+        raise RawPathError("must not contain whitespace")
+    if ref.startswith("/"):
+        raise RawPathError("must be relative (no leading '/')")
+    if "\\" in ref:
+        raise RawPathError("must use '/' only (no backslash)")
+    if "://" in ref or ref.lower().startswith(_SCHEMES):
+        raise RawPathError("must be a raw path, not a URL or scheme")
+    if "%" in ref:
+        raise RawPathError("must not be percent-encoded")
+    path, _line = split_line_suffix(ref)
+    if ":" in path:
+        raise RawPathError("':' only in a ':lineN' suffix after a .jsonl path")
+    for segment in path.split("/"):
+        if segment in ("", ".", ".."):
+            raise RawPathError("must not have empty, '.' or '..' segments")
+        if not _SEGMENT.fullmatch(segment):
+            raise RawPathError("segments may only use [A-Za-z0-9._-]")
+    return path
+
+
+def resolve(root: Path, ref: str) -> Path:
+    """Check a ref and return its absolute path, refusing escapes via symlinks."""
+    path = check_syntax(ref)
+    base = root.resolve()
+    target = (base / path).resolve()
+    if target != base and base not in target.parents:
+        raise RawPathError("resolves outside the data root")
+    return target
+
+
+def check(root: Path, ref: str, must_exist: bool = False) -> Path:
+    target = resolve(root, ref)
+    if must_exist and not target.is_file():
+        raise RawPathError("does not name an existing file")
+    return target

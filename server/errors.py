@@ -1,0 +1,68 @@
+"""Typed refusals shared by the core and the shells.
+
+The core raises these; the gRPC shell turns each into a status with rich
+details (google.rpc) and the gateway into the legacy HTTP body. Every refusal
+names the field and the rule.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class OpsledgerError(Exception):
+    """Base of every refusal a caller can see."""
+
+
+@dataclass
+class Violation:
+    field: str
+    description: str
+
+
+class InvalidArgument(OpsledgerError):
+    def __init__(self, violations: list[Violation]) -> None:
+        self.violations = violations
+        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
+
+    @classmethod
+    def one(cls, field_name: str, description: str) -> "InvalidArgument":
+        return cls([Violation(field_name, description)])
+
+
+class NotFound(OpsledgerError):
+    def __init__(self, message: str, resource_type: str = "ticket", resource_name: str = "") -> None:
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+        super().__init__(message)
+
+
+@dataclass
+class IllegalTransition(OpsledgerError):
+    """A transition the state machine does not allow; nothing was written."""
+
+    request_id: str
+    current_status: str
+    attempted: str
+    last_processor_id: str = ""
+    last_result_id: str = ""
+
+    def __post_init__(self) -> None:
+        super().__init__(
+            f"ticket {self.request_id} is {self.current_status}: cannot {self.attempted}"
+        )
+
+
+class Unavailable(OpsledgerError):
+    """The store cannot write (a failed write/fsync turned it read-only)."""
+
+
+class Unauthenticated(OpsledgerError):
+    pass
+
+
+class ResourceExhausted(OpsledgerError):
+    pass
+
+
+class CycleRefused(OpsledgerError):
+    """RunCycle without confirm."""

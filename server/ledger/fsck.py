@@ -1,0 +1,68 @@
+"""fsck: read both logs, report every anomaly, change nothing.
+
+Unlike start-up (which stops at the first corrupt line), fsck keeps going
+and lists each finding with file, line and reason.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.common.clock import parse_iso
+from server.ledger import records, replay
+from server.ledger.index import LedgerIndex
+from server.ledger.store import REQUESTS, RESULTS
+
+
+@dataclass
+class Finding:
+    file: str
+    line: int
+    reason: str
+    severity: str = "error"  # "error" fails fsck; "note" is information
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{self.severity.upper()} {where}: {self.reason}"
+
+
+def _lines(path: Path):
+    """(line number, offset, bytes without newline, had newline)."""
+    offset = 0
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            has_nl = raw.endswith(b"\n")
+            yield n, offset, raw[:-1] if has_nl else raw, has_nl
+            offset += len(raw)
+
+
+def fsck(root: Path) -> list[Finding]:
+    root = Path(root)
+    findings: list[Finding] = []
+    index = LedgerIndex()
+    for rel, is_results in ((REQUESTS, False), (RESULTS, True)):
+        path = root / rel
+        if not path.exists():
+            continue
+        for n, offset, line, has_nl in _lines(path):
+            if not has_nl:
+                findings.append(Finding(rel, n, "torn last line (no newline); start-up will move it aside"))
+                continue
+            try:
+                if is_results:
+                    reason = replay.apply_result_line(index, line, offset)
+                else:
+                    reason = replay.apply_request_line(index, line)
+            except records.LineError as exc:
+                findings.append(Finding(rel, n, f"not a record: {exc}"))
+                continue
+            if reason:
+                findings.append(Finding(rel, n, reason))
+            elif is_results:
+                rec = records.parse_result_line(line)
+                request = index.get(rec["request_id"]).request()
+                if parse_iso(rec["processed_at"]) < parse_iso(request["requested_at"]):
+                    findings.append(Finding(rel, n, "processed_at is earlier than the request's requested_at", "note"))
+        for aside in sorted(path.parent.glob(path.name + ".torn-*")):
+            findings.append(Finding(aside.relative_to(root).as_posix(), 0, "torn tail moved aside by an earlier start-up", "note"))
+    return findings

@@ -1,0 +1,193 @@
+"""The in-memory ledger index: current status of every ticket, board order.
+
+Pure data structure (no I/O): the store feeds it records in log order, at
+start-up (replay) and after each durable append. Board pages and filters are
+served from sorted per-status / per-type lists, never by scanning every ticket.
+
+Board order key: ``epoch(requested_at) << 32 | seq`` where ``seq`` is the
+request's line number, so equal times put the later submission first.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable, Iterator
+
+import orjson
+from sortedcontainers import SortedList
+
+from server.common.clock import epoch_seconds
+from server.ledger.machine import OPEN, STATUSES, TransitionRefused, event_for_result, next_status
+from server.ledger.records import board_row
+from server.ledger.validation import REQUEST_TYPES
+
+_SEQ_BITS = 32
+
+
+class UnknownTicket(KeyError):
+    pass
+
+
+class DuplicateTicket(ValueError):
+    pass
+
+
+class Entry:
+    """One ticket. Raw lines are kept instead of dicts: a third of the memory."""
+
+    __slots__ = (
+        "request_id", "key", "seq", "request_type", "status",
+        "request_line", "last_result_line", "result_offsets",
+    )
+
+    def __init__(self, request_id: str, key: int, seq: int, request_type: str, request_line: bytes) -> None:
+        self.request_id = request_id
+        self.key = key
+        self.seq = seq
+        self.request_type = request_type
+        self.status = OPEN
+        self.request_line = request_line
+        self.last_result_line: bytes | None = None
+        self.result_offsets: list[int] | None = None
+
+    def request(self) -> dict:
+        return orjson.loads(self.request_line)
+
+    def last_result(self) -> dict | None:
+        return orjson.loads(self.last_result_line) if self.last_result_line else None
+
+    def row(self) -> dict:
+        return board_row(self.request(), self.last_result())
+
+
+class LedgerIndex:
+    def __init__(self) -> None:
+        self.by_id: dict[str, Entry] = {}
+        self.by_key: dict[int, Entry] = {}
+        self.idempotency: dict[str, str] = {}
+        self.request_count = 0
+        self.result_count = 0
+        self._by_status = {s: SortedList() for s in STATUSES}
+        self._by_type = {t: SortedList() for t in REQUEST_TYPES}
+        self._by_pair = {(s, t): SortedList() for s in STATUSES for t in REQUEST_TYPES}
+        # OPEN tickets by type, in log order (seq), for ConsumeNext.
+        self._open_by_type = {t: SortedList() for t in REQUEST_TYPES}
+        self._by_seq_open: dict[int, Entry] = {}
+
+    # -- feeding -------------------------------------------------------------
+    def add_request(self, rec: dict, line: bytes) -> Entry:
+        rid = rec["request_id"]
+        if rid in self.by_id:
+            raise DuplicateTicket(f"request_id {rid} already recorded")
+        seq = self.request_count
+        self.request_count += 1
+        key = (epoch_seconds(rec["requested_at"]) << _SEQ_BITS) | seq
+        entry = Entry(rid, key, seq, rec["request_type"], line)
+        self.by_id[rid] = entry
+        self.by_key[key] = entry
+        ikey = rec.get("idempotency_key")
+        if ikey is not None:
+            self.idempotency.setdefault(ikey, rid)
+        self._place(entry)
+        return entry
+
+    def check_result(self, rec: dict) -> Entry:
+        """The entry a result applies to; raises when it is not a valid next step."""
+        entry = self.by_id.get(rec["request_id"])
+        if entry is None:
+            raise UnknownTicket(rec["request_id"])
+        next_status(entry.status, event_for_result(rec["status"]))
+        return entry
+
+    def apply_result(self, rec: dict, line: bytes, offset: int) -> Entry:
+        entry = self.check_result(rec)
+        self._displace(entry)
+        entry.status = rec["status"]
+        entry.last_result_line = line
+        if entry.result_offsets is None:
+            entry.result_offsets = [offset]
+        else:
+            entry.result_offsets.append(offset)
+        self.result_count += 1
+        self._place(entry)
+        return entry
+
+    def _lists(self, entry: Entry) -> tuple[SortedList, ...]:
+        s, t = entry.status, entry.request_type
+        return (self._by_status[s], self._by_type[t], self._by_pair[(s, t)])
+
+    def _place(self, entry: Entry) -> None:
+        for lst in self._lists(entry):
+            lst.add(entry.key)
+        if entry.status == OPEN:
+            self._open_by_type[entry.request_type].add(entry.seq)
+            self._by_seq_open[entry.seq] = entry
+
+    def _displace(self, entry: Entry) -> None:
+        for lst in self._lists(entry):
+            lst.remove(entry.key)
+        if entry.status == OPEN:
+            self._open_by_type[entry.request_type].remove(entry.seq)
+            del self._by_seq_open[entry.seq]
+
+    # -- reading -------------------------------------------------------------
+    def get(self, request_id: str) -> Entry | None:
+        return self.by_id.get(request_id)
+
+    def counts(self) -> dict[str, int]:
+        return {s: len(self._by_status[s]) for s in STATUSES}
+
+    def open_in_order(self, types: Iterable[str] = ()) -> Iterator[Entry]:
+        """OPEN tickets of ``types`` (all when empty), oldest submission first."""
+        chosen = tuple(types) or REQUEST_TYPES
+        for seq in heapq.merge(*(self._open_by_type[t] for t in chosen)):
+            yield self._by_seq_open[seq]
+
+    def _selected(self, statuses: tuple[str, ...], types: tuple[str, ...]) -> list[SortedList]:
+        if statuses and types:
+            return [self._by_pair[(s, t)] for s in statuses for t in types]
+        if statuses:
+            return [self._by_status[s] for s in statuses]
+        if types:
+            return [self._by_type[t] for t in types]
+        return [_Union([self._by_status[s] for s in STATUSES])]
+
+    def page(
+        self,
+        statuses: tuple[str, ...],
+        types: tuple[str, ...],
+        page_size: int,
+        before: int | None,
+    ) -> tuple[list[Entry], int | None, int]:
+        """Rows with key < ``before`` (all when None), newest first.
+
+        Returns (entries, cursor of the next page or None, total matching).
+        """
+        lists = self._selected(statuses, types)
+        iters = [lst.irange(maximum=before, inclusive=(True, False), reverse=True) for lst in lists]
+        merged: Iterator[int] = iters[0] if len(iters) == 1 else heapq.merge(*iters, reverse=True)
+        keys = list(itertools.islice(merged, page_size + 1))
+        more = len(keys) > page_size
+        keys = keys[:page_size]
+        total = sum(len(lst) for lst in lists)
+        next_cursor = keys[-1] if more and keys else None
+        return [self.by_key[k] for k in keys], next_cursor, total
+
+
+class _Union:
+    """All tickets = the union of the per-status lists (saves one list)."""
+
+    def __init__(self, lists: list[SortedList]) -> None:
+        self.lists = lists
+
+    def irange(self, maximum, inclusive, reverse) -> Iterator[int]:
+        return heapq.merge(
+            *(lst.irange(maximum=maximum, inclusive=inclusive, reverse=reverse) for lst in self.lists),
+            reverse=True,
+        )
+
+    def __len__(self) -> int:
+        return sum(len(lst) for lst in self.lists)
+
+
+__all__ = ["Entry", "LedgerIndex", "UnknownTicket", "DuplicateTicket", "TransitionRefused"]

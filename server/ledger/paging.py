@@ -1,0 +1,46 @@
+"""Opaque board page tokens: the cursor plus a fingerprint of the filter.
+
+A token only works with the filter it was made for; anything else is an
+INVALID_ARGUMENT on ``page_token``.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from server.errors import InvalidArgument
+
+DEFAULT_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 5000
+
+
+def _fingerprint(statuses: tuple[str, ...], types: tuple[str, ...]) -> str:
+    text = ",".join(sorted(statuses)) + "|" + ",".join(sorted(types))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def make_token(cursor: int, statuses: tuple[str, ...], types: tuple[str, ...]) -> str:
+    raw = f"v1.{cursor}.{_fingerprint(statuses, types)}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def read_token(token: str, statuses: tuple[str, ...], types: tuple[str, ...]) -> int | None:
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        version, cursor, fingerprint = raw.split(".")
+        if version != "v1":
+            raise ValueError
+        value = int(cursor)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument.one("page_token", "is not a token this server issued") from None
+    if fingerprint != _fingerprint(statuses, types):
+        raise InvalidArgument.one("page_token", "was issued for a different status/request_type filter")
+    return value
+
+
+def page_size(requested: int) -> int:
+    if requested < 0 or requested > MAX_PAGE_SIZE:
+        raise InvalidArgument.one("page_size", f"must be 0-{MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE})")
+    return requested or DEFAULT_PAGE_SIZE

@@ -1,0 +1,153 @@
+"""TicketService over grpc.aio: a thin shell from protos to the store.
+
+Validation is the pure code of ``validation``; decisions are the store's
+writer; this module only converts messages and maps refusals to statuses.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from google.protobuf import json_format
+
+from opsledger.v1 import tickets_pb2 as pb
+from opsledger.v1 import tickets_pb2_grpc
+from server.common.clock import Clock
+from server.errors import InvalidArgument, NotFound, Violation
+from server.ledger import paging, validation
+from server.ledger.machine import Event
+from server.ledger.store import Submit, TicketStore, Transition
+from server.rpc_status import refusals_to_status
+
+STATUS_NAME = pb.TicketStatus.Value.Name
+TYPE_NAME = pb.RequestType.Value.Name
+
+
+def _enum_name(name_of: Callable[[int], str], value: int, where: str) -> str:
+    try:
+        name = name_of(value)
+    except ValueError:
+        raise InvalidArgument.one(where, f"unknown enum value {value}") from None
+    return "" if name == "VALUE_UNSPECIFIED" else name
+
+
+def row_message(row: dict) -> pb.BoardRow:
+    msg = pb.BoardRow(
+        request_id=row["request_id"],
+        requested_at=row["requested_at"],
+        request_type=pb.RequestType.Value.Value(row["request_type"]),
+        current_status=pb.TicketStatus.Value.Value(row["current_status"]),
+    )
+    msg.payload.update(row["payload"])
+    for key in ("trace_id", "last_message", "last_processed_at"):
+        if row[key] is not None:
+            setattr(msg, key, row[key])
+    return msg
+
+
+def request_message(rec: dict) -> pb.TicketRequest:
+    return json_format.ParseDict(rec, pb.TicketRequest())
+
+
+def result_message(rec: dict) -> pb.TicketResult:
+    return json_format.ParseDict(rec, pb.TicketResult())
+
+
+class TicketService(tickets_pb2_grpc.TicketServiceServicer):
+    def __init__(self, store: TicketStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    @refusals_to_status
+    async def SubmitTicket(self, request: pb.SubmitTicketRequest, context) -> pb.SubmitTicketResponse:
+        request_type = _enum_name(TYPE_NAME, request.request_type, "request_type")
+        payload = json_format.MessageToDict(request.payload) if request.HasField("payload") else None
+        trace_id = request.trace_id if request.HasField("trace_id") else None
+        key = request.idempotency_key if request.HasField("idempotency_key") else None
+        clean = validation.check_submit(request.schema, request_type, payload, trace_id, key)
+        outcome = await self.store.run(Submit(request_type, clean, trace_id, key))
+        return pb.SubmitTicketResponse(
+            result="OK",
+            request_id=outcome.request["request_id"],
+            requested_at=outcome.request["requested_at"],
+            status=pb.TicketStatus.OPEN,
+            appended=outcome.appended,
+        )
+
+    @refusals_to_status
+    async def ConsumeTicket(self, request: pb.ConsumeTicketRequest, context) -> pb.ConsumeTicketResponse:
+        message = request.message if request.HasField("message") else None
+        rid, processor, text = validation.check_consume(request.request_id, request.processor_id, message)
+        rec = await self.store.run(Transition(rid, Event.CONSUME, processor, text))
+        return pb.ConsumeTicketResponse(
+            result="OK", request_id=rid, new_status=pb.TicketStatus.IN_PROGRESS, result_id=rec["result_id"]
+        )
+
+    @refusals_to_status
+    async def CompleteTicket(self, request: pb.CompleteTicketRequest, context) -> pb.CompleteTicketResponse:
+        status = _enum_name(STATUS_NAME, request.status, "status")
+        rid, status, processor, message, artifacts = validation.check_complete(
+            request.request_id,
+            status,
+            request.processor_id,
+            request.message,
+            list(request.artifacts),
+            self.store.check_artifact,
+        )
+        event = Event.COMPLETE_DONE if status == "DONE" else Event.COMPLETE_FAILED
+        rec = await self.store.run(Transition(rid, event, processor, message, artifacts))
+        return pb.CompleteTicketResponse(
+            result="OK", request_id=rid, new_status=pb.TicketStatus.Value.Value(status), result_id=rec["result_id"]
+        )
+
+    @refusals_to_status
+    async def GetBoard(self, request: pb.GetBoardRequest, context) -> pb.GetBoardResponse:
+        violations: list[Violation] = []
+        statuses = _names(STATUS_NAME, request.status, "status", violations)
+        types = _names(TYPE_NAME, request.request_type, "request_type", violations)
+        if violations:
+            raise InvalidArgument(violations)
+        size = paging.page_size(request.page_size)
+        before = paging.read_token(request.page_token, statuses, types)
+        await self.store.refresh()
+        with self.store.lock:
+            entries, cursor, total = self.store.index.page(statuses, types, size, before)
+            rows = [entry.row() for entry in entries]
+        return pb.GetBoardResponse(
+            status="ready",
+            schema="TICKETS_BOARD_V1",
+            asof=self.clock.now_iso(),
+            row_count=len(rows),
+            rows=[row_message(r) for r in rows],
+            next_page_token=paging.make_token(cursor, statuses, types) if cursor is not None else "",
+            total_count=total,
+        )
+
+    @refusals_to_status
+    async def GetTicket(self, request: pb.GetTicketRequest, context) -> pb.GetTicketResponse:
+        rid = validation.check_request_id(request.request_id)
+        await self.store.refresh()
+        with self.store.lock:
+            entry = self.store.index.get(rid)
+            if entry is None:
+                raise NotFound("Ticket not found", resource_name=rid)
+            row, req, results = entry.row(), entry.request(), self.store.read_results(entry)
+        return pb.GetTicketResponse(
+            row=row_message(row),
+            request=request_message(req),
+            results=[result_message(r) for r in results],
+        )
+
+
+def _names(name_of, values, where: str, violations: list[Violation]) -> tuple[str, ...]:
+    out = []
+    for value in values:
+        try:
+            name = _enum_name(name_of, value, where)
+        except InvalidArgument as exc:
+            violations.extend(exc.violations)
+            continue
+        if not name:
+            violations.append(Violation(where, "VALUE_UNSPECIFIED is not a filter value"))
+        elif name not in out:
+            out.append(name)
+    return tuple(out)

@@ -1,0 +1,500 @@
+"""The durable ledger: two append-only JSONL files, one writer, group commit.
+
+Shell around the pure parts (machine, validation, records, index):
+
+* one writer thread takes every command waiting in its queue, decides each
+  against the state machine, appends all accepted lines with one write and
+  one fsync per file, and only then answers the callers (group commit);
+* every batch runs under an exclusive ``flock`` on the root's lock file and
+  first reads what other processes appended (catch-up), so several
+  processes on one root never both win a transition or interleave lines;
+* start-up replays both logs; a torn last line is moved aside to
+  ``<file>.torn-<stamp>`` and cut off; a corrupt line elsewhere stops
+  start-up naming file, line and reason;
+* after a failed write or fsync the store refuses every further write until
+  restarted (Unavailable), and tells its owner (health NOT_SERVING).
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import fcntl
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from server.common.atomic import create_new, fsync_dir, write_all
+from server.common import rawpath
+from server.common.clock import Clock, file_stamp
+from server.errors import IllegalTransition, InvalidArgument, NotFound, Unavailable
+from server.ledger import records, replay
+from server.ledger.index import Entry, LedgerIndex
+from server.ledger.machine import (
+    IN_PROGRESS,
+    OPEN,
+    Event,
+    TransitionRefused,
+    next_status,
+)
+
+log = logging.getLogger("opsledger.store")
+
+REQUESTS = "state/tickets/ticket_requests.jsonl"
+RESULTS = "state/tickets/ticket_results.jsonl"
+LOCK = "state/tickets/.ledger.lock"
+BATCH_MAX = 1024
+_READ_CHUNK = 1 << 20
+
+
+class CorruptLog(Exception):
+    """A line in the middle of a log is not a record: start-up stops."""
+
+    def __init__(self, path: Path, line_no: int, reason: str) -> None:
+        self.path, self.line_no, self.reason = path, line_no, reason
+        super().__init__(f"{path}:{line_no}: {reason}")
+
+
+@dataclass
+class Anomaly:
+    """A well-formed line that is not a valid step; skipped and reported."""
+
+    file: str
+    line_no: int
+    reason: str
+
+
+# -- commands (what callers ask the writer) ----------------------------------
+@dataclass
+class Submit:
+    request_type: str
+    payload: dict
+    trace_id: str | None
+    idempotency_key: str | None
+
+
+@dataclass
+class Transition:
+    request_id: str
+    event: Event
+    processor_id: str
+    message: str
+    artifacts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ClaimNext:
+    """Claim the oldest OPEN ticket of ``types`` (all when empty)."""
+
+    types: tuple[str, ...]
+    processor_id: str
+    message: str
+
+
+@dataclass
+class Sync:
+    """Only read what other processes appended."""
+
+
+@dataclass
+class SubmitOutcome:
+    request: dict
+    appended: bool
+
+
+_STOP = object()
+
+
+class _Batch:
+    """What one batch decided, before it is durable."""
+
+    def __init__(self) -> None:
+        self.request_lines: list[bytes] = []
+        self.request_records: list[dict] = []
+        self.result_lines: list[bytes] = []
+        self.result_records: list[dict] = []
+        # request_id -> (status, last result record) decided in this batch
+        self.overlay: dict[str, tuple[str, dict | None]] = {}
+        self.new_requests: dict[str, dict] = {}
+        self.idempotency: dict[str, dict] = {}
+
+
+class TicketStore:
+    def __init__(
+        self,
+        root: Path,
+        clock: Clock | None = None,
+        fsync: bool = True,
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.clock = clock or Clock()
+        self.fsync = fsync
+        self.on_failure = on_failure
+        self.requests_path = self.root / REQUESTS
+        self.results_path = self.root / RESULTS
+        self.lock_path = self.root / LOCK
+        self.index = LedgerIndex()
+        self.lock = threading.Lock()  # guards the index between writer and readers
+        self.anomalies: list[Anomaly] = []
+        self.failed: BaseException | None = None
+        self.observers: list[Callable[[int, float], None]] = []  # (batch size, fsync seconds)
+        self.commit_listeners: list[Callable[[list[dict], list[dict]], None]] = []
+        self._sizes = {self.requests_path: 0, self.results_path: 0}
+        self._line_numbers = {self.requests_path: 0, self.results_path: 0}
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._fds: dict[Path, int] = {}
+        self._lock_fd: int | None = None
+
+    # -- life cycle ------------------------------------------------------------
+    def open(self) -> "TicketStore":
+        """Replay both logs (torn tails cut, corrupt middles fatal), start the writer."""
+        folder = self.requests_path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in (self.requests_path, self.results_path):
+            existed = path.exists()
+            self._fds[path] = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            if not existed:
+                fsync_dir(folder)
+        self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        with self._flock():
+            self._catch_up()
+        self._thread = threading.Thread(target=self._writer, name="ledger-writer", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Finish every queued command, then stop the writer and close files."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- calls ------------------------------------------------------------------
+    def execute(self, command) -> concurrent.futures.Future:
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        if self.failed is not None:
+            fut.set_exception(Unavailable(f"store is read-only after a write failure: {self.failed}"))
+            return fut
+        self._queue.put((command, fut))
+        return fut
+
+    async def run(self, command):
+        return await asyncio.wrap_future(self.execute(command))
+
+    def call(self, command, timeout: float | None = None):
+        return self.execute(command).result(timeout)
+
+    def changed_elsewhere(self) -> bool:
+        """True when a log grew beyond what this process has read (another writer)."""
+        try:
+            return any(os.stat(p).st_size != n for p, n in self._sizes.items())
+        except OSError:
+            return False
+
+    async def refresh(self) -> None:
+        """Before a read: take in what other processes appended, if anything."""
+        if self.failed is None and self.changed_elsewhere():
+            await self.run(Sync())
+
+    def check_artifact(self, ref: str) -> None:
+        """RAW_PATH_ONLY for a ticket artifact (need not exist); ValueError if not."""
+        rawpath.resolve(self.root, ref)
+
+    def read_results(self, entry: Entry) -> list[dict]:
+        """Every result line of a ticket, read back from the log by offset."""
+        out = []
+        fd = self._fds[self.results_path]
+        for offset in entry.result_offsets or ():
+            out.append(records.parse_result_line(_read_line(fd, offset)))
+        return out
+
+    # -- writer -----------------------------------------------------------------
+    def _writer(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < BATCH_MAX:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+            self._run_batch(batch)
+            if stop:
+                return
+
+    def _run_batch(self, batch: list) -> None:
+        if self.failed is not None:
+            for _cmd, fut in batch:
+                fut.set_exception(Unavailable(f"store is read-only after a write failure: {self.failed}"))
+            return
+        answers: list[tuple[concurrent.futures.Future, object, bool]] = []
+        try:
+            with self._flock():
+                self._catch_up()
+                work = _Batch()
+                now = self.clock.now_iso()
+                for cmd, fut in batch:
+                    try:
+                        answers.append((fut, self._decide(cmd, work, now), False))
+                    except Exception as exc:  # a refusal: nothing written for it
+                        answers.append((fut, exc, True))
+                self._append(work)
+        except BaseException as exc:
+            self._fail(exc)
+            for _cmd, fut in batch:
+                if not fut.done():
+                    fut.set_exception(Unavailable(f"store could not write: {exc}"))
+            return
+        for fut, value, is_error in answers:
+            if is_error:
+                fut.set_exception(value)
+            else:
+                fut.set_result(value)
+        if work.request_records or work.result_records:
+            for listener in self.commit_listeners:
+                listener(work.request_records, work.result_records)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failed is None:
+            self.failed = exc
+            log.error("ledger store turned read-only: %s", exc)
+            if self.on_failure is not None:
+                self.on_failure(exc)
+
+    # -- decisions (pure, against index + this batch) ---------------------------
+    def _status_of(self, rid: str, work: _Batch) -> tuple[str, dict | None]:
+        if rid in work.overlay:
+            return work.overlay[rid]
+        entry = self.index.get(rid)
+        if entry is None:
+            raise NotFound("Ticket not found", resource_name=rid)
+        return entry.status, entry.last_result()
+
+    def _decide(self, cmd, work: _Batch, now: str):
+        if isinstance(cmd, Submit):
+            return self._decide_submit(cmd, work, now)
+        if isinstance(cmd, Transition):
+            return self._decide_transition(cmd, work, now)
+        if isinstance(cmd, ClaimNext):
+            return self._decide_claim(cmd, work, now)
+        if isinstance(cmd, Sync):
+            return None
+        raise TypeError(f"unknown command {cmd!r}")
+
+    def _decide_submit(self, cmd: Submit, work: _Batch, now: str) -> SubmitOutcome:
+        key = cmd.idempotency_key
+        if key is not None:
+            earlier = work.idempotency.get(key)
+            if earlier is None and key in self.index.idempotency:
+                earlier = self.index.get(self.index.idempotency[key]).request()
+            if earlier is not None:
+                same = (
+                    earlier["request_type"] == cmd.request_type
+                    and earlier["payload"] == cmd.payload
+                    and earlier["trace_id"] == cmd.trace_id
+                )
+                if not same:
+                    raise InvalidArgument.one(
+                        "idempotency_key", "was already used for a different request"
+                    )
+                return SubmitOutcome(earlier, appended=False)
+        rec = records.request_record(
+            records.new_id(), now, cmd.request_type, cmd.payload, cmd.trace_id, key
+        )
+        work.request_records.append(rec)
+        work.request_lines.append(records.encode(rec))
+        work.overlay[rec["request_id"]] = (OPEN, None)
+        work.new_requests[rec["request_id"]] = rec
+        if key is not None:
+            work.idempotency[key] = rec
+        return SubmitOutcome(rec, appended=True)
+
+    def _record_result(self, rid: str, status: str, cmd, work: _Batch, now: str) -> dict:
+        rec = records.result_record(
+            records.new_id(), rid, now, status, cmd.processor_id, cmd.message, list(getattr(cmd, "artifacts", []))
+        )
+        work.result_records.append(rec)
+        work.result_lines.append(records.encode(rec))
+        work.overlay[rid] = (status, rec)
+        return rec
+
+    def _decide_transition(self, cmd: Transition, work: _Batch, now: str) -> dict:
+        current, last = self._status_of(cmd.request_id, work)
+        try:
+            status = next_status(current, cmd.event)
+        except TransitionRefused:
+            raise IllegalTransition(
+                request_id=cmd.request_id,
+                current_status=current,
+                attempted=cmd.event.value,
+                last_processor_id=(last or {}).get("processor_id", ""),
+                last_result_id=(last or {}).get("result_id", ""),
+            ) from None
+        return self._record_result(cmd.request_id, status, cmd, work, now)
+
+    def _decide_claim(self, cmd: ClaimNext, work: _Batch, now: str) -> dict | None:
+        wanted = set(cmd.types) if cmd.types else None
+        # Tickets already OPEN in the index, oldest first, unless this batch moved them;
+        # then tickets submitted in this very batch.
+        for entry in self.index.open_in_order(cmd.types):
+            if entry.request_id not in work.overlay:
+                return self._record_result(entry.request_id, IN_PROGRESS, cmd, work, now)
+        for rid, rec in work.new_requests.items():
+            if work.overlay[rid][0] == OPEN and (wanted is None or rec["request_type"] in wanted):
+                return self._record_result(rid, IN_PROGRESS, cmd, work, now)
+        return None
+
+    # -- durable append -----------------------------------------------------------
+    def _append(self, work: _Batch) -> None:
+        if not work.request_lines and not work.result_lines:
+            return
+        started = time.perf_counter()
+        req_at = self._sizes[self.requests_path]
+        res_at = self._sizes[self.results_path]
+        try:
+            if work.request_lines:
+                write_all(self._fds[self.requests_path], b"".join(work.request_lines))
+            if work.result_lines:
+                write_all(self._fds[self.results_path], b"".join(work.result_lines))
+            if self.fsync:
+                if work.request_lines:
+                    os.fsync(self._fds[self.requests_path])
+                if work.result_lines:
+                    os.fsync(self._fds[self.results_path])
+        except BaseException:
+            # Best effort: leave no unacknowledged line behind.
+            for path, size in ((self.requests_path, req_at), (self.results_path, res_at)):
+                try:
+                    os.ftruncate(self._fds[path], size)
+                except OSError:
+                    pass
+            raise
+        elapsed = time.perf_counter() - started
+        with self.lock:
+            offset = req_at
+            for rec, line in zip(work.request_records, work.request_lines):
+                self.index.add_request(rec, line[:-1])
+                offset += len(line)
+            self._sizes[self.requests_path] = offset
+            offset = res_at
+            for rec, line in zip(work.result_records, work.result_lines):
+                self.index.apply_result(rec, line[:-1], offset)
+                offset += len(line)
+            self._sizes[self.results_path] = offset
+        for observe in self.observers:
+            observe(len(work.request_lines) + len(work.result_lines), elapsed)
+
+    # -- replay / catch-up ----------------------------------------------------------
+    def _flock(self):
+        return _FileLock(self._lock_fd)
+
+    def _catch_up(self) -> None:
+        """Read what was appended since our last look (all of it at start-up)."""
+        self._ingest(self.requests_path, self._apply_request_line)
+        self._ingest(self.results_path, self._apply_result_line)
+
+    def _ingest(self, path: Path, apply: Callable[[bytes, int, int], None]) -> None:
+        fd = self._fds[path]
+        start = self._sizes[path]
+        end = os.fstat(fd).st_size
+        if end == start:
+            return
+        if end < start:
+            raise CorruptLog(path, 0, f"file shrank from {start} to {end} bytes under us")
+        offset = start
+        line_no = self._line_numbers[path]
+        pending = b""
+        pos = start
+        while pos < end:
+            chunk = os.pread(fd, min(_READ_CHUNK, end - pos), pos)
+            if not chunk:
+                break
+            pos += len(chunk)
+            data = pending + chunk
+            lines = data.split(b"\n")
+            pending = lines.pop()
+            with self.lock:
+                for i, line in enumerate(lines):
+                    line_no += 1
+                    try:
+                        apply(line, line_no, offset)
+                    except records.LineError as exc:
+                        is_last = pos >= end and i == len(lines) - 1 and not pending
+                        if not is_last:
+                            raise CorruptLog(path, line_no, str(exc)) from None
+                        self._cut_torn_tail(path, offset, end, f"unparsable last line: {exc}")
+                        self._line_numbers[path] = line_no - 1
+                        self._sizes[path] = offset
+                        return
+                    offset += len(line) + 1
+        if pending:
+            self._cut_torn_tail(path, offset, end, "last line has no newline")
+        self._line_numbers[path] = line_no
+        self._sizes[path] = offset
+
+    def _apply_request_line(self, line: bytes, line_no: int, offset: int) -> None:
+        reason = replay.apply_request_line(self.index, line)
+        if reason:
+            self._anomaly(self.requests_path, line_no, reason)
+
+    def _apply_result_line(self, line: bytes, line_no: int, offset: int) -> None:
+        reason = replay.apply_result_line(self.index, line, offset)
+        if reason:
+            self._anomaly(self.results_path, line_no, reason)
+
+    def _anomaly(self, path: Path, line_no: int, reason: str) -> None:
+        rel = path.relative_to(self.root).as_posix()
+        self.anomalies.append(Anomaly(rel, line_no, reason))
+        log.warning("skipped %s line %d: %s", rel, line_no, reason)
+
+    def _cut_torn_tail(self, path: Path, cut_at: int, end: int, reason: str) -> None:
+        fd = self._fds[path]
+        torn = os.pread(fd, end - cut_at, cut_at)
+        aside = create_new(path.parent, f"{path.name}.torn-{file_stamp(self.clock.now())}", "", torn)
+        os.ftruncate(fd, cut_at)
+        os.fsync(fd)
+        log.warning("%s: %s; %d bytes moved aside to %s", path, reason, len(torn), aside.name)
+
+
+class _FileLock:
+    """Exclusive flock for the span of one batch (or the start-up replay)."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+
+    def __enter__(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+
+def _read_line(fd: int, offset: int) -> bytes:
+    buf = b""
+    while True:
+        chunk = os.pread(fd, 65536, offset + len(buf))
+        if not chunk:
+            return buf
+        buf += chunk
+        nl = buf.find(b"\n")
+        if nl >= 0:
+            return buf[:nl]

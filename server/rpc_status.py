@@ -1,0 +1,87 @@
+"""Refusals -> gRPC statuses with google.rpc details (one table, one place).
+
+INVALID_ARGUMENT carries BadRequest field violations; FAILED_PRECONDITION an
+ErrorInfo (reason ILLEGAL_TRANSITION) with current_status, last_processor_id
+and last_result_id; NOT_FOUND a ResourceInfo.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from server import errors
+
+log = logging.getLogger("opsledger.rpc")
+DOMAIN = "opsledger"
+
+_CODES: dict[type, int] = {
+    errors.InvalidArgument: code_pb2.INVALID_ARGUMENT,
+    errors.NotFound: code_pb2.NOT_FOUND,
+    errors.IllegalTransition: code_pb2.FAILED_PRECONDITION,
+    errors.Unavailable: code_pb2.UNAVAILABLE,
+    errors.Unauthenticated: code_pb2.UNAUTHENTICATED,
+    errors.ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
+    errors.CycleRefused: code_pb2.FAILED_PRECONDITION,
+}
+
+
+def _pack(detail) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(detail)
+    return packed
+
+
+def _details(exc: errors.OpsledgerError) -> list[any_pb2.Any]:
+    if isinstance(exc, errors.InvalidArgument):
+        return [_pack(error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in exc.violations
+        ]))]
+    if isinstance(exc, errors.IllegalTransition):
+        return [_pack(error_details_pb2.ErrorInfo(
+            reason="ILLEGAL_TRANSITION",
+            domain=DOMAIN,
+            metadata={
+                "request_id": exc.request_id,
+                "current_status": exc.current_status,
+                "attempted": exc.attempted,
+                "last_processor_id": exc.last_processor_id,
+                "last_result_id": exc.last_result_id,
+            },
+        ))]
+    if isinstance(exc, errors.CycleRefused):
+        return [_pack(error_details_pb2.ErrorInfo(reason="CONFIRM_REQUIRED", domain=DOMAIN))]
+    if isinstance(exc, errors.NotFound):
+        return [_pack(error_details_pb2.ResourceInfo(
+            resource_type=exc.resource_type, resource_name=exc.resource_name, description=str(exc)
+        ))]
+    return []
+
+
+def to_status(exc: errors.OpsledgerError) -> grpc.Status:
+    code = next(c for t, c in _CODES.items() if isinstance(exc, t))
+    return rpc_status.to_status(status_pb2.Status(code=code, message=str(exc), details=_details(exc)))
+
+
+def refusals_to_status(method):
+    """Servicer method decorator: a refusal becomes its status; a bug, INTERNAL."""
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context):
+        try:
+            return await method(self, request, context)
+        except errors.OpsledgerError as exc:
+            status = to_status(exc)
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("internal error in %s", method.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+
+    return wrapper

@@ -1,0 +1,41 @@
+"""Settings: every flag has an ``OPSLEDGER_*`` variable; flags win over env."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_MESSAGE_BYTES = 1 << 20
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(f"OPSLEDGER_{name}")
+    return value if value not in (None, "") else default
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass
+class Settings:
+    root: Path = field(default_factory=lambda: Path(env("ROOT", ".")))
+    grpc_addr: str = field(default_factory=lambda: env("GRPC_ADDR", "127.0.0.1:50051"))
+    http_addr: str | None = field(default_factory=lambda: env("HTTP_ADDR", "127.0.0.1:8080"))
+    fsync: str = field(default_factory=lambda: env("FSYNC", "always"))
+    token: str | None = field(default_factory=lambda: env("TOKEN"))
+    insecure_no_auth: bool = field(default_factory=lambda: env_bool("INSECURE_NO_AUTH"))
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    max_concurrent_rpcs: int = field(default_factory=lambda: int(env("MAX_CONCURRENT_RPCS", "256")))
+    grace: float = field(default_factory=lambda: float(env("GRACE", "10")))
+    reap_interval: float = field(default_factory=lambda: float(env("REAP_INTERVAL", "0")))
+    ready_file: Path | None = None
+    bundle_key_file: Path | None = field(
+        default_factory=lambda: Path(p) if (p := env("BUNDLE_KEY_FILE")) else None
+    )
+    bundle_max_age_s: int = field(default_factory=lambda: int(env("BUNDLE_MAX_AGE_S", "86400")))
