@@ -149,6 +149,9 @@ class TicketStore:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._fds: dict[Path, int] = {}
+        # The store's I/O boundary for appends; fault-injection tests replace these.
+        self.write = write_all
+        self.sync = os.fsync
         self._lock_fd: int | None = None
 
     # -- life cycle ------------------------------------------------------------
@@ -372,14 +375,14 @@ class TicketStore:
         res_at = self._sizes[self.results_path]
         try:
             if work.request_lines:
-                write_all(self._fds[self.requests_path], b"".join(work.request_lines))
+                self.write(self._fds[self.requests_path], b"".join(work.request_lines))
             if work.result_lines:
-                write_all(self._fds[self.results_path], b"".join(work.result_lines))
+                self.write(self._fds[self.results_path], b"".join(work.result_lines))
             if self.fsync:
                 if work.request_lines:
-                    os.fsync(self._fds[self.requests_path])
+                    self.sync(self._fds[self.requests_path])
                 if work.result_lines:
-                    os.fsync(self._fds[self.results_path])
+                    self.sync(self._fds[self.results_path])
         except BaseException:
             # Best effort: leave no unacknowledged line behind.
             for path, size in ((self.requests_path, req_at), (self.results_path, res_at)):

@@ -1,0 +1,100 @@
+"""Test helpers: real servers (in a thread or a subprocess) on port 0."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from server.app import Opsledger
+from server.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+class ServerThread:
+    """A real Opsledger (grpc.aio) on its own event loop in a thread, port 0."""
+
+    def __init__(self, root: Path, clock=None, **settings) -> None:
+        settings.setdefault("http_addr", None)
+        self.settings = Settings(root=Path(root), grpc_addr="127.0.0.1:0", **settings)
+        self.app = Opsledger(self.settings, clock=clock)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> "ServerThread":
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.app.start(), self.loop).result(30)
+        return self
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.app.grpc_port}"
+
+    def run(self, coro, timeout: float = 30):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self, grace: float = 1.0) -> None:
+        try:
+            self.run(self.app.stop(grace))
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+
+
+def opsledger_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "server.cli", *args]
+
+
+class ServerProcess:
+    """``opsledger serve`` as a real subprocess; learns its ports from --ready-file."""
+
+    def __init__(self, root: Path, *extra: str, env: dict | None = None) -> None:
+        self.root = Path(root)
+        self.ready = self.root / f".ready-{os.getpid()}-{id(self)}.json"
+        self.ready.unlink(missing_ok=True)
+        self.log_path = self.root / f".server-{id(self)}.log"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")
+        cmd = opsledger_cmd(
+            "serve", "--root", str(self.root), "--grpc-addr", "127.0.0.1:0",
+            "--ready-file", str(self.ready), *extra,
+        )
+        full_env = dict(os.environ, **(env or {}))
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, env=full_env)
+        self.info = self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ready.exists():
+                return json.loads(self.ready.read_text())
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}: {self.log()}")
+            time.sleep(0.05)
+        self.proc.kill()
+        raise RuntimeError(f"server not ready in {timeout}s: {self.log()}")
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.info['grpc_port']}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self._log.close()
+
+    def terminate(self, timeout: float = 30) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        self._log.close()
+        return code

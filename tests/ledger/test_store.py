@@ -1,0 +1,200 @@
+"""The durable store on real files: replay, torn tails, corruption, faults."""
+import errno
+import os
+import subprocess
+
+import orjson
+import pytest
+
+from server.errors import IllegalTransition, InvalidArgument, NotFound, Unavailable
+from server.ledger.fsck import fsck
+from server.ledger.machine import Event
+from server.ledger.store import REQUESTS, RESULTS, CorruptLog, Submit, TicketStore, Transition
+from tests.helpers import opsledger_cmd, REPO
+
+RECONCILE = {"mode": "FULL", "reason": "r"}
+
+
+def submit(store, **kw):
+    payload = kw.pop("payload", RECONCILE)
+    return store.call(Submit("REQUEST_RECONCILE", payload, kw.get("trace_id"), kw.get("key"))).request["request_id"]
+
+
+def consume(store, rid, who="w1"):
+    return store.call(Transition(rid, Event.CONSUME, who, "start"))
+
+
+def complete(store, rid, event=Event.COMPLETE_DONE, who="w1"):
+    return store.call(Transition(rid, event, who, "end"))
+
+
+@pytest.fixture
+def store(root):
+    s = TicketStore(root).open()
+    yield s
+    s.close()
+
+
+def lines(root, rel):
+    return (root / rel).read_bytes().splitlines()
+
+
+def test_lines_match_the_contract_key_for_key(store, root):
+    rid = submit(store, trace_id="t-1", key="k-1")
+    consume(store, rid)
+    complete(store, rid)
+    req = orjson.loads(lines(root, REQUESTS)[0])
+    assert list(req) == ["schema", "request_id", "requested_at", "request_type", "payload",
+                         "trace_id", "status", "idempotency_key"]
+    assert req["schema"] == "TICKET_REQUEST_V1" and req["status"] == "OPEN"
+    results = [orjson.loads(x) for x in lines(root, RESULTS)]
+    assert [list(r) for r in results] == [["schema", "result_id", "request_id", "processed_at", "status",
+                                           "processor_id", "message", "artifacts"]] * 2
+    assert [r["status"] for r in results] == ["IN_PROGRESS", "DONE"]
+
+
+def test_request_without_key_has_no_idempotency_field(store, root):
+    submit(store)
+    assert "idempotency_key" not in orjson.loads(lines(root, REQUESTS)[0])
+
+
+def test_refusals_write_nothing(store, root):
+    rid = submit(store)
+    before = [(root / p).read_bytes() if (root / p).exists() else b"" for p in (REQUESTS, RESULTS)]
+    with pytest.raises(IllegalTransition):
+        complete(store, rid)
+    with pytest.raises(NotFound):
+        consume(store, "6f1c1f8e-6b51-4f8e-9a59-3b7f0a4c1d2e")
+    after = [(root / p).read_bytes() if (root / p).exists() else b"" for p in (REQUESTS, RESULTS)]
+    assert before == after
+
+
+def test_idempotency_key_replays_and_refuses_a_different_request(store, root):
+    first = store.call(Submit("REQUEST_RECONCILE", RECONCILE, None, "k"))
+    again = store.call(Submit("REQUEST_RECONCILE", RECONCILE, None, "k"))
+    assert first.appended and not again.appended
+    assert again.request["request_id"] == first.request["request_id"]
+    with pytest.raises(InvalidArgument):
+        store.call(Submit("REQUEST_RECONCILE", {"mode": "INCREMENTAL", "reason": "r"}, None, "k"))
+    assert len(lines(root, REQUESTS)) == 1
+
+
+def test_replay_reproduces_the_index(root):
+    s = TicketStore(root).open()
+    ids = [submit(s) for _ in range(30)]
+    for rid in ids[:20]:
+        consume(s, rid)
+    for rid in ids[:10]:
+        complete(s, rid, Event.COMPLETE_FAILED if ids.index(rid) % 2 else Event.COMPLETE_DONE)
+    with s.lock:
+        before = [(e.row(), s.read_results(e)) for e in s.index.page((), (), 100, None)[0]]
+    counts = s.index.counts()
+    s.close()
+    s2 = TicketStore(root).open()
+    with s2.lock:
+        after = [(e.row(), s2.read_results(e)) for e in s2.index.page((), (), 100, None)[0]]
+    assert after == before and s2.index.counts() == counts
+    assert counts == {"OPEN": 10, "IN_PROGRESS": 10, "DONE": 5, "FAILED": 5}
+    s2.close()
+
+
+def test_torn_last_line_is_moved_aside_and_cut(root):
+    s = TicketStore(root).open()
+    rid = submit(s)
+    consume(s, rid)
+    s.close()
+    good = (root / RESULTS).read_bytes()
+    with open(root / RESULTS, "ab") as f:
+        f.write(b'{"schema":"TICKET_RESULT_V1","result_id":"abc')
+    s = TicketStore(root).open()
+    assert (root / RESULTS).read_bytes() == good
+    aside = list((root / RESULTS).parent.glob("ticket_results.jsonl.torn-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == b'{"schema":"TICKET_RESULT_V1","result_id":"abc'
+    assert s.index.get(rid).status == "IN_PROGRESS"
+    complete(s, rid)  # the store keeps working after the cut
+    s.close()
+
+
+def test_unparsable_last_line_with_newline_is_torn_too(root):
+    s = TicketStore(root).open()
+    submit(s)
+    s.close()
+    with open(root / REQUESTS, "ab") as f:
+        f.write(b"garbage\n")
+    s = TicketStore(root).open()
+    assert len(lines(root, REQUESTS)) == 1
+    s.close()
+
+
+def test_corrupt_middle_line_stops_start_up_naming_file_and_line(root):
+    s = TicketStore(root).open()
+    for _ in range(3):
+        submit(s)
+    s.close()
+    data = lines(root, REQUESTS)
+    data[1] = data[1].replace(b'"OPEN"', b'"OP3N"')
+    (root / REQUESTS).write_bytes(b"\n".join(data) + b"\n")
+    with pytest.raises(CorruptLog) as info:
+        TicketStore(root).open()
+    assert info.value.line_no == 2 and info.value.path.name == "ticket_requests.jsonl"
+    assert "status" in info.value.reason
+
+
+def test_fsck_reports_unknown_ticket_and_illegal_line_and_exits_1(root):
+    s = TicketStore(root).open()
+    rid = submit(s)
+    consume(s, rid)
+    s.close()
+    res = lines(root, RESULTS)
+    rec = orjson.loads(res[0])
+    illegal = dict(rec, result_id="11111111-1111-4111-8111-111111111111")  # IN_PROGRESS twice
+    unknown = dict(rec, result_id="22222222-2222-4222-8222-222222222222",
+                   request_id="33333333-3333-4333-8333-333333333333")
+    with open(root / RESULTS, "ab") as f:
+        f.write(orjson.dumps(illegal) + b"\n" + orjson.dumps(unknown) + b"\n")
+    before = (root / RESULTS).read_bytes()
+    found = fsck(root)
+    reasons = [(f.file, f.line, f.reason) for f in found if f.severity == "error"]
+    assert (RESULTS, 2, f"illegal transition for {rid}: consume is not allowed from IN_PROGRESS") in reasons
+    assert any(line == 3 and "unknown ticket" in r for _, line, r in reasons)
+    proc = subprocess.run(opsledger_cmd("fsck", "--root", str(root)), cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 1 and "ticket_results.jsonl:3" in proc.stdout
+    assert (root / RESULTS).read_bytes() == before  # fsck changes nothing
+    # start-up skips the invalid lines (last valid transition wins) and says so
+    s = TicketStore(root).open()
+    assert s.index.get(rid).status == "IN_PROGRESS" and len(s.anomalies) == 2
+    s.close()
+
+
+def test_fsck_clean_log_exits_0(root):
+    s = TicketStore(root).open()
+    rid = submit(s)
+    consume(s, rid)
+    s.close()
+    proc = subprocess.run(opsledger_cmd("fsck", "--root", str(root)), cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize("where,err", [("write", errno.EIO), ("sync", errno.ENOSPC)])
+def test_failed_write_or_fsync_turns_the_store_read_only(root, where, err):
+    failures = []
+    s = TicketStore(root, on_failure=failures.append).open()
+    rid = submit(s)
+    size = os.path.getsize(root / REQUESTS)
+
+    def broken(*_a):
+        raise OSError(err, os.strerror(err))
+
+    original = getattr(s, where)
+    setattr(s, where, broken)
+    with pytest.raises(Unavailable):
+        submit(s)
+    assert len(failures) == 1
+    setattr(s, where, original)
+    with pytest.raises(Unavailable):
+        consume(s, rid)  # read-only until restart, even once the disk is fine
+    assert os.path.getsize(root / REQUESTS) == size  # nothing half-written stays
+    s.close()
+    s = TicketStore(root).open()
+    assert consume(s, rid)["status"] == "IN_PROGRESS"
+    s.close()
