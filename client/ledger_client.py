@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 from google.protobuf import struct_pb2
 
+from opsledger.v1 import cycle_pb2, cycle_pb2_grpc
 from opsledger.v1 import tickets_pb2 as pb
 from opsledger.v1 import tickets_pb2_grpc
 
@@ -44,6 +45,7 @@ class OpsledgerClient:
     ) -> None:
         self.channel = channel or make_channel(target, tls_ca)
         self.tickets = tickets_pb2_grpc.TicketServiceStub(self.channel)
+        self.cycles = cycle_pb2_grpc.CycleServiceStub(self.channel)
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -129,3 +131,11 @@ class OpsledgerClient:
 
     def ticket(self, request_id: str) -> pb.GetTicketResponse:
         return self.call(self.tickets.GetTicket, pb.GetTicketRequest(request_id=request_id))
+
+    # -- live cycle ---------------------------------------------------------------
+    def run_cycle(self, timeout: float = 300.0) -> cycle_pb2.RunCycleResponse:
+        """One live cycle; waits while another runs, hence the longer deadline."""
+        return self.call(self.cycles.RunCycle, cycle_pb2.RunCycleRequest(confirm=True), timeout=timeout)
+
+    def latest_cycle(self) -> cycle_pb2.GetLatestCycleResponse:
+        return self.call(self.cycles.GetLatestCycle, cycle_pb2.GetLatestCycleRequest())

@@ -11,16 +11,21 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from opsledger.v1 import tickets_pb2, tickets_pb2_grpc
+from opsledger.v1 import cycle_pb2, cycle_pb2_grpc, tickets_pb2, tickets_pb2_grpc
 from server.common.atomic import atomic_replace
 from server.common.clock import Clock
+from server.cycle.runner import CycleRunner
+from server.cycle.service import CycleService, ledger_view
 from server.ledger.service import TicketService
 from server.ledger.store import TicketStore
 from server.settings import MAX_MESSAGE_BYTES, Settings
 
 log = logging.getLogger("opsledger.server")
 
-SERVICE_NAMES = (tickets_pb2.DESCRIPTOR.services_by_name["TicketService"].full_name,)
+SERVICE_NAMES = (
+    tickets_pb2.DESCRIPTOR.services_by_name["TicketService"].full_name,
+    cycle_pb2.DESCRIPTOR.services_by_name["CycleService"].full_name,
+)
 
 
 class Opsledger:
@@ -53,6 +58,10 @@ class Opsledger:
             maximum_concurrent_rpcs=s.max_concurrent_rpcs,
         )
         tickets_pb2_grpc.add_TicketServiceServicer_to_server(TicketService(self.store, self.clock), server)
+        self.runner = CycleRunner(
+            s.root, ledger_view(self.store), self.clock, s.bundle_max_age_s, s.bundle_key_file
+        )
+        cycle_pb2_grpc.add_CycleServiceServicer_to_server(CycleService(self.runner, self.store), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             SERVICE_NAMES + (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),

@@ -118,6 +118,48 @@ def cmd_fsck(args) -> int:
     return EXIT_FAIL if errors else EXIT_OK
 
 
+def cmd_cycle_run(args) -> int:
+    with _client(args) as c:
+        receipt = c.run_cycle().receipt
+    _print_json(_to_json(receipt))
+    from opsledger.v1 import cycle_pb2
+
+    return EXIT_OK if receipt.result == cycle_pb2.CycleResult.OK else EXIT_FAIL
+
+
+def cmd_cycle_latest(args) -> int:
+    with _client(args) as c:
+        _print_json(_to_json(c.latest_cycle()))
+    return EXIT_OK
+
+
+def cmd_bundle_publish(args) -> int:
+    from server.cycle.bundle import LATEST_REF
+    from server.cycle.publish import PublishRefused, publish
+
+    root = Path(args.root)
+    if args.if_missing and (root / LATEST_REF).exists():
+        print(f"bundle already published at {LATEST_REF}; left as is")
+        return EXIT_OK
+    try:
+        latest, snapshot, bundle = publish(root, Path(args.strategy), Path(args.key_file) if args.key_file else None)
+    except (PublishRefused, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    print(f"published bundle {bundle['bundle_id']} -> {latest} and {snapshot}")
+    return EXIT_OK
+
+
+def cmd_verify_receipt(args) -> int:
+    from server.cycle.verify import verify_receipt
+
+    problems = verify_receipt(Path(args.root), Path(args.path))
+    for p in problems:
+        print(f"MISMATCH {p}")
+    print(f"verify: {args.path}: " + ("OK" if not problems else f"{len(problems)} problem(s)"))
+    return EXIT_FAIL if problems else EXIT_OK
+
+
 # -- parser ---------------------------------------------------------------------------
 def _client_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default=env("TARGET", "127.0.0.1:50051"), help="gRPC address (OPSLEDGER_TARGET)")
@@ -181,6 +223,31 @@ def build_parser() -> argparse.ArgumentParser:
     _client_flags(p)
     p.add_argument("request_id")
     p.set_defaults(func=cmd_ticket)
+
+    p = sub.add_parser("cycle", help="live cycle: run | latest")
+    cyc = p.add_subparsers(dest="cycle_command", required=True)
+    q = cyc.add_parser("run", help="run one live cycle (confirms for you) and print its receipt")
+    _client_flags(q)
+    q.set_defaults(func=cmd_cycle_run)
+    q = cyc.add_parser("latest", help="the latest receipt and the newest snapshot refs")
+    _client_flags(q)
+    q.set_defaults(func=cmd_cycle_latest)
+
+    p = sub.add_parser("bundle", help="strategy bundles: publish")
+    bun = p.add_subparsers(dest="bundle_command", required=True)
+    q = bun.add_parser("publish", help="wrap STRATEGY.json into STRATEGY_BUNDLE_V1 (latest + snapshot)")
+    _root_flag(q)
+    q.add_argument("strategy", help="strategy JSON (name, version, universe, limits, ...)")
+    q.add_argument("--key-file", default=env("BUNDLE_KEY_FILE"), help="HMAC key: sign the bundle")
+    q.add_argument("--if-missing", action="store_true", help="do nothing when a bundle is already published")
+    q.set_defaults(func=cmd_bundle_publish)
+
+    p = sub.add_parser("verify", help="verify a receipt: hash and every evidence ref")
+    ver = p.add_subparsers(dest="verify_command", required=True)
+    q = ver.add_parser("receipt", help="recompute the integrity hash; check each ref exists under the root")
+    _root_flag(q)
+    q.add_argument("path")
+    q.set_defaults(func=cmd_verify_receipt)
 
     p = sub.add_parser("fsck", help="check both logs; report every anomaly; change nothing")
     _root_flag(p)

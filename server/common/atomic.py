@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -46,8 +47,11 @@ def atomic_replace(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def create_new(folder: Path, stem: str, suffix: str, data: bytes) -> Path:
-    """Write ``folder/stem[_N]suffix`` with O_EXCL; returns the path taken."""
+def create_new(folder: Path, stem: str, suffix: str, data: bytes | Callable[[Path], bytes]) -> Path:
+    """Write ``folder/stem[_N]suffix`` with O_EXCL; returns the path taken.
+
+    ``data`` may be a function of the path taken, for a file that names itself.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     n = 1
     while True:
@@ -59,7 +63,7 @@ def create_new(folder: Path, stem: str, suffix: str, data: bytes) -> Path:
             n += 1
             continue
         try:
-            write_all(fd, data)
+            write_all(fd, data(path) if callable(data) else data)
             os.fsync(fd)
         except BaseException:
             os.close(fd)

@@ -17,7 +17,7 @@ import orjson
 from sortedcontainers import SortedList
 
 from server.common.clock import epoch_seconds
-from server.ledger.machine import OPEN, STATUSES, TransitionRefused, event_for_result, next_status
+from server.ledger.machine import DONE, FAILED, IN_PROGRESS, OPEN, STATUSES, TransitionRefused, event_for_result, next_status
 from server.ledger.records import board_row
 from server.ledger.validation import REQUEST_TYPES
 
@@ -37,7 +37,7 @@ class Entry:
 
     __slots__ = (
         "request_id", "key", "seq", "request_type", "status",
-        "request_line", "last_result_line", "result_offsets",
+        "request_line", "last_result_line", "result_offsets", "processed_key",
     )
 
     def __init__(self, request_id: str, key: int, seq: int, request_type: str, request_line: bytes) -> None:
@@ -49,6 +49,7 @@ class Entry:
         self.request_line = request_line
         self.last_result_line: bytes | None = None
         self.result_offsets: list[int] | None = None
+        self.processed_key = None  # position in the by-processed-time lists
 
     def request(self) -> dict:
         return orjson.loads(self.request_line)
@@ -73,6 +74,9 @@ class LedgerIndex:
         # OPEN tickets by type, in log order (seq), for ConsumeNext.
         self._open_by_type = {t: SortedList() for t in REQUEST_TYPES}
         self._by_seq_open: dict[int, Entry] = {}
+        # By time of the last result: DONE/FAILED as epoch<<32|seq (counting
+        # recent ones), IN_PROGRESS as (epoch, board key) (finding stale ones).
+        self._processed = {s: SortedList() for s in STATUSES if s != OPEN}
 
     # -- feeding -------------------------------------------------------------
     def add_request(self, rec: dict, line: bytes) -> Entry:
@@ -102,7 +106,13 @@ class LedgerIndex:
     def apply_result(self, rec: dict, line: bytes, offset: int) -> Entry:
         entry = self.check_result(rec)
         self._displace(entry)
-        entry.status = rec["status"]
+        if entry.processed_key is not None:
+            self._processed[entry.status].remove(entry.processed_key)
+        epoch = epoch_seconds(rec["processed_at"])
+        status = rec["status"]
+        entry.processed_key = (epoch, entry.key) if status == IN_PROGRESS else (epoch << _SEQ_BITS) | entry.seq
+        self._processed[status].add(entry.processed_key)
+        entry.status = status
         entry.last_result_line = line
         if entry.result_offsets is None:
             entry.result_offsets = [offset]
@@ -136,6 +146,22 @@ class LedgerIndex:
 
     def counts(self) -> dict[str, int]:
         return {s: len(self._by_status[s]) for s in STATUSES}
+
+    def finished_since(self, epoch: int) -> dict[str, int]:
+        """DONE and FAILED tickets whose last result is at or after ``epoch``."""
+        out = {}
+        for status in (DONE, FAILED):
+            lst = self._processed[status]
+            out[status] = len(lst) - lst.bisect_left(epoch << _SEQ_BITS)
+        return out
+
+    def in_progress_before(self, epoch: int) -> Iterator[Entry]:
+        """IN_PROGRESS tickets whose last result is older than ``epoch``, oldest first."""
+        for _when, key in self._processed[IN_PROGRESS].irange(maximum=(epoch, -1), inclusive=(True, False)):
+            yield self.by_key[key]
+
+    def count_in_progress_before(self, epoch: int) -> int:
+        return self._processed[IN_PROGRESS].bisect_left((epoch, -1))
 
     def open_in_order(self, types: Iterable[str] = ()) -> Iterator[Entry]:
         """OPEN tickets of ``types`` (all when empty), oldest submission first."""

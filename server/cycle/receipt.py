@@ -1,0 +1,95 @@
+"""The receipt (LIVE_CYCLE_RECEIPT_V1) and the result table (SPEC §3). Pure.
+
+The table is data: the first row whose condition holds gives result,
+decision and reason.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from server.common.canonical import report_sha256
+from server.cycle.bundle import LATEST_REF as BUNDLE_LATEST
+from server.cycle.push import DELIVERY
+
+SCHEMA = "LIVE_CYCLE_RECEIPT_V1"
+LATEST = "reports/live/cycle/latest/live_cycle_latest.json"
+SNAPSHOTS = "reports/live/cycle/snapshots"
+
+
+@dataclass
+class StepState:
+    """What the runner observed of the steps (inputs of the table)."""
+
+    system_error: str | None = None
+    bundle_decision: str = "NO_BUNDLE"
+    bundle_stale: bool = False
+    bundle_error: str | None = None
+    reco_failed: str | None = None
+    reco_decision: str | None = None
+    reco_reason: str | None = None
+    summary_failed: str | None = None
+    push_failed: str | None = None
+    refs: dict = field(default_factory=dict)
+
+
+RESULT_TABLE: list[tuple[Callable[[StepState], bool], tuple[str, str, str]]] = [
+    (lambda s: s.system_error is not None, ("FAILED", "BLOCKED", "SYSTEM_ERROR")),
+    (lambda s: s.bundle_decision in ("FAIL", "NO_BUNDLE"), ("FAILED", "BLOCKED", "BUNDLE_FAIL")),
+    (lambda s: s.reco_failed is not None, ("FAILED", "PARTIAL", "RECO_FAIL")),
+    (lambda s: s.summary_failed is not None, ("FAILED", "PARTIAL", "SUMMARY_FAIL")),
+    (lambda s: s.push_failed is not None, ("FAILED", "PARTIAL", "PUSH_FAIL")),
+    (lambda s: s.bundle_stale, ("OK", "PARTIAL", "BUNDLE_STALE")),
+    (lambda s: s.reco_decision == "BLOCKED", ("OK", "PARTIAL", "RECO_BLOCKED")),
+    (lambda s: True, ("OK", "COMPLETED", "SUCCESS")),
+]
+
+
+def outcome(state: StepState) -> dict:
+    for condition, (result, decision, reason) in RESULT_TABLE:
+        if condition(state):
+            return {"result": result, "decision": decision, "reason": reason}
+    raise AssertionError("the last row always matches")
+
+
+def build(cycle_id: str, asof: str, state: StepState, snapshot_ref: str) -> dict:
+    """The receipt with its integrity hash; ``state.refs`` holds the files this run wrote."""
+    refs = state.refs
+    reco_latest = refs.get("reco_latest")
+    receipt = {
+        "schema": SCHEMA,
+        "cycle_id": cycle_id,
+        "asof": asof,
+        **outcome(state),
+        "bundle": {
+            "latest_ref": BUNDLE_LATEST if state.bundle_decision != "NO_BUNDLE" else None,
+            "decision": state.bundle_decision,
+            "stale": state.bundle_stale,
+            "valid": state.bundle_decision in ("PASS", "WARN"),
+            "evidence_refs": [BUNDLE_LATEST] if state.bundle_decision != "NO_BUNDLE" else [],
+            "error": state.bundle_error,
+        },
+        "reco": {
+            "latest_ref": reco_latest,
+            "snapshot_ref": refs.get("reco_snapshot"),
+            "decision": state.reco_decision,
+            "reason": state.reco_reason,
+            "evidence_refs": [reco_latest] if reco_latest else [],
+            "error": state.reco_failed,
+        },
+        "ops_summary": {
+            "latest_ref": refs.get("summary_latest"),
+            "snapshot_ref": refs.get("summary_snapshot"),
+            "error": state.summary_failed,
+        },
+        "push": {
+            "preview_ref": refs.get("preview_latest"),
+            "send_receipt_ref": None,
+            "delivery_actual": DELIVERY,
+            "error": state.push_failed,
+        },
+        "snapshot_ref": snapshot_ref,
+        "evidence_refs": [LATEST, snapshot_ref],
+    }
+    receipt["integrity"] = {"payload_sha256": report_sha256(receipt)}
+    return receipt

@@ -1,0 +1,227 @@
+"""The one place a live cycle writes: bundle -> reco -> summary -> push -> receipt.
+
+Each step is a pure function (bundle.check_bundle, reco.generate,
+summary.build, push.build); this runner reads their inputs, writes their
+reports (snapshot first as a new file, then latest by atomic replace, the
+two byte-identical) and records what happened. Fail-closed: every step runs
+even after an earlier one failed, and a receipt is always attempted; when
+even the receipt cannot be written, ``ReceiptNotWritten`` says why.
+
+Cycles never interleave: an exclusive flock on the cycle lock file is held
+for the whole run, across processes; the next caller waits its turn.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from server.common.atomic import atomic_replace, create_new
+from server.common.canonical import pretty
+from server.common.clock import Clock, file_stamp, iso
+from server.cycle import bundle as bundle_step
+from server.cycle import push as push_step
+from server.cycle import receipt as receipt_step
+from server.cycle import reco as reco_step
+from server.cycle import summary as summary_step
+
+log = logging.getLogger("opsledger.cycle")
+
+LOCK = "reports/live/cycle/.cycle.lock"
+
+# name -> (folder of latest, latest file name, folder of snapshots, snapshot stem)
+OUTPUTS = {
+    "bundle": ("state/strategy_bundle/latest", "strategy_bundle_latest.json", "state/strategy_bundle/snapshots", "strategy_bundle"),
+    "reco": ("reports/live/reco/latest", "reco_latest.json", "reports/live/reco/snapshots", "reco"),
+    "summary": ("reports/ops/summary", "ops_summary_latest.json", "reports/ops/summary/snapshots", "ops_summary"),
+    "preview": ("reports/ops/push/preview", "preview_latest.json", "reports/ops/push/preview/snapshots", "preview"),
+    "cycle": ("reports/live/cycle/latest", "live_cycle_latest.json", "reports/live/cycle/snapshots", "live_cycle"),
+}
+
+# (ticket counts by status, {"done", "failed", "stale_in_progress"}) at a moment
+LedgerView = Callable[[datetime], tuple[dict[str, int], dict[str, int]]]
+
+
+class ReceiptNotWritten(Exception):
+    """Even the receipt could not be written; the message says why."""
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def write_pair(root: Path, name: str, stamp: str, render: Callable[[str], bytes]) -> tuple[str, str]:
+    """Snapshot (new file, O_EXCL) then latest (atomic replace), byte-identical.
+
+    ``render(snapshot_ref)`` makes the bytes, so a report can name its own snapshot.
+    Returns (latest ref, snapshot ref).
+    """
+    latest_dir, latest_name, snap_dir, stem = OUTPUTS[name]
+    written: dict[str, bytes] = {}
+
+    def render_for(path: Path) -> bytes:
+        written["data"] = render(path.relative_to(root).as_posix())
+        return written["data"]
+
+    snap = create_new(root / snap_dir, f"{stem}_{stamp}", ".json", render_for)
+    atomic_replace(root / latest_dir / latest_name, written["data"])
+    return f"{latest_dir}/{latest_name}", snap.relative_to(root).as_posix()
+
+
+class CycleRunner:
+    def __init__(
+        self,
+        root: Path,
+        ledger_view: LedgerView,
+        clock: Clock | None = None,
+        max_age_s: int = 86400,
+        key_file: Path | None = None,
+        console: Callable[[str], None] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.ledger_view = ledger_view
+        self.clock = clock or Clock()
+        self.max_age_s = max_age_s
+        self.key_file = key_file
+        self.console = console or _print_console
+        # The pure steps; tests may swap one to inject a fault inside it.
+        self.steps = {
+            "bundle": bundle_step.check_bundle,
+            "reco": reco_step.generate,
+            "summary": summary_step.build,
+            "push": push_step.build,
+        }
+
+    def run(self) -> dict:
+        lock_path = self.root / LOCK
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return self._run_locked()
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def _read_json(self, rel: str) -> dict | None:
+        path = self.root / rel
+        if not path.exists():
+            return None
+        return json.loads(path.read_bytes())
+
+    def _run_locked(self) -> dict:
+        now = self.clock.now()
+        asof, stamp = iso(now), file_stamp(now)
+        state = receipt_step.StepState()
+        check = bundle_step.BundleCheck("NO_BUNDLE")
+        reco = summary = None
+
+        # Outside any step: the previous receipt (for the summary's last_cycle).
+        last_cycle = None
+        try:
+            last_cycle = self._read_json(f"{OUTPUTS['cycle'][0]}/{OUTPUTS['cycle'][1]}")
+            if last_cycle is not None and not isinstance(last_cycle, dict):
+                raise ValueError("previous receipt is not a JSON object")
+        except Exception as exc:  # noqa: BLE001 - fail-closed
+            state.system_error = f"reading the previous receipt: {_error(exc)}"
+            last_cycle = None
+
+        # 1. bundle
+        try:
+            path = self.root / bundle_step.LATEST_REF
+            raw = path.read_bytes() if path.exists() else None
+            key = Path(self.key_file).read_bytes().strip() if self.key_file else None
+            check = self.steps["bundle"](raw, now, self.max_age_s, key, self.root)
+        except Exception as exc:  # noqa: BLE001
+            check = bundle_step.BundleCheck("FAIL", problems=[f"bundle step error: {_error(exc)}"])
+        state.bundle_decision, state.bundle_stale = check.decision, check.stale
+        state.bundle_error = check.error_text()
+
+        # 2. reco
+        try:
+            try:
+                previous = self._read_json(f"{OUTPUTS['reco'][0]}/{OUTPUTS['reco'][1]}")
+            except ValueError:
+                previous = None  # an unreadable previous reco: treat every pick as new
+            reco = self.steps["reco"](check, previous, str(uuid.uuid4()), asof)
+            state.reco_decision, state.reco_reason = reco["decision"], reco["reason"]
+            latest, snap = write_pair(self.root, "reco", stamp, lambda _ref: pretty(reco))
+            state.refs.update(reco_latest=latest, reco_snapshot=snap)
+        except Exception as exc:  # noqa: BLE001
+            state.reco_failed = _error(exc)
+
+        # 3. ops summary
+        try:
+            counts, recent = self.ledger_view(now)
+            summary = self.steps["summary"](
+                asof, counts, recent, check, reco, state.refs.get("reco_snapshot"), last_cycle
+            )
+            latest, snap = write_pair(self.root, "summary", stamp, lambda _ref: pretty(summary))
+            state.refs.update(summary_latest=latest, summary_snapshot=snap)
+        except Exception as exc:  # noqa: BLE001
+            state.summary_failed = _error(exc)
+            summary = None
+
+        # 4. push (console only)
+        try:
+            strategy = (check.bundle or {}).get("strategy") if isinstance(check.bundle, dict) else None
+            name = strategy.get("name") if isinstance(strategy, dict) else None
+            text = push_step.render_text(receipt_step.outcome(state), reco, summary, name)
+            preview = self.steps["push"](str(uuid.uuid4()), str(uuid.uuid4()), asof, text)
+            latest, snap = write_pair(self.root, "preview", stamp, lambda _ref: pretty(preview))
+            state.refs.update(preview_latest=latest, preview_snapshot=snap)
+            rendered = preview["rendered"][0]
+            if rendered["blocked"]:
+                log.warning("push blocked, not printed: %s", rendered["blocked_reason"])
+            else:
+                self.console(text)
+        except Exception as exc:  # noqa: BLE001
+            state.push_failed = _error(exc)
+
+        if state.system_error:
+            log.error("live cycle system error: %s", state.system_error)
+
+        # 5. receipt: always attempted
+        cycle_id = str(uuid.uuid4())
+        receipts: dict[str, dict] = {}
+
+        def render(snapshot_ref: str) -> bytes:
+            receipts["r"] = receipt_step.build(cycle_id, asof, state, snapshot_ref)
+            return pretty(receipts["r"])
+
+        try:
+            write_pair(self.root, "cycle", stamp, render)
+        except Exception as exc:  # noqa: BLE001
+            message = f"live cycle {cycle_id}: receipt could not be written: {_error(exc)}"
+            print(message, file=sys.stderr, flush=True)
+            log.error(message)
+            raise ReceiptNotWritten(message) from exc
+        r = receipts["r"]
+        log.info("live cycle %s: %s / %s / %s -> %s", cycle_id, r["result"], r["decision"], r["reason"], r["snapshot_ref"])
+        return r
+
+
+def _print_console(text: str) -> None:
+    """The only delivery there is: the server's own console."""
+    print("---- push (CONSOLE_SIMULATED) ----\n" + text + "\n----", flush=True)
+
+
+def latest_snapshots(root: Path, limit: int = 10) -> list[str]:
+    """The newest receipt snapshot refs, newest first."""
+    folder = Path(root) / OUTPUTS["cycle"][2]
+    if not folder.is_dir():
+        return []
+
+    def order(p: Path) -> tuple[str, int]:
+        # live_cycle_YYYYMMDD_HHMMSS[_N].json: by stamp, then by N
+        parts = p.stem[len("live_cycle_"):].split("_")
+        n = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 1
+        return "_".join(parts[:2]), n
+
+    files = sorted(folder.glob("live_cycle_*.json"), key=order, reverse=True)[:limit]
+    return [p.relative_to(root).as_posix() for p in files]

@@ -1,0 +1,68 @@
+"""CycleService over grpc.aio: RunCycle runs the runner off the event loop."""
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+
+from google.protobuf import json_format
+
+from opsledger.v1 import cycle_pb2 as pb
+from opsledger.v1 import cycle_pb2_grpc
+from server.cycle.runner import OUTPUTS, CycleRunner, ReceiptNotWritten, latest_snapshots
+from server.cycle.summary import WINDOW_HOURS
+from server.errors import CycleRefused, Unavailable
+from server.ledger.store import TicketStore
+from server.rpc_status import refusals_to_status
+
+STALE_IN_PROGRESS_S = 86400  # the reaper's default threshold
+
+
+def ledger_view(store: TicketStore, stale_after_s: int = STALE_IN_PROGRESS_S):
+    """Ticket counts for the ops summary, from the store's index (no scan)."""
+
+    def view(now: datetime):
+        epoch = int(now.timestamp())
+        with store.lock:
+            counts = store.index.counts()
+            finished = store.index.finished_since(epoch - WINDOW_HOURS * 3600)
+            stale = store.index.count_in_progress_before(epoch - stale_after_s)
+        return counts, {"done": finished["DONE"], "failed": finished["FAILED"], "stale_in_progress": stale}
+
+    return view
+
+
+def receipt_message(receipt: dict) -> pb.Receipt:
+    return json_format.ParseDict(receipt, pb.Receipt())
+
+
+class CycleService(cycle_pb2_grpc.CycleServiceServicer):
+    def __init__(self, runner: CycleRunner, store: TicketStore) -> None:
+        self.runner = runner
+        self.store = store
+
+    @refusals_to_status
+    async def RunCycle(self, request: pb.RunCycleRequest, context) -> pb.RunCycleResponse:
+        if not request.confirm:
+            raise CycleRefused("confirm: must be true to run a live cycle")
+        await self.store.refresh()
+        try:
+            receipt = await asyncio.to_thread(self.runner.run)
+        except ReceiptNotWritten as exc:
+            raise Unavailable(str(exc)) from None
+        return pb.RunCycleResponse(receipt=receipt_message(receipt))
+
+    @refusals_to_status
+    async def GetLatestCycle(self, request: pb.GetLatestCycleRequest, context) -> pb.GetLatestCycleResponse:
+        receipt, snapshots = await asyncio.to_thread(self._latest)
+        if receipt is None:
+            return pb.GetLatestCycleResponse(status="no_cycle_yet", row_count=0, snapshots=snapshots)
+        return pb.GetLatestCycleResponse(
+            status="ready", row_count=1, rows=[receipt_message(receipt)], snapshots=snapshots
+        )
+
+    def _latest(self):
+        folder, name, _snap, _stem = OUTPUTS["cycle"]
+        path = self.runner.root / folder / name
+        receipt = json.loads(path.read_bytes()) if path.exists() else None
+        return receipt, latest_snapshots(self.runner.root)
