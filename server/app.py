@@ -5,7 +5,10 @@ import asyncio
 import json
 import logging
 import signal
+import socket
 from pathlib import Path
+
+import uvicorn
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -38,6 +41,11 @@ class Opsledger:
         self.grpc_server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
         self.grpc_port: int | None = None
+        self.http_port: int | None = None
+        self._http: uvicorn.Server | None = None
+        self._http_task: asyncio.Task | None = None
+        self._http_socket: socket.socket | None = None
+        self._gateway_channel: grpc.aio.Channel | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -75,12 +83,43 @@ class Opsledger:
         for name in ("",) + SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         host = s.grpc_addr.rsplit(":", 1)[0]
+        if s.http_addr:
+            await self._start_gateway(s.http_addr, s.grpc_target or f"127.0.0.1:{self.grpc_port}")
         log.info(
-            "opsledger serving gRPC on %s:%d, root %s, fsync %s",
-            host, self.grpc_port, Path(s.root).resolve(), s.fsync,
+            "opsledger serving gRPC on %s:%d, HTTP on %s, root %s, fsync %s",
+            host, self.grpc_port, f"{s.http_addr.rsplit(':', 1)[0]}:{self.http_port}" if self.http_port else "off",
+            Path(s.root).resolve(), s.fsync,
         )
         if s.ready_file is not None:
-            atomic_replace(Path(s.ready_file), json.dumps({"grpc_port": self.grpc_port}).encode())
+            atomic_replace(
+                Path(s.ready_file),
+                json.dumps({"grpc_port": self.grpc_port, "http_port": self.http_port}).encode(),
+            )
+
+    async def _start_gateway(self, http_addr: str, grpc_target: str) -> None:
+        from server.gateway.app import build_app
+
+        host, port = http_addr.rsplit(":", 1)
+        sock = socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), int(port)))
+        sock.listen(1024)
+        sock.setblocking(False)
+        self._http_socket = sock
+        self.http_port = sock.getsockname()[1]
+        self._gateway_channel = grpc.aio.insecure_channel(grpc_target)
+        app = build_app(self._gateway_channel)
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=self.settings.grace)
+        self._http = uvicorn.Server(config)
+        # _serve, not serve(): serve() would take over SIGTERM/SIGINT, which
+        # belong to serve_forever (gRPC drains first, then HTTP).
+        self._http_task = asyncio.create_task(self._http._serve(sockets=[sock]))
+        while not self._http.started:
+            if self._http_task.done():
+                self._http_task.result()
+                raise OSError(f"HTTP gateway did not start on {http_addr}")
+            await asyncio.sleep(0.01)
 
     def _store_failed(self, exc: BaseException) -> None:
         # Called from the writer thread: hop onto the loop to flip health.
@@ -96,6 +135,10 @@ class Opsledger:
     async def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING, refuse new calls, finish in-flight ones, close the store."""
         await self.health.enter_graceful_shutdown()
+        if self._http is not None:
+            self._http.should_exit = True
+            await self._http_task
+            await self._gateway_channel.close()
         if self.grpc_server is not None:
             await self.grpc_server.stop(self.settings.grace if grace is None else grace)
         if self.store is not None:

@@ -16,7 +16,7 @@ import grpc
 from google.protobuf import json_format
 from grpc_status import rpc_status
 
-from server.settings import Settings, env
+from server.settings import Settings, env, env_bool
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -54,6 +54,8 @@ def cmd_serve(args) -> int:
     settings = Settings(
         root=Path(args.root),
         grpc_addr=args.grpc_addr,
+        http_addr=None if args.no_http else args.http_addr,
+        grpc_target=args.grpc_target,
         fsync=args.fsync,
         ready_file=Path(args.ready_file) if args.ready_file else None,
         grace=args.grace,
@@ -179,7 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the gRPC server (and the HTTP gateway)")
     _root_flag(p)
-    p.add_argument("--grpc-addr", default=env("GRPC_ADDR", "127.0.0.1:50051"))
+    p.add_argument("--grpc-addr", default=env("GRPC_ADDR", "127.0.0.1:50051"), help="gRPC listen address")
+    p.add_argument("--http-addr", default=env("HTTP_ADDR", "127.0.0.1:8080"), help="HTTP gateway listen address")
+    p.add_argument("--no-http", action="store_true", default=env_bool("NO_HTTP"), help="do not start the HTTP gateway")
+    p.add_argument("--grpc-target", default=env("GRPC_TARGET"),
+                   help="gateway calls this gRPC server instead of its own (remote gateway)")
     p.add_argument("--fsync", choices=("always", "never"), default=env("FSYNC", "always"),
                    help="always: an OK reply means the line is on disk (default)")
     p.add_argument("--grace", type=float, default=float(env("GRACE", "10")), help="seconds to drain calls on SIGTERM")

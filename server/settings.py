@@ -25,6 +25,7 @@ class Settings:
     root: Path = field(default_factory=lambda: Path(env("ROOT", ".")))
     grpc_addr: str = field(default_factory=lambda: env("GRPC_ADDR", "127.0.0.1:50051"))
     http_addr: str | None = field(default_factory=lambda: env("HTTP_ADDR", "127.0.0.1:8080"))
+    grpc_target: str | None = field(default_factory=lambda: env("GRPC_TARGET"))
     fsync: str = field(default_factory=lambda: env("FSYNC", "always"))
     token: str | None = field(default_factory=lambda: env("TOKEN"))
     insecure_no_auth: bool = field(default_factory=lambda: env_bool("INSECURE_NO_AUTH"))

@@ -63,7 +63,7 @@ class ServerProcess:
         self.root.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
         cmd = opsledger_cmd(
-            "serve", "--root", str(self.root), "--grpc-addr", "127.0.0.1:0",
+            "serve", "--root", str(self.root), "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
             "--ready-file", str(self.ready), *extra,
         )
         full_env = dict(os.environ, **(env or {}))

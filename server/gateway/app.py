@@ -1,0 +1,144 @@
+"""The HTTP gateway: a Starlette app whose routes come from the protos.
+
+Every request becomes a call on a grpc.aio channel to the gRPC server, so
+every rule of the server (validation, auth, limits) applies unchanged; the
+``Authorization`` header travels as gRPC metadata.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import grpc
+import orjson
+from google.protobuf import descriptor
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server.gateway import mapping
+from server.gateway.openapi import openapi_document
+from server.gateway.rules import HttpRoute, package_services, routes_of
+
+MAX_BODY = 1 << 20
+CALL_TIMEOUT_S = 330.0  # above every server-side wait (RunCycle queueing, ConsumeNext)
+_JSON_TYPES = ("application/json", "application/x-www-form-urlencoded")
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content)
+
+
+def _fail(status: int, message: str, code: str) -> JSONResponse:
+    return JSONResponse(mapping.fail_body(message, code), status_code=status)
+
+
+def _content_type_ok(request: Request) -> bool:
+    # curl -d sends x-www-form-urlencoded; the body must still be a JSON object.
+    value = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return value in _JSON_TYPES or (value.startswith("application/") and value.endswith("+json"))
+
+
+async def _read_body(request: Request) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY:
+        raise HTTPException(413, f"body over {MAX_BODY} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise HTTPException(413, f"body over {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_app(
+    channel: grpc.aio.Channel,
+    services: list[descriptor.ServiceDescriptor] | None = None,
+    extra_routes: list[Route] | None = None,
+) -> Starlette:
+    http_routes = routes_of(services if services is not None else package_services())
+    literal_paths = {r.starlette_path for r in http_routes if r.is_literal}
+    calls = {
+        r.key: channel.unary_unary(
+            r.full_method,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=r.response_class().FromString,
+        )
+        for r in http_routes
+    }
+
+    async def call(route: HttpRoute, request: Request) -> Response:
+        if route.body:
+            if not _content_type_ok(request):
+                return _fail(415, "content-type must be application/json", "INVALID_ARGUMENT")
+            raw = await _read_body(request)
+        else:
+            raw = None
+        try:
+            body = mapping.parse_body(raw) if raw is not None else None
+            message = mapping.build_request(route, body, dict(request.path_params),
+                                            list(request.query_params.multi_items()))
+        except mapping.BadRequest as exc:
+            return _fail(400, str(exc), "INVALID_ARGUMENT")
+        metadata = []
+        auth = request.headers.get("authorization")
+        if auth:
+            metadata.append(("authorization", auth))
+        if request.client:
+            metadata.append(("x-forwarded-for", request.client.host))
+        try:
+            reply = await calls[route.key](message, timeout=CALL_TIMEOUT_S, metadata=metadata)
+        except grpc.aio.AioRpcError as exc:
+            status, payload = mapping.render_error(exc)
+            return JSONResponse(payload, status_code=status)
+        return JSONResponse(mapping.render_response(route, reply))
+
+    def endpoint_for(by_verb: dict[str, HttpRoute], templated: bool):
+        async def endpoint(request: Request) -> Response:
+            if templated and request.url.path in literal_paths:
+                # A literal path never falls through to a template (e.g. GET /api/tickets/consume).
+                return _fail(405, f"method {request.method} not allowed on {request.url.path}", "UNIMPLEMENTED")
+            return await call(by_verb[request.method], request)
+
+        return endpoint
+
+    grouped: dict[str, dict[str, HttpRoute]] = defaultdict(dict)
+    for r in http_routes:
+        grouped[r.starlette_path][r.verb] = r
+    routes = []
+    for path, by_verb in grouped.items():
+        templated = not next(iter(by_verb.values())).is_literal
+        routes.append(Route(path, endpoint_for(by_verb, templated), methods=list(by_verb)))
+
+    health = health_pb2_grpc.HealthStub(channel)
+
+    async def healthz(_request: Request) -> Response:
+        try:
+            reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            return JSONResponse({"status": "UNREACHABLE", "message": exc.details()}, status_code=503)
+        name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        return JSONResponse({"status": name}, status_code=200 if name == "SERVING" else 503)
+
+    document = openapi_document(http_routes)
+
+    async def openapi(_request: Request) -> Response:
+        return JSONResponse(document)
+
+    async def http_error(_request: Request, exc: HTTPException) -> Response:
+        codes = {404: "NOT_FOUND", 405: "UNIMPLEMENTED", 413: "RESOURCE_EXHAUSTED"}
+        message = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, exc.detail)
+        return _fail(exc.status_code, message, codes.get(exc.status_code, "UNKNOWN"))
+
+    routes = routes + [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        *(extra_routes or []),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})

@@ -1,0 +1,158 @@
+"""JSON <-> protobuf for the gateway, and gRPC errors -> legacy HTTP bodies.
+
+Requests: the body (``body: "*"``), path variables and query parameters
+become one request message through protobuf's ``json_format``; an unknown
+field, a wrong type or an unknown enum value is a 400 naming the field.
+
+Responses: the message in the contract's snake_case names, every field
+present (unset optional ones as ``null``) in field order, Struct numbers
+that are integral given back as integers, plus the legacy extras below.
+"""
+from __future__ import annotations
+
+import orjson
+from google.protobuf import descriptor, json_format
+from google.rpc import code_pb2, error_details_pb2
+from grpc_status import rpc_status
+
+from server.gateway.rules import HttpRoute
+from server.ledger.validation import restore_integers
+
+# Legacy keys that are not fields of the response message (SPEC §7), by RPC.
+LEGACY_EXTRAS: dict[str, dict] = {
+    "opsledger.v1.TicketService.GetBoard": {"error": None},
+    "opsledger.v1.CycleService.GetLatestCycle": {"error": None},
+}
+
+# google.rpc.Code -> HTTP status (the standard table of google/rpc/code.proto).
+HTTP_STATUS: dict[int, int] = {
+    code_pb2.OK: 200,
+    code_pb2.CANCELLED: 499,
+    code_pb2.UNKNOWN: 500,
+    code_pb2.INVALID_ARGUMENT: 400,
+    code_pb2.DEADLINE_EXCEEDED: 504,
+    code_pb2.NOT_FOUND: 404,
+    code_pb2.ALREADY_EXISTS: 409,
+    code_pb2.PERMISSION_DENIED: 403,
+    code_pb2.UNAUTHENTICATED: 401,
+    code_pb2.RESOURCE_EXHAUSTED: 429,
+    code_pb2.FAILED_PRECONDITION: 400,
+    code_pb2.ABORTED: 409,
+    code_pb2.OUT_OF_RANGE: 400,
+    code_pb2.UNIMPLEMENTED: 501,
+    code_pb2.INTERNAL: 500,
+    code_pb2.UNAVAILABLE: 503,
+    code_pb2.DATA_LOSS: 500,
+}
+
+_STRUCT = "google.protobuf.Struct"
+_BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False}
+
+
+class BadRequest(ValueError):
+    """A request the gateway refuses itself (400), before any gRPC call."""
+
+
+def _first_line(text: str) -> str:
+    return str(text).strip().splitlines()[0] if str(text).strip() else "invalid"
+
+
+def build_request(route: HttpRoute, body: dict | None, path: dict[str, str], query: list[tuple[str, str]]):
+    """One request message from body, path variables and query parameters."""
+    cls = route.request_class()
+    fields = cls.DESCRIPTOR.fields_by_name
+    data: dict = {}
+    if body is not None:
+        data.update(body)
+    for name, value in path.items():
+        if name in data and data[name] != value:
+            raise BadRequest(f"{name}: path says {value!r}, body says {data[name]!r}")
+        data[name] = value
+    for name, value in query:
+        field = fields.get(name)
+        if field is None or name in path:
+            raise BadRequest(f"{name}: unknown query parameter")
+        if field.type == descriptor.FieldDescriptor.TYPE_BOOL:
+            if value.lower() not in _BOOL_WORDS:
+                raise BadRequest(f"{name}: must be true or false")
+            value = _BOOL_WORDS[value.lower()]
+        if field.is_repeated:
+            data.setdefault(name, []).append(value)
+        elif name in data:
+            raise BadRequest(f"{name}: given more than once")
+        else:
+            data[name] = value
+    try:
+        return json_format.ParseDict(data, cls())
+    except json_format.ParseError as exc:
+        raise BadRequest(_first_line(str(exc))) from None
+
+
+def parse_body(raw: bytes) -> dict:
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body: not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body: must be a JSON object")
+    return body
+
+
+def _complete(desc: descriptor.Descriptor, d: dict) -> dict:
+    out = {}
+    for f in desc.fields:
+        value = d.get(f.name)
+        sub = f.message_type
+        if sub is not None and sub.full_name == _STRUCT:
+            out[f.name] = restore_integers(value) if value is not None else (
+                [] if f.is_repeated else None)
+        elif f.is_repeated:
+            items = value or []
+            out[f.name] = [_complete(sub, i) for i in items] if sub is not None else items
+        elif value is None:
+            out[f.name] = None
+        else:
+            out[f.name] = _complete(sub, value) if sub is not None else value
+    return out
+
+
+def render_response(route: HttpRoute, message) -> dict:
+    plain = json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    body = _complete(message.DESCRIPTOR, plain)
+    body.update(LEGACY_EXTRAS.get(route.key, {}))
+    return body
+
+
+def render_error(exc) -> tuple[int, dict]:
+    """A grpc.aio error -> (HTTP status, legacy body)."""
+    code_name = exc.code().name
+    code = getattr(code_pb2, code_name, code_pb2.UNKNOWN)
+    message = exc.details() or code_name
+    details: list[dict] = []
+    conflict = None
+    try:
+        status = rpc_status.from_call(exc)
+    except ValueError:
+        status = None
+    for packed in status.details if status is not None else ():
+        for kind in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo, error_details_pb2.ResourceInfo):
+            if packed.Is(kind.DESCRIPTOR):
+                detail = kind()
+                packed.Unpack(detail)
+                item = json_format.MessageToDict(detail, preserving_proto_field_name=True)
+                item["@type"] = kind.DESCRIPTOR.full_name
+                details.append(item)
+                if kind is error_details_pb2.ErrorInfo and detail.reason == "ILLEGAL_TRANSITION":
+                    conflict = detail.metadata.get("current_status")
+    if conflict is not None:
+        return 409, {"result": "CONFLICT", "message": message, "current_status": conflict,
+                     "code": code_name, "details": details}
+    return HTTP_STATUS.get(code, 500), {"result": "FAIL", "message": message, "code": code_name, "details": details}
+
+
+def fail_body(message: str, code: str) -> dict:
+    return {"result": "FAIL", "message": message, "code": code, "details": []}
