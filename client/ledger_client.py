@@ -132,6 +132,37 @@ class OpsledgerClient:
     def ticket(self, request_id: str) -> pb.GetTicketResponse:
         return self.call(self.tickets.GetTicket, pb.GetTicketRequest(request_id=request_id))
 
+    @staticmethod
+    def _consume_next_request(processor_id: str, types: Iterable[str], wait_seconds: float,
+                              message: str | None) -> pb.ConsumeNextRequest:
+        req = pb.ConsumeNextRequest(
+            processor_id=processor_id,
+            request_types=[pb.RequestType.Value.Value(t) for t in types],
+            wait_seconds=wait_seconds,
+        )
+        if message is not None:
+            req.message = message
+        return req
+
+    def consume_next(
+        self,
+        processor_id: str = "",
+        types: Iterable[str] = (),
+        wait_seconds: float = 0.0,
+        message: str | None = None,
+    ) -> pb.ConsumeNextResponse:
+        req = self._consume_next_request(processor_id, types, wait_seconds, message)
+        return self.call(self.tickets.ConsumeNext, req, timeout=wait_seconds + self.timeout)
+
+    def consume_next_future(self, processor_id: str = "", types: Iterable[str] = (), wait_seconds: float = 0.0):
+        """The same call, not waited for: ``cancel()`` it to give up (nothing is claimed then)."""
+        req = self._consume_next_request(processor_id, types, wait_seconds, None)
+        return self.tickets.ConsumeNext.future(req, timeout=wait_seconds + self.timeout, metadata=self.metadata)
+
+    def reap(self, threshold_seconds: int = 0, max_clean: int = 0, dry_run: bool = False) -> pb.ReapStaleTicketsResponse:
+        req = pb.ReapStaleTicketsRequest(threshold_seconds=threshold_seconds, max_clean=max_clean, dry_run=dry_run)
+        return self.call(self.tickets.ReapStaleTickets, req)
+
     # -- live cycle ---------------------------------------------------------------
     def run_cycle(self, timeout: float = 300.0) -> cycle_pb2.RunCycleResponse:
         """One live cycle; waits while another runs, hence the longer deadline."""

@@ -46,6 +46,7 @@ class Opsledger:
         self._http_task: asyncio.Task | None = None
         self._http_socket: socket.socket | None = None
         self._gateway_channel: grpc.aio.Channel | None = None
+        self._reaper_task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -90,6 +91,8 @@ class Opsledger:
             host, self.grpc_port, f"{s.http_addr.rsplit(':', 1)[0]}:{self.http_port}" if self.http_port else "off",
             Path(s.root).resolve(), s.fsync,
         )
+        if s.reap_interval > 0:
+            self._reaper_task = asyncio.create_task(self._reap_every(s.reap_interval))
         if s.ready_file is not None:
             atomic_replace(
                 Path(s.ready_file),
@@ -121,6 +124,16 @@ class Opsledger:
                 raise OSError(f"HTTP gateway did not start on {http_addr}")
             await asyncio.sleep(0.01)
 
+    async def _reap_every(self, interval: float) -> None:
+        from server.ledger import reaper
+
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(reaper.run, self.store, self.clock)
+            except Exception:  # noqa: BLE001 - the next round tries again; the log says why
+                log.exception("scheduled reaper run failed")
+
     def _store_failed(self, exc: BaseException) -> None:
         # Called from the writer thread: hop onto the loop to flip health.
         if self._loop is not None:
@@ -135,6 +148,8 @@ class Opsledger:
     async def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING, refuse new calls, finish in-flight ones, close the store."""
         await self.health.enter_graceful_shutdown()
+        if self._reaper_task is not None:
+            self._reaper_task.cancel()
         if self._http is not None:
             self._http.should_exit = True
             await self._http_task

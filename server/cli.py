@@ -59,6 +59,7 @@ def cmd_serve(args) -> int:
         fsync=args.fsync,
         ready_file=Path(args.ready_file) if args.ready_file else None,
         grace=args.grace,
+        reap_interval=args.reap_interval,
     )
     return asyncio.run(serve_forever(settings))
 
@@ -106,6 +107,36 @@ def cmd_board(args) -> int:
 def cmd_ticket(args) -> int:
     with _client(args) as c:
         _print_json(_to_json(c.ticket(args.request_id)))
+    return EXIT_OK
+
+
+def cmd_reap(args) -> int:
+    if args.local:
+        # Straight on the root's files, beside any running server (same lock).
+        from server.common.clock import Clock
+        from server.ledger import reaper
+        from server.ledger.store import TicketStore
+
+        store = TicketStore(Path(args.root)).open()
+        try:
+            body, snapshot = reaper.run(store, Clock(), args.threshold, args.max_clean, args.dry_run)
+        finally:
+            store.close()
+        _print_json({"report": body, "snapshot_ref": snapshot})
+        return EXIT_OK
+    with _client(args) as c:
+        _print_json(_to_json(c.reap(args.threshold, args.max_clean, args.dry_run)))
+    return EXIT_OK
+
+
+def cmd_worker(args) -> int:
+    from client.worker import Worker
+
+    with _client(args) as c:
+        worker = Worker(c, args.processor, tuple(args.types), args.wait)
+        worker.install_signal_handlers()
+        handled = worker.run(once=args.once)
+    print(f"worker {args.processor}: handled {handled} ticket(s)", flush=True)
     return EXIT_OK
 
 
@@ -189,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fsync", choices=("always", "never"), default=env("FSYNC", "always"),
                    help="always: an OK reply means the line is on disk (default)")
     p.add_argument("--grace", type=float, default=float(env("GRACE", "10")), help="seconds to drain calls on SIGTERM")
+    p.add_argument("--reap-interval", type=float, default=float(env("REAP_INTERVAL", "0")),
+                   help="run the reaper every N seconds (0: off)")
     p.add_argument("--ready-file", default=env("READY_FILE"), help="write bound ports here as JSON once serving")
     p.set_defaults(func=cmd_serve)
 
@@ -254,6 +287,23 @@ def build_parser() -> argparse.ArgumentParser:
     _root_flag(q)
     q.add_argument("path")
     q.set_defaults(func=cmd_verify_receipt)
+
+    p = sub.add_parser("reap", help="fail tickets stuck IN_PROGRESS past a threshold")
+    _client_flags(p)
+    _root_flag(p)
+    p.add_argument("--threshold", type=int, default=int(env("REAP_THRESHOLD", "0")), help="seconds (0: 86400)")
+    p.add_argument("--max-clean", type=int, default=int(env("REAP_MAX_CLEAN", "0")), help="per run (0: 50)")
+    p.add_argument("--dry-run", action="store_true", help="report only; write nothing")
+    p.add_argument("--local", action="store_true", help="work on --root directly instead of calling --target")
+    p.set_defaults(func=cmd_reap)
+
+    p = sub.add_parser("worker", help="claim and handle tickets: ConsumeNext -> handle -> CompleteTicket")
+    _client_flags(p)
+    p.add_argument("--processor", required=True, default=env("PROCESSOR"), help="this worker's processor_id")
+    p.add_argument("--types", nargs="*", default=[], help="only these request types")
+    p.add_argument("--wait", type=float, default=float(env("WORKER_WAIT", "20")), help="long-poll seconds (max 60)")
+    p.add_argument("--once", action="store_true", help="handle one ticket (or none after the wait) and exit")
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("fsck", help="check both logs; report every anomaly; change nothing")
     _root_flag(p)

@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from server.common import rawpath
 from server.common.canonical import legacy_sha256_hex, sha256_hex
 from server.common.clock import parse_iso
+from server.common.reports import latest_ref
 
 SCHEMA = "STRATEGY_BUNDLE_V1"
-LATEST_REF = "state/strategy_bundle/latest/strategy_bundle_latest.json"
+LATEST_REF = latest_ref("bundle")
 FUTURE_SKEW = timedelta(minutes=5)
 MONTHLY_MAX_AGE_S = 35 * 86400
 SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey")

@@ -14,7 +14,7 @@ from pathlib import Path
 from server.common.canonical import pretty
 from server.common.clock import Clock, file_stamp, iso
 from server.cycle import bundle as bundle_step
-from server.cycle.runner import write_pair
+from server.common.reports import write_pair
 
 
 class PublishRefused(ValueError):

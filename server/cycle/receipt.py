@@ -9,12 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from server.common.canonical import report_sha256
+from server.common.reports import latest_ref
 from server.cycle.bundle import LATEST_REF as BUNDLE_LATEST
 from server.cycle.push import DELIVERY
 
 SCHEMA = "LIVE_CYCLE_RECEIPT_V1"
-LATEST = "reports/live/cycle/latest/live_cycle_latest.json"
-SNAPSHOTS = "reports/live/cycle/snapshots"
+LATEST = latest_ref("cycle")
 
 
 @dataclass

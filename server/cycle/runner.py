@@ -22,9 +22,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from server.common.atomic import atomic_replace, create_new
 from server.common.canonical import pretty
 from server.common.clock import Clock, file_stamp, iso
+from server.common.reports import latest_ref, write_pair
 from server.cycle import bundle as bundle_step
 from server.cycle import push as push_step
 from server.cycle import receipt as receipt_step
@@ -34,15 +34,6 @@ from server.cycle import summary as summary_step
 log = logging.getLogger("opsledger.cycle")
 
 LOCK = "reports/live/cycle/.cycle.lock"
-
-# name -> (folder of latest, latest file name, folder of snapshots, snapshot stem)
-OUTPUTS = {
-    "bundle": ("state/strategy_bundle/latest", "strategy_bundle_latest.json", "state/strategy_bundle/snapshots", "strategy_bundle"),
-    "reco": ("reports/live/reco/latest", "reco_latest.json", "reports/live/reco/snapshots", "reco"),
-    "summary": ("reports/ops/summary", "ops_summary_latest.json", "reports/ops/summary/snapshots", "ops_summary"),
-    "preview": ("reports/ops/push/preview", "preview_latest.json", "reports/ops/push/preview/snapshots", "preview"),
-    "cycle": ("reports/live/cycle/latest", "live_cycle_latest.json", "reports/live/cycle/snapshots", "live_cycle"),
-}
 
 # (ticket counts by status, {"done", "failed", "stale_in_progress"}) at a moment
 LedgerView = Callable[[datetime], tuple[dict[str, int], dict[str, int]]]
@@ -54,24 +45,6 @@ class ReceiptNotWritten(Exception):
 
 def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
-
-
-def write_pair(root: Path, name: str, stamp: str, render: Callable[[str], bytes]) -> tuple[str, str]:
-    """Snapshot (new file, O_EXCL) then latest (atomic replace), byte-identical.
-
-    ``render(snapshot_ref)`` makes the bytes, so a report can name its own snapshot.
-    Returns (latest ref, snapshot ref).
-    """
-    latest_dir, latest_name, snap_dir, stem = OUTPUTS[name]
-    written: dict[str, bytes] = {}
-
-    def render_for(path: Path) -> bytes:
-        written["data"] = render(path.relative_to(root).as_posix())
-        return written["data"]
-
-    snap = create_new(root / snap_dir, f"{stem}_{stamp}", ".json", render_for)
-    atomic_replace(root / latest_dir / latest_name, written["data"])
-    return f"{latest_dir}/{latest_name}", snap.relative_to(root).as_posix()
 
 
 class CycleRunner:
@@ -124,7 +97,7 @@ class CycleRunner:
         # Outside any step: the previous receipt (for the summary's last_cycle).
         last_cycle = None
         try:
-            last_cycle = self._read_json(f"{OUTPUTS['cycle'][0]}/{OUTPUTS['cycle'][1]}")
+            last_cycle = self._read_json(latest_ref("cycle"))
             if last_cycle is not None and not isinstance(last_cycle, dict):
                 raise ValueError("previous receipt is not a JSON object")
         except Exception as exc:  # noqa: BLE001 - fail-closed
@@ -145,7 +118,7 @@ class CycleRunner:
         # 2. reco
         try:
             try:
-                previous = self._read_json(f"{OUTPUTS['reco'][0]}/{OUTPUTS['reco'][1]}")
+                previous = self._read_json(latest_ref("reco"))
             except ValueError:
                 previous = None  # an unreadable previous reco: treat every pick as new
             reco = self.steps["reco"](check, previous, str(uuid.uuid4()), asof)
@@ -209,19 +182,3 @@ class CycleRunner:
 def _print_console(text: str) -> None:
     """The only delivery there is: the server's own console."""
     print("---- push (CONSOLE_SIMULATED) ----\n" + text + "\n----", flush=True)
-
-
-def latest_snapshots(root: Path, limit: int = 10) -> list[str]:
-    """The newest receipt snapshot refs, newest first."""
-    folder = Path(root) / OUTPUTS["cycle"][2]
-    if not folder.is_dir():
-        return []
-
-    def order(p: Path) -> tuple[str, int]:
-        # live_cycle_YYYYMMDD_HHMMSS[_N].json: by stamp, then by N
-        parts = p.stem[len("live_cycle_"):].split("_")
-        n = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 1
-        return "_".join(parts[:2]), n
-
-    files = sorted(folder.glob("live_cycle_*.json"), key=order, reverse=True)[:limit]
-    return [p.relative_to(root).as_posix() for p in files]

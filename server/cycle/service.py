@@ -9,7 +9,8 @@ from google.protobuf import json_format
 
 from opsledger.v1 import cycle_pb2 as pb
 from opsledger.v1 import cycle_pb2_grpc
-from server.cycle.runner import OUTPUTS, CycleRunner, ReceiptNotWritten, latest_snapshots
+from server.common.reports import latest_ref, snapshots
+from server.cycle.runner import CycleRunner, ReceiptNotWritten
 from server.cycle.summary import WINDOW_HOURS
 from server.errors import CycleRefused, Unavailable
 from server.ledger.store import TicketStore
@@ -62,7 +63,6 @@ class CycleService(cycle_pb2_grpc.CycleServiceServicer):
         )
 
     def _latest(self):
-        folder, name, _snap, _stem = OUTPUTS["cycle"]
-        path = self.runner.root / folder / name
+        path = self.runner.root / latest_ref("cycle")
         receipt = json.loads(path.read_bytes()) if path.exists() else None
-        return receipt, latest_snapshots(self.runner.root)
+        return receipt, snapshots(self.runner.root, "cycle")

@@ -5,6 +5,7 @@ writer; this module only converts messages and maps refusals to statuses.
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from google.protobuf import json_format
@@ -13,9 +14,9 @@ from opsledger.v1 import tickets_pb2 as pb
 from opsledger.v1 import tickets_pb2_grpc
 from server.common.clock import Clock
 from server.errors import InvalidArgument, NotFound, Violation
-from server.ledger import paging, validation
+from server.ledger import paging, reaper, validation
 from server.ledger.machine import Event
-from server.ledger.store import Submit, TicketStore, Transition
+from server.ledger.store import ClaimNext, Submit, TicketStore, Transition
 from server.rpc_status import refusals_to_status
 
 STATUS_NAME = pb.TicketStatus.Value.Name
@@ -52,10 +53,29 @@ def result_message(rec: dict) -> pb.TicketResult:
     return json_format.ParseDict(rec, pb.TicketResult())
 
 
+# ConsumeNext waiters are woken by submissions in this process; tickets
+# submitted by another process on the same root are noticed by a size check
+# of the logs at this interval (a stat, no claim attempt unless they grew).
+OTHER_PROCESS_CHECK_S = 1.0
+
+
 class TicketService(tickets_pb2_grpc.TicketServiceServicer):
     def __init__(self, store: TicketStore, clock: Clock) -> None:
         self.store = store
         self.clock = clock
+        self._loop = asyncio.get_running_loop()
+        self._waiters: set[asyncio.Future] = set()
+        store.commit_listeners.append(self._on_commit)
+
+    def _on_commit(self, requests: list[dict], _results: list[dict]) -> None:
+        # Writer thread: a new submission wakes every ConsumeNext waiter.
+        if requests:
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     @refusals_to_status
     async def SubmitTicket(self, request: pb.SubmitTicketRequest, context) -> pb.SubmitTicketResponse:
@@ -121,6 +141,52 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
             next_page_token=paging.make_token(cursor, statuses, types) if cursor is not None else "",
             total_count=total,
         )
+
+    @refusals_to_status
+    async def ConsumeNext(self, request: pb.ConsumeNextRequest, context) -> pb.ConsumeNextResponse:
+        violations: list[Violation] = []
+        types = _names(TYPE_NAME, request.request_types, "request_types", violations)
+        if violations:
+            raise InvalidArgument(violations)
+        message = request.message if request.HasField("message") else None
+        processor, text, wait = validation.check_consume_next(request.processor_id, message, request.wait_seconds)
+        left = context.time_remaining()
+        if left is not None:
+            wait = max(0.0, min(wait, left - 0.25))  # answer before the caller's deadline
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            waiter = loop.create_future()
+            self._waiters.add(waiter)  # armed before the attempt: no wake-up is missed
+            try:
+                rec = await self.store.run(ClaimNext(types, processor, text))
+                if rec is not None:
+                    with self.store.lock:
+                        row = self.store.index.get(rec["request_id"]).row()
+                    return pb.ConsumeNextResponse(
+                        result="OK", claimed=True, request_id=rec["request_id"],
+                        new_status=pb.TicketStatus.IN_PROGRESS, result_id=rec["result_id"],
+                        ticket=row_message(row),
+                    )
+                while not waiter.done():
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        return pb.ConsumeNextResponse(result="EMPTY", claimed=False)
+                    await asyncio.wait({waiter}, timeout=min(left, OTHER_PROCESS_CHECK_S))
+                    if self.store.changed_elsewhere():
+                        break
+            finally:
+                self._waiters.discard(waiter)
+
+    @refusals_to_status
+    async def ReapStaleTickets(self, request: pb.ReapStaleTicketsRequest, context) -> pb.ReapStaleTicketsResponse:
+        body, snapshot = await asyncio.to_thread(
+            reaper.run, self.store, self.clock, request.threshold_seconds, request.max_clean, request.dry_run
+        )
+        response = pb.ReapStaleTicketsResponse(report=json_format.ParseDict(body, pb.ReaperReport()))
+        if snapshot is not None:
+            response.snapshot_ref = snapshot
+        return response
 
     @refusals_to_status
     async def GetTicket(self, request: pb.GetTicketRequest, context) -> pb.GetTicketResponse:

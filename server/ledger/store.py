@@ -245,6 +245,10 @@ class TicketStore:
                 return
 
     def _run_batch(self, batch: list) -> None:
+        # A caller that gave up (cancelled RPC) before its turn gets nothing done.
+        batch = [(cmd, fut) for cmd, fut in batch if fut.set_running_or_notify_cancel()]
+        if not batch:
+            return
         if self.failed is not None:
             for _cmd, fut in batch:
                 fut.set_exception(Unavailable(f"store is read-only after a write failure: {self.failed}"))

@@ -142,6 +142,13 @@ def _message(value: str, out: list[Violation]) -> None:
         out.append(Violation("message", f"must be at most {MAX_MESSAGE} characters"))
 
 
+def _claim(processor_id: str, message: str | None, out: list[Violation]) -> tuple[str, str]:
+    processor = _processor(processor_id, out)
+    text = DEFAULT_CONSUME_MESSAGE if message is None else message
+    _message(text, out)
+    return processor, text
+
+
 def check_consume(request_id: str, processor_id: str, message: str | None) -> tuple[str, str, str]:
     out: list[Violation] = []
     try:
@@ -149,12 +156,23 @@ def check_consume(request_id: str, processor_id: str, message: str | None) -> tu
     except InvalidArgument as exc:
         out.extend(exc.violations)
         rid = request_id
-    processor = _processor(processor_id, out)
-    text = DEFAULT_CONSUME_MESSAGE if message is None else message
-    _message(text, out)
+    processor, text = _claim(processor_id, message, out)
     if out:
         raise InvalidArgument(out)
     return rid, processor, text
+
+
+MAX_WAIT_SECONDS = 60.0
+
+
+def check_consume_next(processor_id: str, message: str | None, wait_seconds: float) -> tuple[str, str, float]:
+    out: list[Violation] = []
+    processor, text = _claim(processor_id, message, out)
+    if not (0 <= wait_seconds <= MAX_WAIT_SECONDS):  # also refuses NaN
+        out.append(Violation("wait_seconds", f"must be 0-{MAX_WAIT_SECONDS:g}"))
+    if out:
+        raise InvalidArgument(out)
+    return processor, text, wait_seconds
 
 
 def check_complete(

@@ -172,3 +172,18 @@ def test_unknown_query_parameter_is_400(gw):
     assert r.status_code == 400 and "colour" in r.json()["message"]
     r = gw.http.get("/api/tickets/latest", params={"page_size": "many"})
     assert r.status_code == 400 and "page_size" in r.json()["message"]
+
+
+def test_consume_next_and_reaper_routes(gw):
+    empty = gw.http.post("/api/tickets/consume-next", json={"processor_id": "w1", "wait_seconds": 0.1}).json()
+    assert empty["result"] == "EMPTY" and empty["claimed"] is False and empty["ticket"] is None
+    rid = submit(gw)["request_id"]
+    got = gw.http.post("/api/tickets/consume-next", json={"processor_id": "w1",
+                                                          "request_types": ["REQUEST_RECONCILE"]}).json()
+    assert got["claimed"] is True and got["request_id"] == rid and got["ticket"]["current_status"] == "IN_PROGRESS"
+    assert got["ticket"]["payload"]["lookback_days"] == 7
+    dry = gw.http.post("/api/tickets/reaper/run", json={"dry_run": True}).json()
+    assert dry["report"]["schema"] == "TICKET_REAPER_REPORT_V1" and dry["report"]["decision"] == "NONE"
+    assert dry["snapshot_ref"] is None
+    bad = gw.http.post("/api/tickets/reaper/run", json={"max_clean": 999999})
+    assert bad.status_code == 400 and "max_clean" in bad.json()["message"]

@@ -223,3 +223,91 @@ class GetTicketResponse(_message.Message):
     request: TicketRequest
     results: _containers.RepeatedCompositeFieldContainer[TicketResult]
     def __init__(self, row: _Optional[_Union[BoardRow, _Mapping]] = ..., request: _Optional[_Union[TicketRequest, _Mapping]] = ..., results: _Optional[_Iterable[_Union[TicketResult, _Mapping]]] = ...) -> None: ...
+
+class ConsumeNextRequest(_message.Message):
+    __slots__ = ("processor_id", "message", "request_types", "wait_seconds")
+    PROCESSOR_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_TYPES_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    processor_id: str
+    message: str
+    request_types: _containers.RepeatedScalarFieldContainer[RequestType.Value]
+    wait_seconds: float
+    def __init__(self, processor_id: _Optional[str] = ..., message: _Optional[str] = ..., request_types: _Optional[_Iterable[_Union[RequestType.Value, str]]] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
+
+class ConsumeNextResponse(_message.Message):
+    __slots__ = ("result", "claimed", "request_id", "new_status", "result_id", "ticket")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    CLAIMED_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_ID_FIELD_NUMBER: _ClassVar[int]
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    result: str
+    claimed: bool
+    request_id: str
+    new_status: TicketStatus.Value
+    result_id: str
+    ticket: BoardRow
+    def __init__(self, result: _Optional[str] = ..., claimed: _Optional[bool] = ..., request_id: _Optional[str] = ..., new_status: _Optional[_Union[TicketStatus.Value, str]] = ..., result_id: _Optional[str] = ..., ticket: _Optional[_Union[BoardRow, _Mapping]] = ...) -> None: ...
+
+class ReapStaleTicketsRequest(_message.Message):
+    __slots__ = ("threshold_seconds", "max_clean", "dry_run")
+    THRESHOLD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CLEAN_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    threshold_seconds: int
+    max_clean: int
+    dry_run: bool
+    def __init__(self, threshold_seconds: _Optional[int] = ..., max_clean: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class ReaperReport(_message.Message):
+    __slots__ = ("schema", "asof", "decision", "threshold_seconds", "stale_count", "cleaned_count", "cleaned_items", "evidence_refs")
+    class Item(_message.Message):
+        __slots__ = ("request_id", "request_type", "last_processed_at", "reason")
+        REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+        REQUEST_TYPE_FIELD_NUMBER: _ClassVar[int]
+        LAST_PROCESSED_AT_FIELD_NUMBER: _ClassVar[int]
+        REASON_FIELD_NUMBER: _ClassVar[int]
+        request_id: str
+        request_type: RequestType.Value
+        last_processed_at: str
+        reason: str
+        def __init__(self, request_id: _Optional[str] = ..., request_type: _Optional[_Union[RequestType.Value, str]] = ..., last_processed_at: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    class Decision(_message.Message):
+        __slots__ = ()
+        class Value(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+            __slots__ = ()
+            VALUE_UNSPECIFIED: _ClassVar[ReaperReport.Decision.Value]
+            NONE: _ClassVar[ReaperReport.Decision.Value]
+            CLEANED: _ClassVar[ReaperReport.Decision.Value]
+        VALUE_UNSPECIFIED: ReaperReport.Decision.Value
+        NONE: ReaperReport.Decision.Value
+        CLEANED: ReaperReport.Decision.Value
+        def __init__(self) -> None: ...
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    ASOF_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STALE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CLEANED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CLEANED_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_REFS_FIELD_NUMBER: _ClassVar[int]
+    schema: str
+    asof: str
+    decision: ReaperReport.Decision.Value
+    threshold_seconds: int
+    stale_count: int
+    cleaned_count: int
+    cleaned_items: _containers.RepeatedCompositeFieldContainer[ReaperReport.Item]
+    evidence_refs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, schema: _Optional[str] = ..., asof: _Optional[str] = ..., decision: _Optional[_Union[ReaperReport.Decision.Value, str]] = ..., threshold_seconds: _Optional[int] = ..., stale_count: _Optional[int] = ..., cleaned_count: _Optional[int] = ..., cleaned_items: _Optional[_Iterable[_Union[ReaperReport.Item, _Mapping]]] = ..., evidence_refs: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReapStaleTicketsResponse(_message.Message):
+    __slots__ = ("report", "snapshot_ref")
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_REF_FIELD_NUMBER: _ClassVar[int]
+    report: ReaperReport
+    snapshot_ref: str
+    def __init__(self, report: _Optional[_Union[ReaperReport, _Mapping]] = ..., snapshot_ref: _Optional[str] = ...) -> None: ...

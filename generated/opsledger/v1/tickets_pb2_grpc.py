@@ -61,6 +61,16 @@ class TicketServiceStub:
                 request_serializer=opsledger_dot_v1_dot_tickets__pb2.GetTicketRequest.SerializeToString,
                 response_deserializer=opsledger_dot_v1_dot_tickets__pb2.GetTicketResponse.FromString,
                 _registered_method=True)
+        self.ConsumeNext = channel.unary_unary(
+                '/opsledger.v1.TicketService/ConsumeNext',
+                request_serializer=opsledger_dot_v1_dot_tickets__pb2.ConsumeNextRequest.SerializeToString,
+                response_deserializer=opsledger_dot_v1_dot_tickets__pb2.ConsumeNextResponse.FromString,
+                _registered_method=True)
+        self.ReapStaleTickets = channel.unary_unary(
+                '/opsledger.v1.TicketService/ReapStaleTickets',
+                request_serializer=opsledger_dot_v1_dot_tickets__pb2.ReapStaleTicketsRequest.SerializeToString,
+                response_deserializer=opsledger_dot_v1_dot_tickets__pb2.ReapStaleTicketsResponse.FromString,
+                _registered_method=True)
 
 
 class TicketServiceServicer:
@@ -104,6 +114,25 @@ class TicketServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ConsumeNext(self, request, context):
+        """Claims the oldest OPEN ticket (log order), optionally of given types,
+        for processor_id. With wait_seconds > 0 (max 60) waits for a matching
+        submission; when none comes, answers OK with claimed=false. A call
+        cancelled before its claim is decided claims nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReapStaleTickets(self, request, context):
+        """Completes as FAILED (processor TICKET_REAPER) every ticket IN_PROGRESS
+        for longer than threshold_seconds, at most max_clean per run, and writes
+        TICKET_REAPER_REPORT_V1 (latest + snapshot). dry_run writes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TicketServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +160,16 @@ def add_TicketServiceServicer_to_server(servicer, server):
                     servicer.GetTicket,
                     request_deserializer=opsledger_dot_v1_dot_tickets__pb2.GetTicketRequest.FromString,
                     response_serializer=opsledger_dot_v1_dot_tickets__pb2.GetTicketResponse.SerializeToString,
+            ),
+            'ConsumeNext': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConsumeNext,
+                    request_deserializer=opsledger_dot_v1_dot_tickets__pb2.ConsumeNextRequest.FromString,
+                    response_serializer=opsledger_dot_v1_dot_tickets__pb2.ConsumeNextResponse.SerializeToString,
+            ),
+            'ReapStaleTickets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReapStaleTickets,
+                    request_deserializer=opsledger_dot_v1_dot_tickets__pb2.ReapStaleTicketsRequest.FromString,
+                    response_serializer=opsledger_dot_v1_dot_tickets__pb2.ReapStaleTicketsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -270,6 +309,60 @@ class TicketService:
             '/opsledger.v1.TicketService/GetTicket',
             opsledger_dot_v1_dot_tickets__pb2.GetTicketRequest.SerializeToString,
             opsledger_dot_v1_dot_tickets__pb2.GetTicketResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConsumeNext(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/opsledger.v1.TicketService/ConsumeNext',
+            opsledger_dot_v1_dot_tickets__pb2.ConsumeNextRequest.SerializeToString,
+            opsledger_dot_v1_dot_tickets__pb2.ConsumeNextResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReapStaleTickets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/opsledger.v1.TicketService/ReapStaleTickets',
+            opsledger_dot_v1_dot_tickets__pb2.ReapStaleTicketsRequest.SerializeToString,
+            opsledger_dot_v1_dot_tickets__pb2.ReapStaleTicketsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,105 @@
+"""The reaper (SPEC §2): stale IN_PROGRESS tickets are completed FAILED.
+
+``plan`` is pure (index in, the stale tickets out); ``run`` is the shell:
+its FAILED lines go through the store exactly like any complete, so a
+worker that completes first wins and the reaper's line is refused (and vice
+versa): one terminal line per ticket, always.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.common.canonical import pretty
+from server.common.clock import Clock, file_stamp, iso
+from server.common.reports import write_pair
+from server.errors import IllegalTransition, InvalidArgument
+from server.ledger.index import LedgerIndex
+from server.ledger.machine import Event
+from server.ledger.store import RESULTS, Sync, TicketStore, Transition
+
+log = logging.getLogger("opsledger.reaper")
+
+SCHEMA = "TICKET_REAPER_REPORT_V1"
+PROCESSOR = "TICKET_REAPER"
+DEFAULT_THRESHOLD_S = 86400
+DEFAULT_MAX_CLEAN = 50
+MAX_MAX_CLEAN = 5000
+
+
+@dataclass
+class Stale:
+    request_id: str
+    request_type: str
+    last_processed_at: str
+
+
+def message_for(threshold_s: int) -> str:
+    return f"AUTO_CLEANUP_STALE_IN_PROGRESS: exceeded {threshold_s}s threshold"
+
+
+def limits(threshold_s: int, max_clean: int) -> tuple[int, int]:
+    threshold_s = threshold_s or DEFAULT_THRESHOLD_S
+    max_clean = max_clean or DEFAULT_MAX_CLEAN
+    if threshold_s < 1:
+        raise InvalidArgument.one("threshold_seconds", "must be >= 1 (0 means 86400)")
+    if not 1 <= max_clean <= MAX_MAX_CLEAN:
+        raise InvalidArgument.one("max_clean", f"must be 1-{MAX_MAX_CLEAN} (0 means {DEFAULT_MAX_CLEAN})")
+    return threshold_s, max_clean
+
+
+def plan(index: LedgerIndex, now_epoch: int, threshold_s: int) -> list[Stale]:
+    """Every ticket IN_PROGRESS since before ``now - threshold``, oldest first."""
+    out = []
+    for entry in index.in_progress_before(now_epoch - threshold_s):
+        last = entry.last_result()
+        out.append(Stale(entry.request_id, entry.request_type, last["processed_at"]))
+    return out
+
+
+def report(asof: str, threshold_s: int, stale: list[Stale], cleaned: list[Stale], dry_run: bool = False) -> dict:
+    """In a dry run ``cleaned`` lists what would be cleaned; nothing counts as cleaned."""
+    reason = message_for(threshold_s)
+    return {
+        "schema": SCHEMA,
+        "asof": asof,
+        "decision": "CLEANED" if cleaned and not dry_run else "NONE",
+        "threshold_seconds": threshold_s,
+        "stale_count": len(stale),
+        "cleaned_count": 0 if dry_run else len(cleaned),
+        "cleaned_items": [
+            {"request_id": s.request_id, "request_type": s.request_type,
+             "last_processed_at": s.last_processed_at, "reason": reason}
+            for s in cleaned
+        ],
+        "evidence_refs": [RESULTS],
+    }
+
+
+def run(store: TicketStore, clock: Clock, threshold_s: int = 0, max_clean: int = 0,
+        dry_run: bool = False) -> tuple[dict, str | None]:
+    """Blocking (call from a thread). Returns (report, snapshot ref or None)."""
+    threshold_s, max_clean = limits(threshold_s, max_clean)
+    store.call(Sync())  # see what other processes did first
+    now = clock.now()
+    with store.lock:
+        stale = plan(store.index, int(now.timestamp()), threshold_s)
+    chosen = stale[:max_clean]
+    if dry_run:
+        return report(iso(now), threshold_s, stale, chosen, dry_run=True), None
+    message = message_for(threshold_s)
+    futures = [(s, store.execute(Transition(s.request_id, Event.COMPLETE_FAILED, PROCESSOR, message)))
+               for s in chosen]
+    cleaned = []
+    for s, fut in futures:
+        try:
+            fut.result()
+            cleaned.append(s)
+        except IllegalTransition:
+            log.info("reaper: %s was completed by its worker first", s.request_id)
+    body = report(iso(now), threshold_s, stale, cleaned)
+    _latest, snapshot = write_pair(Path(store.root), "reaper", file_stamp(now), lambda _ref: pretty(body))
+    if cleaned:
+        log.warning("reaper failed %d stale ticket(s) (threshold %ds)", len(cleaned), threshold_s)
+    return body, snapshot
