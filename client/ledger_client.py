@@ -21,13 +21,22 @@ from opsledger.v1 import tickets_pb2_grpc
 MAX_MESSAGE_BYTES = 1 << 20
 
 
-def make_channel(target: str, tls_ca: Path | None = None) -> grpc.Channel:
+def make_channel(
+    target: str,
+    tls_ca: Path | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> grpc.Channel:
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ]
-    if tls_ca is not None:
-        creds = grpc.ssl_channel_credentials(root_certificates=Path(tls_ca).read_bytes())
+    if tls_ca is not None or tls_cert is not None:
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=Path(tls_ca).read_bytes() if tls_ca else None,
+            private_key=Path(tls_key).read_bytes() if tls_key else None,
+            certificate_chain=Path(tls_cert).read_bytes() if tls_cert else None,
+        )
         return grpc.secure_channel(target, creds, options=options)
     return grpc.insecure_channel(target, options=options)
 
@@ -38,12 +47,14 @@ class OpsledgerClient:
         target: str = "127.0.0.1:50051",
         token: str | None = None,
         tls_ca: Path | None = None,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
         timeout: float = 10.0,
         retries: int = 4,
         backoff: float = 0.2,
         channel: grpc.Channel | None = None,
     ) -> None:
-        self.channel = channel or make_channel(target, tls_ca)
+        self.channel = channel or make_channel(target, tls_ca, tls_cert, tls_key)
         self.tickets = tickets_pb2_grpc.TicketServiceStub(self.channel)
         self.cycles = cycle_pb2_grpc.CycleServiceStub(self.channel)
         self.timeout = timeout

@@ -1,29 +1,43 @@
-"""The server process: store + grpc.aio services (+ gateway), start and stop."""
+"""The server process: store + grpc.aio services + HTTP gateway; start and stop.
+
+Stop order (SIGTERM/SIGINT): health NOT_SERVING; the gateway finishes its
+requests; the gRPC server refuses new calls and finishes in-flight ones
+(bounded by ``grace``); the store's writer drains its queue and closes.
+"""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
+import os
+import shutil
 import signal
 import socket
+import tempfile
 from pathlib import Path
 
-import uvicorn
-
 import grpc
+import uvicorn
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+from starlette.routing import Route
 
 from opsledger.v1 import cycle_pb2, cycle_pb2_grpc, tickets_pb2, tickets_pb2_grpc
 from server.common.atomic import atomic_replace
 from server.common.clock import Clock
 from server.cycle.runner import CycleRunner
 from server.cycle.service import CycleService, ledger_view
+from server.interceptors import CallObserver, TokenAuth, mutating_methods
 from server.ledger.service import TicketService
 from server.ledger.store import TicketStore
-from server.settings import MAX_MESSAGE_BYTES, Settings
+from server.observability import Metrics, event_log
+from server.settings import MAX_MESSAGE_BYTES, Settings, SettingsError
 
-log = logging.getLogger("opsledger.server")
+log = event_log("opsledger.server")
+std_log = logging.getLogger("opsledger.server")
 
 SERVICE_NAMES = (
     tickets_pb2.DESCRIPTOR.services_by_name["TicketService"].full_name,
@@ -31,12 +45,33 @@ SERVICE_NAMES = (
 )
 
 
+def _is_loopback(addr: str) -> bool:
+    host = addr.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(s: Settings) -> None:
+    """Refuse a non-loopback bind without a token unless explicitly overridden."""
+    exposed = [a for a in (s.grpc_addr, s.http_addr) if a and not _is_loopback(a)]
+    if exposed and not s.token and not s.insecure_no_auth:
+        raise SettingsError(
+            f"refusing to listen on {', '.join(exposed)} without a token: set OPSLEDGER_TOKEN or "
+            "--token-file, or pass --insecure-no-auth to accept unauthenticated writes from the network"
+        )
+
+
 class Opsledger:
-    """One running server: call ``start()``, later ``stop()``."""
+    """One running server: ``await start()``, later ``await stop()``."""
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or Clock()
+        self.metrics = Metrics()
         self.store: TicketStore | None = None
         self.grpc_server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
@@ -44,21 +79,29 @@ class Opsledger:
         self.http_port: int | None = None
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task | None = None
-        self._http_socket: socket.socket | None = None
         self._gateway_channel: grpc.aio.Channel | None = None
+        self._private_dir: str | None = None
         self._reaper_task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    # -- start ----------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         s = self.settings
-        self.store = TicketStore(
-            s.root, self.clock, fsync=(s.fsync == "always"), on_failure=self._store_failed
-        )
+        check_exposure(s)
+        if s.insecure_no_auth and not s.token:
+            log.warning("auth_off", message="--insecure-no-auth: anyone who can reach this server can write")
+        self.store = TicketStore(s.root, self.clock, fsync=(s.fsync == "always"), on_failure=self._store_failed)
         await asyncio.to_thread(self.store.open)
-        for anomaly in self.store.anomalies:
-            log.warning("ledger anomaly %s:%d %s", anomaly.file, anomaly.line_no, anomaly.reason)
+        for a in self.store.anomalies:
+            log.warning("ledger_anomaly", file=a.file, line=a.line_no, reason=a.reason)
+        self.metrics.watch_store(self.store)
+
+        interceptors = [CallObserver(self.metrics)]
+        if s.token:
+            interceptors.append(TokenAuth(s.token, mutating_methods()))
         server = grpc.aio.server(
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -67,56 +110,89 @@ class Opsledger:
             maximum_concurrent_rpcs=s.max_concurrent_rpcs,
         )
         tickets_pb2_grpc.add_TicketServiceServicer_to_server(TicketService(self.store, self.clock), server)
-        self.runner = CycleRunner(
-            s.root, ledger_view(self.store), self.clock, s.bundle_max_age_s, s.bundle_key_file
-        )
-        cycle_pb2_grpc.add_CycleServiceServicer_to_server(CycleService(self.runner, self.store), server)
+        self.runner = CycleRunner(s.root, ledger_view(self.store), self.clock, s.bundle_max_age_s, s.bundle_key_file)
+        cycle_pb2_grpc.add_CycleServiceServicer_to_server(
+            CycleService(self.runner, self.store, self.metrics), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             SERVICE_NAMES + (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             server,
         )
-        self.grpc_port = server.add_insecure_port(s.grpc_addr)
-        if self.grpc_port == 0:
-            raise OSError(f"could not bind gRPC address {s.grpc_addr}")
+        self.grpc_port = self._bind_grpc(server, s)
+        private = None
+        if s.http_addr and not s.grpc_target:
+            # The in-process gateway reaches gRPC over a private Unix socket
+            # (a 0700 folder), so it needs no TLS client identity of its own.
+            self._private_dir = tempfile.mkdtemp(prefix="opsledger-")
+            private = f"unix:{self._private_dir}/grpc.sock"
+            server.add_insecure_port(private)
         await server.start()
         self.grpc_server = server
         for name in ("",) + SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        host = s.grpc_addr.rsplit(":", 1)[0]
         if s.http_addr:
-            await self._start_gateway(s.http_addr, s.grpc_target or f"127.0.0.1:{self.grpc_port}")
-        log.info(
-            "opsledger serving gRPC on %s:%d, HTTP on %s, root %s, fsync %s",
-            host, self.grpc_port, f"{s.http_addr.rsplit(':', 1)[0]}:{self.http_port}" if self.http_port else "off",
-            Path(s.root).resolve(), s.fsync,
-        )
+            await self._start_gateway(s.http_addr, s.grpc_target or private)
         if s.reap_interval > 0:
             self._reaper_task = asyncio.create_task(self._reap_every(s.reap_interval))
+        log.info(
+            "started",
+            grpc=f"{s.grpc_addr.rsplit(':', 1)[0]}:{self.grpc_port}",
+            http=f"{s.http_addr.rsplit(':', 1)[0]}:{self.http_port}" if self.http_port else None,
+            root=str(Path(s.root).resolve()),
+            fsync=s.fsync,
+            auth="on" if s.token else "off",
+            tls="mutual" if s.tls_client_ca else ("on" if s.tls_cert else "off"),
+            tickets=sum(self.store.index.counts().values()),
+        )
         if s.ready_file is not None:
-            atomic_replace(
-                Path(s.ready_file),
-                json.dumps({"grpc_port": self.grpc_port, "http_port": self.http_port}).encode(),
+            atomic_replace(Path(s.ready_file),
+                           json.dumps({"grpc_port": self.grpc_port, "http_port": self.http_port}).encode())
+
+    def _bind_grpc(self, server: grpc.aio.Server, s: Settings) -> int:
+        if s.tls_cert:
+            creds = grpc.ssl_server_credentials(
+                [(Path(s.tls_key).read_bytes(), Path(s.tls_cert).read_bytes())],
+                root_certificates=Path(s.tls_client_ca).read_bytes() if s.tls_client_ca else None,
+                require_client_auth=bool(s.tls_client_ca),
             )
+            port = server.add_secure_port(s.grpc_addr, creds)
+        else:
+            port = server.add_insecure_port(s.grpc_addr)
+        if port == 0:
+            raise OSError(f"could not bind gRPC address {s.grpc_addr}")
+        return port
 
     async def _start_gateway(self, http_addr: str, grpc_target: str) -> None:
         from server.gateway.app import build_app
 
         host, port = http_addr.rsplit(":", 1)
-        sock = socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET)
+        host = host.strip("[]")
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host.strip("[]"), int(port)))
+        sock.bind((host, int(port)))
         sock.listen(1024)
         sock.setblocking(False)
-        self._http_socket = sock
         self.http_port = sock.getsockname()[1]
-        self._gateway_channel = grpc.aio.insecure_channel(grpc_target)
-        app = build_app(self._gateway_channel)
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=self.settings.grace)
+        self._gateway_channel = grpc.aio.insecure_channel(grpc_target, options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ])
+        registry = self.metrics.registry
+
+        async def metrics(_request) -> Response:
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+        app = build_app(self._gateway_channel, extra_routes=[Route("/metrics", metrics, methods=["GET"])],
+                        metrics=self.metrics)
+        s = self.settings
+        config = uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=s.grace,
+            ssl_certfile=str(s.tls_cert) if s.tls_cert else None,
+            ssl_keyfile=str(s.tls_key) if s.tls_key else None,
+        )
         self._http = uvicorn.Server(config)
         # _serve, not serve(): serve() would take over SIGTERM/SIGINT, which
-        # belong to serve_forever (gRPC drains first, then HTTP).
+        # belong to serve_forever (see the stop order above).
         self._http_task = asyncio.create_task(self._http._serve(sockets=[sock]))
         while not self._http.started:
             if self._http_task.done():
@@ -132,21 +208,21 @@ class Opsledger:
             try:
                 await asyncio.to_thread(reaper.run, self.store, self.clock)
             except Exception:  # noqa: BLE001 - the next round tries again; the log says why
-                log.exception("scheduled reaper run failed")
+                std_log.exception("scheduled reaper run failed")
 
     def _store_failed(self, exc: BaseException) -> None:
         # Called from the writer thread: hop onto the loop to flip health.
+        self.metrics.read_only.set(1)
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(
-                lambda: asyncio.ensure_future(self._set_not_serving())
-            )
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._set_not_serving()))
 
     async def _set_not_serving(self) -> None:
         for name in ("",) + SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
+    # -- stop -----------------------------------------------------------------------
     async def stop(self, grace: float | None = None) -> None:
-        """Health NOT_SERVING, refuse new calls, finish in-flight ones, close the store."""
+        grace = self.settings.grace if grace is None else grace
         await self.health.enter_graceful_shutdown()
         if self._reaper_task is not None:
             self._reaper_task.cancel()
@@ -155,10 +231,12 @@ class Opsledger:
             await self._http_task
             await self._gateway_channel.close()
         if self.grpc_server is not None:
-            await self.grpc_server.stop(self.settings.grace if grace is None else grace)
+            await self.grpc_server.stop(grace)
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
-        log.info("opsledger stopped")
+        if self._private_dir is not None:
+            shutil.rmtree(self._private_dir, ignore_errors=True)
+        log.info("stopped")
 
 
 async def serve_forever(settings: Settings) -> int:
@@ -169,6 +247,6 @@ async def serve_forever(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("signal received: draining (grace %.1fs)", settings.grace)
+    log.info("draining", grace_s=settings.grace, pid=os.getpid())
     await app.stop()
     return 0

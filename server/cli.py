@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import grpc
 from google.protobuf import json_format
 from grpc_status import rpc_status
 
-from server.settings import Settings, env, env_bool
+from server.settings import Settings, SettingsError, env, env_bool, read_token
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -32,19 +31,14 @@ def _print_json(obj) -> None:
 def _client(args):
     from client.ledger_client import OpsledgerClient
 
-    token = _read_token(args)
     return OpsledgerClient(
         args.target,
-        token=token,
+        token=read_token(Path(args.token_file) if args.token_file else None),
         tls_ca=Path(args.tls_ca) if args.tls_ca else None,
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
         timeout=args.timeout,
     )
-
-
-def _read_token(args) -> str | None:
-    if getattr(args, "token_file", None):
-        return Path(args.token_file).read_text().strip()
-    return env("TOKEN")
 
 
 # -- commands -----------------------------------------------------------------------
@@ -52,6 +46,12 @@ def cmd_serve(args) -> int:
     from server.app import serve_forever
 
     settings = Settings(
+        token=read_token(Path(args.token_file) if args.token_file else None),
+        insecure_no_auth=args.insecure_no_auth,
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
+        tls_client_ca=Path(args.tls_client_ca) if args.tls_client_ca else None,
+        max_concurrent_rpcs=args.max_concurrent_rpcs,
         root=Path(args.root),
         grpc_addr=args.grpc_addr,
         http_addr=None if args.no_http else args.http_addr,
@@ -61,6 +61,10 @@ def cmd_serve(args) -> int:
         grace=args.grace,
         reap_interval=args.reap_interval,
     )
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise SettingsError("--tls-cert and --tls-key go together")
+    if settings.tls_client_ca and not settings.tls_cert:
+        raise SettingsError("--tls-client-ca needs --tls-cert and --tls-key")
     return asyncio.run(serve_forever(settings))
 
 
@@ -198,6 +202,8 @@ def _client_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default=env("TARGET", "127.0.0.1:50051"), help="gRPC address (OPSLEDGER_TARGET)")
     p.add_argument("--token-file", default=env("TOKEN_FILE"), help="file holding the bearer token (or OPSLEDGER_TOKEN)")
     p.add_argument("--tls-ca", default=env("TLS_CA"), help="CA bundle: use TLS to the server (OPSLEDGER_TLS_CA)")
+    p.add_argument("--tls-cert", default=env("CLIENT_TLS_CERT"), help="client certificate for mutual TLS")
+    p.add_argument("--tls-key", default=env("CLIENT_TLS_KEY"), help="client key for mutual TLS")
     p.add_argument("--timeout", type=float, default=float(env("TIMEOUT", "10")), help="deadline per call, seconds")
 
 
@@ -220,6 +226,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fsync", choices=("always", "never"), default=env("FSYNC", "always"),
                    help="always: an OK reply means the line is on disk (default)")
     p.add_argument("--grace", type=float, default=float(env("GRACE", "10")), help="seconds to drain calls on SIGTERM")
+    p.add_argument("--token-file", default=env("TOKEN_FILE"),
+                   help="bearer token for mutating calls (or OPSLEDGER_TOKEN)")
+    p.add_argument("--insecure-no-auth", action="store_true", default=env_bool("INSECURE_NO_AUTH"),
+                   help="allow a non-loopback bind without a token (warned at every start)")
+    p.add_argument("--tls-cert", default=env("TLS_CERT"), help="server certificate (PEM): TLS for gRPC and HTTP")
+    p.add_argument("--tls-key", default=env("TLS_KEY"), help="server private key (PEM)")
+    p.add_argument("--tls-client-ca", default=env("TLS_CLIENT_CA"),
+                   help="CA of client certificates: require mutual TLS on gRPC")
+    p.add_argument("--max-concurrent-rpcs", type=int, default=int(env("MAX_CONCURRENT_RPCS", "256")),
+                   help="calls beyond this many at once get RESOURCE_EXHAUSTED")
     p.add_argument("--reap-interval", type=float, default=float(env("REAP_INTERVAL", "0")),
                    help="run the reaper every N seconds (0: off)")
     p.add_argument("--ready-file", default=env("READY_FILE"), help="write bound ports here as JSON once serving")
@@ -313,15 +329,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    from server.observability import configure_logging
+
+    configure_logging(args.log_level)
     try:
         return args.func(args)
     except grpc.RpcError as exc:
         _print_rpc_error(exc)
         return EXIT_FAIL
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _print_rpc_error(exc: grpc.RpcError) -> None:

@@ -8,6 +8,25 @@ from pathlib import Path
 MAX_MESSAGE_BYTES = 1 << 20
 
 
+class SettingsError(ValueError):
+    """A setting that cannot be served as given; the message says what to change."""
+
+
+def _path(name: str) -> Path | None:
+    value = env(name)
+    return Path(value) if value else None
+
+
+def read_token(token_file: Path | None) -> str | None:
+    """The bearer token: ``--token-file`` wins over ``OPSLEDGER_TOKEN``."""
+    if token_file is not None:
+        token = Path(token_file).read_text().strip()
+        if not token:
+            raise SettingsError(f"{token_file}: token file is empty")
+        return token
+    return env("TOKEN")
+
+
 def env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(f"OPSLEDGER_{name}")
     return value if value not in (None, "") else default
@@ -29,14 +48,12 @@ class Settings:
     fsync: str = field(default_factory=lambda: env("FSYNC", "always"))
     token: str | None = field(default_factory=lambda: env("TOKEN"))
     insecure_no_auth: bool = field(default_factory=lambda: env_bool("INSECURE_NO_AUTH"))
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None
+    tls_cert: Path | None = field(default_factory=lambda: _path("TLS_CERT"))
+    tls_key: Path | None = field(default_factory=lambda: _path("TLS_KEY"))
+    tls_client_ca: Path | None = field(default_factory=lambda: _path("TLS_CLIENT_CA"))
     max_concurrent_rpcs: int = field(default_factory=lambda: int(env("MAX_CONCURRENT_RPCS", "256")))
     grace: float = field(default_factory=lambda: float(env("GRACE", "10")))
     reap_interval: float = field(default_factory=lambda: float(env("REAP_INTERVAL", "0")))
     ready_file: Path | None = None
-    bundle_key_file: Path | None = field(
-        default_factory=lambda: Path(p) if (p := env("BUNDLE_KEY_FILE")) else None
-    )
+    bundle_key_file: Path | None = field(default_factory=lambda: _path("BUNDLE_KEY_FILE"))
     bundle_max_age_s: int = field(default_factory=lambda: int(env("BUNDLE_MAX_AGE_S", "86400")))

@@ -55,7 +55,7 @@ def opsledger_cmd(*args: str) -> list[str]:
 class ServerProcess:
     """``opsledger serve`` as a real subprocess; learns its ports from --ready-file."""
 
-    def __init__(self, root: Path, *extra: str, env: dict | None = None) -> None:
+    def __init__(self, root: Path, *extra: str, env: dict | None = None, grpc_addr: str = "127.0.0.1:0") -> None:
         self.root = Path(root)
         self.ready = self.root / f".ready-{os.getpid()}-{id(self)}.json"
         self.ready.unlink(missing_ok=True)
@@ -63,7 +63,7 @@ class ServerProcess:
         self.root.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
         cmd = opsledger_cmd(
-            "serve", "--root", str(self.root), "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+            "serve", "--root", str(self.root), "--grpc-addr", grpc_addr, "--http-addr", "127.0.0.1:0",
             "--ready-file", str(self.ready), *extra,
         )
         full_env = dict(os.environ, **(env or {}))

@@ -38,9 +38,10 @@ def receipt_message(receipt: dict) -> pb.Receipt:
 
 
 class CycleService(cycle_pb2_grpc.CycleServiceServicer):
-    def __init__(self, runner: CycleRunner, store: TicketStore) -> None:
+    def __init__(self, runner: CycleRunner, store: TicketStore, metrics=None) -> None:
         self.runner = runner
         self.store = store
+        self.metrics = metrics
 
     @refusals_to_status
     async def RunCycle(self, request: pb.RunCycleRequest, context) -> pb.RunCycleResponse:
@@ -50,7 +51,11 @@ class CycleService(cycle_pb2_grpc.CycleServiceServicer):
         try:
             receipt = await asyncio.to_thread(self.runner.run)
         except ReceiptNotWritten as exc:
+            if self.metrics is not None:
+                self.metrics.cycles.labels("NO_RECEIPT").inc()
             raise Unavailable(str(exc)) from None
+        if self.metrics is not None:
+            self.metrics.cycles.labels(receipt["result"]).inc()
         return pb.RunCycleResponse(receipt=receipt_message(receipt))
 
     @refusals_to_status

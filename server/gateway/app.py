@@ -6,6 +6,7 @@ every rule of the server (validation, auth, limits) applies unchanged; the
 """
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 
 import grpc
@@ -19,9 +20,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.gateway import mapping
+from server.observability import event_log
 from server.gateway.openapi import openapi_document
 from server.gateway.rules import HttpRoute, package_services, routes_of
 
+_access = event_log("opsledger.http")
 MAX_BODY = 1 << 20
 CALL_TIMEOUT_S = 330.0  # above every server-side wait (RunCycle queueing, ConsumeNext)
 _JSON_TYPES = ("application/json", "application/x-www-form-urlencoded")
@@ -61,6 +64,7 @@ def build_app(
     channel: grpc.aio.Channel,
     services: list[descriptor.ServiceDescriptor] | None = None,
     extra_routes: list[Route] | None = None,
+    metrics=None,
 ) -> Starlette:
     http_routes = routes_of(services if services is not None else package_services())
     literal_paths = {r.starlette_path for r in http_routes if r.is_literal}
@@ -141,4 +145,44 @@ def build_app(
         Route("/openapi.json", openapi, methods=["GET"]),
         *(extra_routes or []),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    return AccessLog(app, metrics) if metrics is not None else app
+
+
+class AccessLog:
+    """One structured log line and a counter per HTTP request (pure ASGI).
+
+    Logs method, route template, status, duration and peer: never headers
+    (so never the Authorization header) and never bodies.
+    """
+
+    def __init__(self, app, metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_and_note(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.http.labels(scope["method"], route, str(status["code"])).inc()
+            client = scope.get("client")
+            _access.info(
+                "http",
+                method=scope["method"],
+                route=route,
+                status=status["code"],
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                request_id=(scope.get("path_params") or {}).get("request_id"),
+                peer=f"{client[0]}:{client[1]}" if client else None,
+            )

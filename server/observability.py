@@ -1,0 +1,97 @@
+"""Structured logs and Prometheus metrics: one place for both.
+
+Logs: one JSON line per RPC and per HTTP request (structlog), readable key=value
+lines when stderr is a terminal. Only names, codes, ids and timings are
+logged: never a token, an Authorization header or a payload.
+
+Metrics live in a registry per server (not the process-global one), so that
+several servers in one process count apart.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+_configured = False
+
+
+def configure_logging(level: str = "INFO", json_lines: bool | None = None) -> None:
+    """structlog for our events, stdlib logging routed through the same renderer."""
+    global _configured
+    if json_lines is None:
+        json_lines = not sys.stderr.isatty()
+    renderer = structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(colors=False)
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=shared + [structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=shared,
+    ))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, str(level).upper(), logging.INFO))
+    logging.getLogger("uvicorn.access").disabled = True  # our middleware logs each request
+    _configured = True
+
+
+def event_log(name: str):
+    return structlog.get_logger(name)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.rpcs = Counter("opsledger_rpcs", "RPCs served, by method and status code",
+                            ["method", "code"], registry=r)
+        self.rpc_latency = Histogram("opsledger_rpc_latency_seconds", "RPC latency by method", ["method"],
+                                     registry=r, buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+        self.http = Counter("opsledger_http_requests", "HTTP requests, by route and status",
+                            ["method", "route", "status"], registry=r)
+        self.fsync_latency = Histogram("opsledger_store_fsync_seconds", "write+fsync time of one group commit",
+                                       registry=r, buckets=(.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5))
+        self.batch_size = Histogram("opsledger_store_batch_lines", "lines appended per group commit",
+                                    registry=r, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
+        self.cycles = Counter("opsledger_cycles", "live cycles run, by result", ["result"], registry=r)
+        self.read_only = Gauge("opsledger_store_read_only", "1 after a failed write or fsync", registry=r)
+        self._store = None
+        r.register(_TicketCollector(self))
+
+    def watch_store(self, store) -> None:
+        self._store = store
+        store.observers.append(self._on_commit)
+
+    def _on_commit(self, lines: int, seconds: float) -> None:
+        self.batch_size.observe(lines)
+        self.fsync_latency.observe(seconds)
+
+
+class _TicketCollector:
+    """Tickets by current status, read from the index at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self):
+        family = GaugeMetricFamily("opsledger_tickets", "tickets by current status", labels=["status"])
+        store = self.metrics._store
+        if store is not None:
+            with store.lock:
+                counts = store.index.counts()
+            for status, n in counts.items():
+                family.add_metric([status], n)
+        yield family
