@@ -10,7 +10,7 @@ SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["
 GRPC_TOOLS_PROTO = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 PROTOS := $(wildcard protos/opsledger/v1/*.proto)
 
-.PHONY: run test lint generate drift buf bench bench-quick torture clean venv test-deps
+.PHONY: run test lint generate drift buf bench bench-quick torture clean venv test-deps browser-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,13 +24,20 @@ $(TEST_STAMP): $(STAMP)
 venv: $(STAMP)
 test-deps: $(TEST_STAMP)
 
+# The board page tests drive Debian's Chromium (no browser download: no internet).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    chromium chromium-driver fonts-noto-cjk >/dev/null; fi
+
 ## run: set up and start the server (gRPC 127.0.0.1:50051, HTTP 127.0.0.1:8080)
 run: $(STAMP)
 	$(BIN)/opsledger bundle publish --if-missing examples/strategy_example.json
 	$(BIN)/opsledger serve
 
 ## test: set up and run the test suite
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) browser-deps
 	$(BIN)/python -m pytest -q
 
 ## generate: rebuild generated/ from protos/

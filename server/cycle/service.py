@@ -67,6 +67,14 @@ class CycleService(cycle_pb2_grpc.CycleServiceServicer):
             status="ready", row_count=1, rows=[receipt_message(receipt)], snapshots=snapshots
         )
 
+    @refusals_to_status
+    async def GetLatestReco(self, request: pb.GetLatestRecoRequest, context) -> pb.GetLatestRecoResponse:
+        path = self.runner.root / latest_ref("reco")
+        report = await asyncio.to_thread(lambda: json.loads(path.read_bytes()) if path.exists() else None)
+        if report is None:
+            return pb.GetLatestRecoResponse(status="no_reco_yet")
+        return pb.GetLatestRecoResponse(status="ready", report=json_format.ParseDict(report, pb.RecoReport()))
+
     def _latest(self):
         path = self.runner.root / latest_ref("cycle")
         receipt = json.loads(path.read_bytes()) if path.exists() else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import grpc
 import orjson
@@ -16,8 +17,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from server.gateway import mapping
 from server.observability import event_log
@@ -25,6 +27,7 @@ from server.gateway.openapi import openapi_document
 from server.gateway.rules import HttpRoute, package_services, routes_of
 
 _access = event_log("opsledger.http")
+STATIC = Path(__file__).resolve().parent.parent / "static"  # the board page, shipped in the package
 MAX_BODY = 1 << 20
 CALL_TIMEOUT_S = 330.0  # above every server-side wait (RunCycle queueing, ConsumeNext)
 _JSON_TYPES = ("application/json", "application/x-www-form-urlencoded")
@@ -140,7 +143,12 @@ def build_app(
         message = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, exc.detail)
         return _fail(exc.status_code, message, codes.get(exc.status_code, "UNKNOWN"))
 
+    async def board_page(_request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+
     routes = routes + [
+        Route("/", board_page, methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *(extra_routes or []),

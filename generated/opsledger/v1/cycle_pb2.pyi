@@ -218,3 +218,110 @@ class GetLatestCycleResponse(_message.Message):
     rows: _containers.RepeatedCompositeFieldContainer[Receipt]
     snapshots: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, status: _Optional[str] = ..., row_count: _Optional[int] = ..., rows: _Optional[_Iterable[_Union[Receipt, _Mapping]]] = ..., snapshots: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RecoReport(_message.Message):
+    __slots__ = ("schema", "report_id", "created_at", "source_bundle", "decision", "reason", "recommendations", "summary", "constraints_applied", "evidence_refs", "integrity")
+    class SourceBundle(_message.Message):
+        __slots__ = ("bundle_id", "strategy_name", "strategy_version", "latest_ref", "created_at", "bundle_decision", "integrity")
+        BUNDLE_ID_FIELD_NUMBER: _ClassVar[int]
+        STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
+        STRATEGY_VERSION_FIELD_NUMBER: _ClassVar[int]
+        LATEST_REF_FIELD_NUMBER: _ClassVar[int]
+        CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+        BUNDLE_DECISION_FIELD_NUMBER: _ClassVar[int]
+        INTEGRITY_FIELD_NUMBER: _ClassVar[int]
+        bundle_id: str
+        strategy_name: str
+        strategy_version: str
+        latest_ref: str
+        created_at: str
+        bundle_decision: BundleDecision.Value
+        integrity: RecoReport.Integrity
+        def __init__(self, bundle_id: _Optional[str] = ..., strategy_name: _Optional[str] = ..., strategy_version: _Optional[str] = ..., latest_ref: _Optional[str] = ..., created_at: _Optional[str] = ..., bundle_decision: _Optional[_Union[BundleDecision.Value, str]] = ..., integrity: _Optional[_Union[RecoReport.Integrity, _Mapping]] = ...) -> None: ...
+    class Recommendation(_message.Message):
+        __slots__ = ("ticker", "name", "action", "weight_pct", "signal_score", "rationale")
+        class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+            __slots__ = ()
+            ACTION_UNSPECIFIED: _ClassVar[RecoReport.Recommendation.Action]
+            BUY: _ClassVar[RecoReport.Recommendation.Action]
+            SELL: _ClassVar[RecoReport.Recommendation.Action]
+            HOLD: _ClassVar[RecoReport.Recommendation.Action]
+        ACTION_UNSPECIFIED: RecoReport.Recommendation.Action
+        BUY: RecoReport.Recommendation.Action
+        SELL: RecoReport.Recommendation.Action
+        HOLD: RecoReport.Recommendation.Action
+        TICKER_FIELD_NUMBER: _ClassVar[int]
+        NAME_FIELD_NUMBER: _ClassVar[int]
+        ACTION_FIELD_NUMBER: _ClassVar[int]
+        WEIGHT_PCT_FIELD_NUMBER: _ClassVar[int]
+        SIGNAL_SCORE_FIELD_NUMBER: _ClassVar[int]
+        RATIONALE_FIELD_NUMBER: _ClassVar[int]
+        ticker: str
+        name: str
+        action: RecoReport.Recommendation.Action
+        weight_pct: float
+        signal_score: float
+        rationale: str
+        def __init__(self, ticker: _Optional[str] = ..., name: _Optional[str] = ..., action: _Optional[_Union[RecoReport.Recommendation.Action, str]] = ..., weight_pct: _Optional[float] = ..., signal_score: _Optional[float] = ..., rationale: _Optional[str] = ...) -> None: ...
+    class Summary(_message.Message):
+        __slots__ = ("total_positions", "buy_count", "sell_count", "hold_count", "cash_pct")
+        TOTAL_POSITIONS_FIELD_NUMBER: _ClassVar[int]
+        BUY_COUNT_FIELD_NUMBER: _ClassVar[int]
+        SELL_COUNT_FIELD_NUMBER: _ClassVar[int]
+        HOLD_COUNT_FIELD_NUMBER: _ClassVar[int]
+        CASH_PCT_FIELD_NUMBER: _ClassVar[int]
+        total_positions: int
+        buy_count: int
+        sell_count: int
+        hold_count: int
+        cash_pct: float
+        def __init__(self, total_positions: _Optional[int] = ..., buy_count: _Optional[int] = ..., sell_count: _Optional[int] = ..., hold_count: _Optional[int] = ..., cash_pct: _Optional[float] = ...) -> None: ...
+    class Constraints(_message.Message):
+        __slots__ = ("max_position_pct", "max_positions", "min_cash_pct")
+        MAX_POSITION_PCT_FIELD_NUMBER: _ClassVar[int]
+        MAX_POSITIONS_FIELD_NUMBER: _ClassVar[int]
+        MIN_CASH_PCT_FIELD_NUMBER: _ClassVar[int]
+        max_position_pct: float
+        max_positions: int
+        min_cash_pct: float
+        def __init__(self, max_position_pct: _Optional[float] = ..., max_positions: _Optional[int] = ..., min_cash_pct: _Optional[float] = ...) -> None: ...
+    class Integrity(_message.Message):
+        __slots__ = ("payload_sha256",)
+        PAYLOAD_SHA256_FIELD_NUMBER: _ClassVar[int]
+        payload_sha256: str
+        def __init__(self, payload_sha256: _Optional[str] = ...) -> None: ...
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    REPORT_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_BUNDLE_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RECOMMENDATIONS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    CONSTRAINTS_APPLIED_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_REFS_FIELD_NUMBER: _ClassVar[int]
+    INTEGRITY_FIELD_NUMBER: _ClassVar[int]
+    schema: str
+    report_id: str
+    created_at: str
+    source_bundle: RecoReport.SourceBundle
+    decision: RecoDecision.Value
+    reason: RecoReason.Value
+    recommendations: _containers.RepeatedCompositeFieldContainer[RecoReport.Recommendation]
+    summary: RecoReport.Summary
+    constraints_applied: RecoReport.Constraints
+    evidence_refs: _containers.RepeatedScalarFieldContainer[str]
+    integrity: RecoReport.Integrity
+    def __init__(self, schema: _Optional[str] = ..., report_id: _Optional[str] = ..., created_at: _Optional[str] = ..., source_bundle: _Optional[_Union[RecoReport.SourceBundle, _Mapping]] = ..., decision: _Optional[_Union[RecoDecision.Value, str]] = ..., reason: _Optional[_Union[RecoReason.Value, str]] = ..., recommendations: _Optional[_Iterable[_Union[RecoReport.Recommendation, _Mapping]]] = ..., summary: _Optional[_Union[RecoReport.Summary, _Mapping]] = ..., constraints_applied: _Optional[_Union[RecoReport.Constraints, _Mapping]] = ..., evidence_refs: _Optional[_Iterable[str]] = ..., integrity: _Optional[_Union[RecoReport.Integrity, _Mapping]] = ...) -> None: ...
+
+class GetLatestRecoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetLatestRecoResponse(_message.Message):
+    __slots__ = ("status", "report")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    report: RecoReport
+    def __init__(self, status: _Optional[str] = ..., report: _Optional[_Union[RecoReport, _Mapping]] = ...) -> None: ...

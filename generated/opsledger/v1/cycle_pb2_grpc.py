@@ -46,6 +46,11 @@ class CycleServiceStub:
                 request_serializer=opsledger_dot_v1_dot_cycle__pb2.GetLatestCycleRequest.SerializeToString,
                 response_deserializer=opsledger_dot_v1_dot_cycle__pb2.GetLatestCycleResponse.FromString,
                 _registered_method=True)
+        self.GetLatestReco = channel.unary_unary(
+                '/opsledger.v1.CycleService/GetLatestReco',
+                request_serializer=opsledger_dot_v1_dot_cycle__pb2.GetLatestRecoRequest.SerializeToString,
+                response_deserializer=opsledger_dot_v1_dot_cycle__pb2.GetLatestRecoResponse.FromString,
+                _registered_method=True)
 
 
 class CycleServiceServicer:
@@ -69,6 +74,14 @@ class CycleServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLatestReco(self, request, context):
+        """The latest recommendation report (RECO_REPORT_V1); before any cycle,
+        status "no_reco_yet" (not an error).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CycleServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -81,6 +94,11 @@ def add_CycleServiceServicer_to_server(servicer, server):
                     servicer.GetLatestCycle,
                     request_deserializer=opsledger_dot_v1_dot_cycle__pb2.GetLatestCycleRequest.FromString,
                     response_serializer=opsledger_dot_v1_dot_cycle__pb2.GetLatestCycleResponse.SerializeToString,
+            ),
+            'GetLatestReco': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLatestReco,
+                    request_deserializer=opsledger_dot_v1_dot_cycle__pb2.GetLatestRecoRequest.FromString,
+                    response_serializer=opsledger_dot_v1_dot_cycle__pb2.GetLatestRecoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -139,6 +157,33 @@ class CycleService:
             '/opsledger.v1.CycleService/GetLatestCycle',
             opsledger_dot_v1_dot_cycle__pb2.GetLatestCycleRequest.SerializeToString,
             opsledger_dot_v1_dot_cycle__pb2.GetLatestCycleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLatestReco(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/opsledger.v1.CycleService/GetLatestReco',
+            opsledger_dot_v1_dot_cycle__pb2.GetLatestRecoRequest.SerializeToString,
+            opsledger_dot_v1_dot_cycle__pb2.GetLatestRecoResponse.FromString,
             options,
             channel_credentials,
             insecure,
