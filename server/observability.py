@@ -16,26 +16,27 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-_configured = False
+_SHARED = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+# Our events always go through stdlib logging: silent in a library or a test
+# until configure_logging() gives them a handler.
+structlog.configure(
+    processors=_SHARED + [structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+    logger_factory=structlog.stdlib.LoggerFactory(),
+    cache_logger_on_first_use=True,
+)
 
 
 def configure_logging(level: str = "INFO", json_lines: bool | None = None) -> None:
-    """structlog for our events, stdlib logging routed through the same renderer."""
-    global _configured
+    """One renderer for our structlog events and every stdlib logger (grpc, uvicorn)."""
     if json_lines is None:
         json_lines = not sys.stderr.isatty()
     renderer = structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(colors=False)
-    shared = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    structlog.configure(
-        processors=shared + [structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        cache_logger_on_first_use=True,
-    )
+    shared = _SHARED
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
@@ -45,7 +46,6 @@ def configure_logging(level: str = "INFO", json_lines: bool | None = None) -> No
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, str(level).upper(), logging.INFO))
     logging.getLogger("uvicorn.access").disabled = True  # our middleware logs each request
-    _configured = True
 
 
 def event_log(name: str):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 DEFAULT_TZ = "Asia/Seoul"
@@ -71,5 +71,8 @@ def parse_iso(text: str) -> datetime:
 
 
 def epoch_seconds(text: str) -> int:
-    """Seconds since the epoch of a contract timestamp (for ordering)."""
-    return int(parse_iso(text).astimezone(timezone.utc).timestamp())
+    """Seconds since the epoch of a contract timestamp (for ordering); ValueError without offset."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp without offset: {text!r}")
+    return int(moment.timestamp())

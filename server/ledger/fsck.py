@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.common.clock import parse_iso
 from server.ledger import records, replay
 from server.ledger.index import LedgerIndex
 from server.ledger.store import REQUESTS, RESULTS
@@ -40,6 +39,7 @@ def fsck(root: Path) -> list[Finding]:
     root = Path(root)
     findings: list[Finding] = []
     index = LedgerIndex()
+    requested_at: dict[str, int] = {}
     for rel, is_results in ((REQUESTS, False), (RESULTS, True)):
         path = root / rel
         if not path.exists():
@@ -48,21 +48,18 @@ def fsck(root: Path) -> list[Finding]:
             if not has_nl:
                 findings.append(Finding(rel, n, "torn last line (no newline); start-up will move it aside"))
                 continue
+            apply = replay.apply_result_line if is_results else replay.apply_request_line
             try:
-                if is_results:
-                    reason = replay.apply_result_line(index, line, offset)
-                else:
-                    reason = replay.apply_request_line(index, line)
+                rec, epoch, reason = apply(index, line, offset)
             except records.LineError as exc:
                 findings.append(Finding(rel, n, f"not a record: {exc}"))
                 continue
             if reason:
                 findings.append(Finding(rel, n, reason))
-            elif is_results:
-                rec = records.parse_result_line(line)
-                request = index.get(rec["request_id"]).request()
-                if parse_iso(rec["processed_at"]) < parse_iso(request["requested_at"]):
-                    findings.append(Finding(rel, n, "processed_at is earlier than the request's requested_at", "note"))
+            elif not is_results:
+                requested_at[rec["request_id"]] = epoch
+            elif epoch < requested_at[rec["request_id"]]:
+                findings.append(Finding(rel, n, "processed_at is earlier than the request's requested_at", "note"))
         for aside in sorted(path.parent.glob(path.name + ".torn-*")):
             findings.append(Finding(aside.relative_to(root).as_posix(), 0, "torn tail moved aside by an earlier start-up", "note"))
     return findings

@@ -13,12 +13,9 @@ import heapq
 import itertools
 from collections.abc import Iterable, Iterator
 
-import orjson
 from sortedcontainers import SortedList
 
-from server.common.clock import epoch_seconds
 from server.ledger.machine import DONE, FAILED, IN_PROGRESS, OPEN, STATUSES, TransitionRefused, event_for_result, next_status
-from server.ledger.records import board_row
 from server.ledger.validation import REQUEST_TYPES
 
 _SEQ_BITS = 32
@@ -33,32 +30,31 @@ class DuplicateTicket(ValueError):
 
 
 class Entry:
-    """One ticket. Raw lines are kept instead of dicts: a third of the memory."""
+    """One ticket: ids, status and where its lines are (records stay on disk)."""
 
     __slots__ = (
         "request_id", "key", "seq", "request_type", "status",
-        "request_line", "last_result_line", "result_offsets", "processed_key",
+        "request_offset", "first_offset", "last_offset", "processed_key",
     )
 
-    def __init__(self, request_id: str, key: int, seq: int, request_type: str, request_line: bytes) -> None:
+    def __init__(self, request_id: str, key: int, seq: int, request_type: str, request_offset: int) -> None:
         self.request_id = request_id
         self.key = key
         self.seq = seq
         self.request_type = request_type
         self.status = OPEN
-        self.request_line = request_line
-        self.last_result_line: bytes | None = None
-        self.result_offsets: list[int] | None = None
+        self.request_offset = request_offset
+        self.first_offset: int | None = None  # the IN_PROGRESS result line
+        self.last_offset: int | None = None  # the latest result line
         self.processed_key = None  # position in the by-processed-time lists
 
-    def request(self) -> dict:
-        return orjson.loads(self.request_line)
-
-    def last_result(self) -> dict | None:
-        return orjson.loads(self.last_result_line) if self.last_result_line else None
-
-    def row(self) -> dict:
-        return board_row(self.request(), self.last_result())
+    def result_offsets(self) -> list[int]:
+        """A valid history has at most two results: IN_PROGRESS, then DONE or FAILED."""
+        if self.first_offset is None:
+            return []
+        if self.last_offset == self.first_offset:
+            return [self.first_offset]
+        return [self.first_offset, self.last_offset]
 
 
 class LedgerIndex:
@@ -77,22 +73,51 @@ class LedgerIndex:
         # By time of the last result: DONE/FAILED as epoch<<32|seq (counting
         # recent ones), IN_PROGRESS as (epoch, board key) (finding stale ones).
         self._processed = {s: SortedList() for s in STATUSES if s != OPEN}
+        self._bulk = False
 
     # -- feeding -------------------------------------------------------------
-    def add_request(self, rec: dict, line: bytes) -> Entry:
+    def begin_bulk(self) -> None:
+        """Replay of a whole log: sorted views are rebuilt once at the end."""
+        self._bulk = True
+
+    def end_bulk(self) -> None:
+        self._bulk = False
+        by_status = {s: [] for s in STATUSES}
+        by_type = {t: [] for t in REQUEST_TYPES}
+        by_pair = {k: [] for k in self._by_pair}
+        processed = {s: [] for s in self._processed}
+        open_by_type = {t: [] for t in REQUEST_TYPES}
+        self._by_seq_open = {}
+        for e in self.by_id.values():
+            by_status[e.status].append(e.key)
+            by_type[e.request_type].append(e.key)
+            by_pair[(e.status, e.request_type)].append(e.key)
+            if e.status == OPEN:
+                open_by_type[e.request_type].append(e.seq)
+                self._by_seq_open[e.seq] = e
+            else:
+                processed[e.status].append(e.processed_key)
+        self._by_status = {k: SortedList(v) for k, v in by_status.items()}
+        self._by_type = {k: SortedList(v) for k, v in by_type.items()}
+        self._by_pair = {k: SortedList(v) for k, v in by_pair.items()}
+        self._processed = {k: SortedList(v) for k, v in processed.items()}
+        self._open_by_type = {k: SortedList(v) for k, v in open_by_type.items()}
+
+    def add_request(self, rec: dict, epoch: int, offset: int) -> Entry:
         rid = rec["request_id"]
         if rid in self.by_id:
             raise DuplicateTicket(f"request_id {rid} already recorded")
         seq = self.request_count
         self.request_count += 1
-        key = (epoch_seconds(rec["requested_at"]) << _SEQ_BITS) | seq
-        entry = Entry(rid, key, seq, rec["request_type"], line)
+        key = (epoch << _SEQ_BITS) | seq
+        entry = Entry(rid, key, seq, rec["request_type"], offset)
         self.by_id[rid] = entry
         self.by_key[key] = entry
         ikey = rec.get("idempotency_key")
         if ikey is not None:
             self.idempotency.setdefault(ikey, rid)
-        self._place(entry)
+        if not self._bulk:
+            self._place(entry)
         return entry
 
     def check_result(self, rec: dict) -> Entry:
@@ -103,23 +128,22 @@ class LedgerIndex:
         next_status(entry.status, event_for_result(rec["status"]))
         return entry
 
-    def apply_result(self, rec: dict, line: bytes, offset: int) -> Entry:
+    def apply_result(self, rec: dict, epoch: int, offset: int) -> Entry:
         entry = self.check_result(rec)
-        self._displace(entry)
-        if entry.processed_key is not None:
-            self._processed[entry.status].remove(entry.processed_key)
-        epoch = epoch_seconds(rec["processed_at"])
         status = rec["status"]
+        if not self._bulk:
+            self._displace(entry)
+            if entry.processed_key is not None:
+                self._processed[entry.status].remove(entry.processed_key)
         entry.processed_key = (epoch, entry.key) if status == IN_PROGRESS else (epoch << _SEQ_BITS) | entry.seq
-        self._processed[status].add(entry.processed_key)
         entry.status = status
-        entry.last_result_line = line
-        if entry.result_offsets is None:
-            entry.result_offsets = [offset]
-        else:
-            entry.result_offsets.append(offset)
+        if entry.first_offset is None:
+            entry.first_offset = offset
+        entry.last_offset = offset
         self.result_count += 1
-        self._place(entry)
+        if not self._bulk:
+            self._processed[status].add(entry.processed_key)
+            self._place(entry)
         return entry
 
     def _lists(self, entry: Entry) -> tuple[SortedList, ...]:

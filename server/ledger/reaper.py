@@ -1,6 +1,6 @@
 """The reaper (SPEC §2): stale IN_PROGRESS tickets are completed FAILED.
 
-``plan`` is pure (index in, the stale tickets out); ``run`` is the shell:
+``plan`` finds them from the index (no scan); ``run`` is the shell:
 its FAILED lines go through the store exactly like any complete, so a
 worker that completes first wins and the reaper's line is refused (and vice
 versa): one terminal line per ticket, always.
@@ -15,7 +15,6 @@ from server.common.canonical import pretty
 from server.common.clock import Clock, file_stamp, iso
 from server.common.reports import write_pair
 from server.errors import IllegalTransition, InvalidArgument
-from server.ledger.index import LedgerIndex
 from server.ledger.machine import Event
 from server.ledger.store import RESULTS, Sync, TicketStore, Transition
 
@@ -49,13 +48,12 @@ def limits(threshold_s: int, max_clean: int) -> tuple[int, int]:
     return threshold_s, max_clean
 
 
-def plan(index: LedgerIndex, now_epoch: int, threshold_s: int) -> list[Stale]:
-    """Every ticket IN_PROGRESS since before ``now - threshold``, oldest first."""
-    out = []
-    for entry in index.in_progress_before(now_epoch - threshold_s):
-        last = entry.last_result()
-        out.append(Stale(entry.request_id, entry.request_type, last["processed_at"]))
-    return out
+def plan(store: TicketStore, now_epoch: int, threshold_s: int) -> list[Stale]:
+    """Every ticket IN_PROGRESS since before ``now - threshold``, oldest first (call under store.lock)."""
+    return [
+        Stale(entry.request_id, entry.request_type, store.last_result_of(entry)["processed_at"])
+        for entry in store.index.in_progress_before(now_epoch - threshold_s)
+    ]
 
 
 def report(asof: str, threshold_s: int, stale: list[Stale], cleaned: list[Stale], dry_run: bool = False) -> dict:
@@ -84,7 +82,7 @@ def run(store: TicketStore, clock: Clock, threshold_s: int = 0, max_clean: int =
     store.call(Sync())  # see what other processes did first
     now = clock.now()
     with store.lock:
-        stale = plan(store.index, int(now.timestamp()), threshold_s)
+        stale = plan(store, int(now.timestamp()), threshold_s)
     chosen = stale[:max_clean]
     if dry_run:
         return report(iso(now), threshold_s, stale, chosen, dry_run=True), None

@@ -5,12 +5,13 @@ ledger's files and index call these and nothing else decides a line's shape.
 """
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
 import orjson
 
-from server.common.clock import parse_iso
+from server.common.clock import epoch_seconds
 from server.ledger.machine import OPEN, STATUSES
 from server.ledger.validation import REQUEST_TYPES
 
@@ -20,6 +21,8 @@ BOARD_SCHEMA = "TICKETS_BOARD_V1"
 
 REQUEST_KEYS = ("schema", "request_id", "requested_at", "request_type", "payload", "trace_id", "status")
 RESULT_KEYS = ("schema", "result_id", "request_id", "processed_at", "status", "processor_id", "message", "artifacts")
+_REQUEST_KEYS_IDEM = REQUEST_KEYS + ("idempotency_key",)
+_RESULT_STATUSES = frozenset(s for s in STATUSES if s != OPEN)
 
 
 def new_id() -> str:
@@ -78,73 +81,73 @@ class LineError(ValueError):
     """A log line that is not a well-formed record; says why."""
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _uuid(value: Any, key: str) -> None:
+    # A regex, not uuid.UUID(): replay checks millions of these.
+    if not isinstance(value, str) or not _CANONICAL_UUID.fullmatch(value):
+        raise LineError(f"{key} is not a lowercase canonical UUID")
+
+
+def _epoch(value: Any, key: str) -> int:
     if not isinstance(value, str):
         raise LineError(f"{key} is not a string")
     try:
-        if str(uuid.UUID(value)) != value:
-            raise LineError(f"{key} is not a lowercase canonical UUID")
-    except ValueError:
-        raise LineError(f"{key} is not a UUID") from None
-
-
-def _timestamp(value: Any, key: str) -> None:
-    if not isinstance(value, str):
-        raise LineError(f"{key} is not a string")
-    try:
-        parse_iso(value)
+        return epoch_seconds(value)
     except ValueError:
         raise LineError(f"{key} is not an ISO 8601 time with offset") from None
 
 
-def parse_request_line(raw: bytes) -> dict:
+def _load(raw: bytes, schema: str) -> dict:
     try:
         rec = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise LineError(f"not JSON ({exc})") from None
     if not isinstance(rec, dict):
         raise LineError("not a JSON object")
-    if rec.get("schema") != REQUEST_SCHEMA:
-        raise LineError(f"schema is {rec.get('schema')!r}, expected {REQUEST_SCHEMA}")
-    keys = tuple(rec)
-    if keys != REQUEST_KEYS and keys != REQUEST_KEYS + ("idempotency_key",):
-        raise LineError(f"keys {list(keys)} differ from {list(REQUEST_KEYS)}")
-    _uuid(rec["request_id"], "request_id")
-    _timestamp(rec["requested_at"], "requested_at")
-    if rec["request_type"] not in REQUEST_TYPES:
-        raise LineError(f"request_type {rec['request_type']!r} is unknown")
-    if not isinstance(rec["payload"], dict):
-        raise LineError("payload is not an object")
-    if rec["trace_id"] is not None and not isinstance(rec["trace_id"], str):
-        raise LineError("trace_id is not a string or null")
-    if rec["status"] != OPEN:
-        raise LineError("status of a request line must be OPEN")
-    if "idempotency_key" in rec and not isinstance(rec["idempotency_key"], str):
-        raise LineError("idempotency_key is not a string")
+    if rec.get("schema") != schema:
+        raise LineError(f"schema is {rec.get('schema')!r}, expected {schema}")
     return rec
 
 
-def parse_result_line(raw: bytes) -> dict:
-    try:
-        rec = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise LineError(f"not JSON ({exc})") from None
-    if not isinstance(rec, dict):
-        raise LineError("not a JSON object")
-    if rec.get("schema") != RESULT_SCHEMA:
-        raise LineError(f"schema is {rec.get('schema')!r}, expected {RESULT_SCHEMA}")
+def parse_request_line(raw: bytes) -> tuple[dict, int]:
+    """A TICKET_REQUEST_V1 line and the epoch of its requested_at, or LineError."""
+    rec = _load(raw, REQUEST_SCHEMA)
+    keys = tuple(rec)
+    if keys != REQUEST_KEYS and keys != _REQUEST_KEYS_IDEM:
+        raise LineError(f"keys {list(keys)} differ from {list(REQUEST_KEYS)}")
+    _uuid(rec["request_id"], "request_id")
+    epoch = _epoch(rec["requested_at"], "requested_at")
+    if rec["request_type"] not in REQUEST_TYPES:
+        raise LineError(f"request_type {rec['request_type']!r} is unknown")
+    if type(rec["payload"]) is not dict:
+        raise LineError("payload is not an object")
+    if rec["trace_id"] is not None and type(rec["trace_id"]) is not str:
+        raise LineError("trace_id is not a string or null")
+    if rec["status"] != OPEN:
+        raise LineError("status of a request line must be OPEN")
+    if "idempotency_key" in rec and type(rec["idempotency_key"]) is not str:
+        raise LineError("idempotency_key is not a string")
+    return rec, epoch
+
+
+def parse_result_line(raw: bytes) -> tuple[dict, int]:
+    """A TICKET_RESULT_V1 line and the epoch of its processed_at, or LineError."""
+    rec = _load(raw, RESULT_SCHEMA)
     if tuple(rec) != RESULT_KEYS:
         raise LineError(f"keys {list(rec)} differ from {list(RESULT_KEYS)}")
     _uuid(rec["result_id"], "result_id")
     _uuid(rec["request_id"], "request_id")
-    _timestamp(rec["processed_at"], "processed_at")
-    if rec["status"] not in STATUSES or rec["status"] == OPEN:
+    epoch = _epoch(rec["processed_at"], "processed_at")
+    if rec["status"] not in _RESULT_STATUSES:
         raise LineError(f"status {rec['status']!r} is not IN_PROGRESS, DONE or FAILED")
-    if not isinstance(rec["processor_id"], str) or not isinstance(rec["message"], str):
+    if type(rec["processor_id"]) is not str or type(rec["message"]) is not str:
         raise LineError("processor_id and message must be strings")
-    if not isinstance(rec["artifacts"], list) or not all(isinstance(a, str) for a in rec["artifacts"]):
+    artifacts = rec["artifacts"]
+    if type(artifacts) is not list or not all(type(a) is str for a in artifacts):
         raise LineError("artifacts must be a list of strings")
-    return rec
+    return rec, epoch
 
 
 def board_row(request: dict, last_result: dict | None) -> dict:

@@ -131,7 +131,7 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
         await self.store.refresh()
         with self.store.lock:
             entries, cursor, total = self.store.index.page(statuses, types, size, before)
-            rows = [entry.row() for entry in entries]
+            rows = [self.store.row_of(entry) for entry in entries]
         return pb.GetBoardResponse(
             status="ready",
             schema="TICKETS_BOARD_V1",
@@ -162,7 +162,7 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
                 rec = await self.store.run(ClaimNext(types, processor, text))
                 if rec is not None:
                     with self.store.lock:
-                        row = self.store.index.get(rec["request_id"]).row()
+                        row = self.store.row_of(self.store.index.get(rec["request_id"]))
                     return pb.ConsumeNextResponse(
                         result="OK", claimed=True, request_id=rec["request_id"],
                         new_status=pb.TicketStatus.IN_PROGRESS, result_id=rec["result_id"],
@@ -196,7 +196,7 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
             entry = self.store.index.get(rid)
             if entry is None:
                 raise NotFound("Ticket not found", resource_name=rid)
-            row, req, results = entry.row(), entry.request(), self.store.read_results(entry)
+            row, req, results = self.store.row_of(entry), self.store.request_of(entry), self.store.read_results(entry)
         return pb.GetTicketResponse(
             row=row_message(row),
             request=request_message(req),

@@ -25,12 +25,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+
+import orjson
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from server.common.atomic import create_new, fsync_dir, write_all
 from server.common import rawpath
-from server.common.clock import Clock, file_stamp
+from server.common.clock import Clock, epoch_seconds, file_stamp
 from server.errors import IllegalTransition, InvalidArgument, NotFound, Unavailable
 from server.ledger import records, replay
 from server.ledger.index import Entry, LedgerIndex
@@ -215,13 +217,22 @@ class TicketStore:
         """RAW_PATH_ONLY for a ticket artifact (need not exist); ValueError if not."""
         rawpath.resolve(self.root, ref)
 
+    # -- records are read back from the logs by offset (the index keeps none) --
+    def request_of(self, entry: Entry) -> dict:
+        return orjson.loads(_read_line(self._fds[self.requests_path], entry.request_offset))
+
+    def last_result_of(self, entry: Entry) -> dict | None:
+        if entry.last_offset is None:
+            return None
+        return orjson.loads(_read_line(self._fds[self.results_path], entry.last_offset))
+
+    def row_of(self, entry: Entry) -> dict:
+        return records.board_row(self.request_of(entry), self.last_result_of(entry))
+
     def read_results(self, entry: Entry) -> list[dict]:
-        """Every result line of a ticket, read back from the log by offset."""
-        out = []
+        """Every result line of a ticket, in log order."""
         fd = self._fds[self.results_path]
-        for offset in entry.result_offsets or ():
-            out.append(records.parse_result_line(_read_line(fd, offset)))
-        return out
+        return [orjson.loads(_read_line(fd, offset)) for offset in entry.result_offsets()]
 
     # -- writer -----------------------------------------------------------------
     def _writer(self) -> None:
@@ -294,7 +305,7 @@ class TicketStore:
         entry = self.index.get(rid)
         if entry is None:
             raise NotFound("Ticket not found", resource_name=rid)
-        return entry.status, entry.last_result()
+        return entry.status, self.last_result_of(entry)
 
     def _decide(self, cmd, work: _Batch, now: str):
         if isinstance(cmd, Submit):
@@ -312,7 +323,7 @@ class TicketStore:
         if key is not None:
             earlier = work.idempotency.get(key)
             if earlier is None and key in self.index.idempotency:
-                earlier = self.index.get(self.index.idempotency[key]).request()
+                earlier = self.request_of(self.index.get(self.index.idempotency[key]))
             if earlier is not None:
                 same = (
                     earlier["request_type"] == cmd.request_type
@@ -399,14 +410,16 @@ class TicketStore:
         with self.lock:
             offset = req_at
             for rec, line in zip(work.request_records, work.request_lines):
-                self.index.add_request(rec, line[:-1])
+                self.index.add_request(rec, epoch_seconds(rec["requested_at"]), offset)
                 offset += len(line)
             self._sizes[self.requests_path] = offset
+            self._line_numbers[self.requests_path] += len(work.request_lines)
             offset = res_at
             for rec, line in zip(work.result_records, work.result_lines):
-                self.index.apply_result(rec, line[:-1], offset)
+                self.index.apply_result(rec, epoch_seconds(rec["processed_at"]), offset)
                 offset += len(line)
             self._sizes[self.results_path] = offset
+            self._line_numbers[self.results_path] += len(work.result_lines)
         for observe in self.observers:
             observe(len(work.request_lines) + len(work.result_lines), elapsed)
 
@@ -416,8 +429,16 @@ class TicketStore:
 
     def _catch_up(self) -> None:
         """Read what was appended since our last look (all of it at start-up)."""
-        self._ingest(self.requests_path, self._apply_request_line)
-        self._ingest(self.results_path, self._apply_result_line)
+        whole = self._sizes[self.requests_path] == 0 and self._sizes[self.results_path] == 0
+        if whole:
+            self.index.begin_bulk()  # sorted views built once at the end, not line by line
+        try:
+            self._ingest(self.requests_path, self._apply_request_line)
+            self._ingest(self.results_path, self._apply_result_line)
+        finally:
+            if whole:
+                with self.lock:
+                    self.index.end_bulk()
 
     def _ingest(self, path: Path, apply: Callable[[bytes, int, int], None]) -> None:
         fd = self._fds[path]
@@ -459,12 +480,12 @@ class TicketStore:
         self._sizes[path] = offset
 
     def _apply_request_line(self, line: bytes, line_no: int, offset: int) -> None:
-        reason = replay.apply_request_line(self.index, line)
+        reason = replay.apply_request_line(self.index, line, offset)[2]
         if reason:
             self._anomaly(self.requests_path, line_no, reason)
 
     def _apply_result_line(self, line: bytes, line_no: int, offset: int) -> None:
-        reason = replay.apply_result_line(self.index, line, offset)
+        reason = replay.apply_result_line(self.index, line, offset)[2]
         if reason:
             self._anomaly(self.results_path, line_no, reason)
 
