@@ -46,6 +46,14 @@ generate: $(STAMP)
 	  --python_out=generated --pyi_out=generated --grpc_python_out=generated $(PROTOS)
 	touch generated/opsledger/__init__.py generated/opsledger/v1/__init__.py
 
+## bench: every performance row against its baseline; writes docs/BENCHMARKS.md (~5 min)
+bench: $(TEST_STAMP)
+	$(BIN)/python -m bench.run
+
+## bench-quick: the same rows on small sizes, one round (~15 s); writes nothing
+bench-quick: $(TEST_STAMP)
+	$(BIN)/python -m bench.run --quick --out -
+
 ## drift: fail when the committed stubs differ from what protos/ generates
 drift: generate
 	git diff --exit-code -- generated/

@@ -187,3 +187,12 @@ def test_consume_next_and_reaper_routes(gw):
     assert dry["snapshot_ref"] is None
     bad = gw.http.post("/api/tickets/reaper/run", json={"max_clean": 999999})
     assert bad.status_code == 400 and "max_clean" in bad.json()["message"]
+
+
+def test_gateway_socket_is_tcp_so_replies_are_not_delayed(gw):
+    # asyncio only sets TCP_NODELAY on sockets created with IPPROTO_TCP; without
+    # it every keep-alive reply waited for a delayed ACK (~40 ms).
+    import socket
+
+    listening = gw.app._http.servers[0].sockets[0]
+    assert listening.proto == socket.IPPROTO_TCP

@@ -1,0 +1,55 @@
+"""Writes docs/BENCHMARKS.md from a run's table (the prose explains each row)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROWS = """\
+- **P1** — ConsumeTicket + CompleteTicket pairs per second over gRPC with
+  `--fsync always` (every OK is on disk), clients in a separate process
+  (grpc.aio, c concurrent callers). Baseline: a pair of no-op unary RPCs
+  (`grpc.health.v1.Health/Check`) served by the same grpc.aio server, same
+  interceptors, same client. p50/p99 are per pair.
+- **P2** — store-level durable transitions per second (submit, consume,
+  complete; each one acknowledged only once fsynced), c threads. Baseline:
+  the same check-then-append over SQLite (WAL, `synchronous=FULL`, one
+  transaction per transition), `bench/sqlite_ledger.py`.
+- **P3** — cold start: the server's start-up replay of the two logs
+  (structure check of every line, state machine, index), seconds and peak
+  RSS of the process. Baseline: reading the same files and `orjson.loads` of
+  every line, nothing kept. "Per 1M tickets held" is the replay process's
+  peak RSS above the parse-only process's, scaled to one million tickets.
+- **P4** — server-side GetBoard (the servicer's work: index page, reading
+  the 100 rows back, building the reply; no network), first page of 100
+  filtered to IN_PROGRESS, with 1,000,000 tickets of which 1,000 in
+  progress. Baseline: the same first page unfiltered.
+- **P5** — one whole RunCycle (bundle check, reco, ops summary, push,
+  receipt; every report written snapshot + latest with fsync) with a
+  100-ticker bundle and 100,000 tickets in the ledger. Baseline: reading and
+  parsing the bundle and reading the ledger counts alone.
+- **P6** — ConsumeTicket through the HTTP gateway (httpx, 32 concurrent
+  keep-alive connections) against the same call over gRPC directly
+  (grpc.aio, 32 concurrent), on the same server.
+"""
+
+NOTES = Path(__file__).with_name("NOTES.md")
+
+
+def write_report(path: Path, table: str, mode: str, machine: str, res: dict, command: str) -> None:
+    notes = NOTES.read_text(encoding="utf-8") if NOTES.exists() else ""
+    text = f"""# Benchmarks
+
+Measured by `{command}` (`make bench`{' --quick' if mode == 'quick' else ''}) on
+{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, {mode} run, medians of the rounds,
+{res['seconds']:.0f} s in all.
+
+Machine: {machine}. Client and server share the machine's cores.
+
+{table}
+
+## What each row measures
+
+{ROWS}
+{notes}"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

@@ -1,0 +1,417 @@
+"""opsledger benchmarks: every row against a baseline measured in the same run.
+
+``python -m bench.run`` (make bench) prints one table and writes
+docs/BENCHMARKS.md; ``--quick`` (make bench-quick) uses small sizes and one
+round; ``--smoke`` runs every code path on tiny sizes (the test suite does).
+Figures are medians of the rounds; the machine is shared and noisy, so the
+ratio to the baseline is the figure that matters.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench.gen import generate
+from bench.sqlite_ledger import SqliteLedger
+
+REPO = Path(__file__).resolve().parents[1]
+
+SIZES = {
+    "full": dict(rounds=3, p1_pairs={1: 1500, 8: 4000, 32: 4000}, p2_per_thread={1: 400, 32: 40},
+                 p3_tickets=1_000_000, p3_in_progress=1000, p4_iters=300, p5_tickets=100_000, p5_runs=15,
+                 p6_tickets=4000),
+    "quick": dict(rounds=1, p1_pairs={1: 300, 8: 800, 32: 800}, p2_per_thread={1: 150, 32: 10},
+                  p3_tickets=50_000, p3_in_progress=100, p4_iters=100, p5_tickets=10_000, p5_runs=5,
+                  p6_tickets=800),
+    "smoke": dict(rounds=1, p1_pairs={1: 10, 8: 16, 32: 32}, p2_per_thread={1: 5, 32: 1},
+                  p3_tickets=300, p3_in_progress=10, p4_iters=5, p5_tickets=200, p5_runs=2,
+                  p6_tickets=64),
+}
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+# -- a server in its own process ------------------------------------------------------
+class Server:
+    def __init__(self, root: Path, http: bool = False) -> None:
+        self.ready = root / ".bench-ready.json"
+        self.ready.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "server.cli", "--log-level", "WARNING", "serve", "--root", str(root),
+               "--grpc-addr", "127.0.0.1:0", "--ready-file", str(self.ready), "--fsync", "always"]
+        cmd += ["--http-addr", "127.0.0.1:0"] if http else ["--no-http"]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not self.ready.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("bench server did not start")
+            time.sleep(0.05)
+        self.info = json.loads(self.ready.read_text())
+        self.grpc = f"127.0.0.1:{self.info['grpc_port']}"
+        self.http = f"http://127.0.0.1:{self.info['http_port']}" if http else None
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+
+
+def client(kind: str, target: str, concurrency: int, ids: list[str] | None = None, count: int = 0) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(ids or [], f)
+    try:
+        out = subprocess.run([sys.executable, "-m", "bench.clients", kind, target, "--concurrency", str(concurrency),
+                              "--ids-file", f.name, "--count", str(count)],
+                             cwd=REPO, capture_output=True, text=True, timeout=600, check=True)
+    finally:
+        os.unlink(f.name)
+    return json.loads(out.stdout)
+
+
+def fresh_root(work: Path, name: str) -> Path:
+    root = work / name
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    return root
+
+
+# -- P1 ---------------------------------------------------------------------------------
+def p1(work: Path, size: dict) -> dict:
+    out = {}
+    for conc, n in size["p1_pairs"].items():
+        rates, base, p50, p99 = [], [], [], []
+        for r in range(size["rounds"]):
+            root = fresh_root(work, f"p1-{conc}-{r}")
+            ids = generate(root, n, open_=n)["ids"]
+            srv = Server(root)
+            try:
+                noop = client("noop", srv.grpc, conc, count=n)
+                pairs = client("pairs", srv.grpc, conc, ids)
+            finally:
+                srv.stop()
+            rates.append(pairs["rate"])
+            base.append(noop["rate"])
+            p50.append(pairs["p50_ms"])
+            p99.append(pairs["p99_ms"])
+        out[conc] = {"rate": median(rates), "base": median(base), "p50_ms": median(p50), "p99_ms": median(p99)}
+    return out
+
+
+# -- P2 ---------------------------------------------------------------------------------
+def _threads(conc: int, fn) -> float:
+    barrier = threading.Barrier(conc + 1)
+    errors = []
+
+    def body(i):
+        barrier.wait()
+        try:
+            fn(i)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    ts = [threading.Thread(target=body, args=(i,)) for i in range(conc)]
+    for t in ts:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in ts:
+        t.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - started
+
+
+def p2(work: Path, size: dict) -> dict:
+    from server.ledger.machine import Event
+    from server.ledger.store import Submit, TicketStore, Transition
+
+    payload = {"message_id": "m"}
+    out = {}
+    for conc, per in size["p2_per_thread"].items():
+        ours, theirs = [], []
+        for r in range(size["rounds"]):
+            store = TicketStore(fresh_root(work, f"p2-store-{conc}-{r}")).open()
+
+            def ledger_ops(_i, store=store):
+                for _ in range(per):
+                    rid = store.call(Submit("ACKNOWLEDGE", payload, None, None)).request["request_id"]
+                    store.call(Transition(rid, Event.CONSUME, "bench", "start"))
+                    store.call(Transition(rid, Event.COMPLETE_DONE, "bench", "done"))
+
+            try:
+                ours.append(3 * per * conc / _threads(conc, ledger_ops))
+            finally:
+                store.close()
+            sql = SqliteLedger(fresh_root(work, f"p2-sqlite-{conc}-{r}") / "ledger.sqlite3")
+
+            def sqlite_ops(_i):
+                for _ in range(per):
+                    rid = sql.submit("ACKNOWLEDGE", payload)
+                    sql.transition(rid, Event.CONSUME, "bench", "start")
+                    sql.transition(rid, Event.COMPLETE_DONE, "bench", "done")
+
+            theirs.append(3 * per * conc / _threads(conc, sqlite_ops))
+        out[conc] = {"rate": median(ours), "base": median(theirs)}
+    return out
+
+
+# -- P3 / P4 ------------------------------------------------------------------------------
+REPLAY = """
+import resource, sys, time
+from pathlib import Path
+root, mode = Path(sys.argv[1]), sys.argv[2]
+t = time.perf_counter()
+if mode == "parse":
+    import orjson
+    for name in ("state/tickets/ticket_requests.jsonl", "state/tickets/ticket_results.jsonl"):
+        with open(root / name, "rb") as f:
+            for line in f:
+                orjson.loads(line)
+else:
+    from server.ledger.store import TicketStore
+    store = TicketStore(root).open()
+seconds = time.perf_counter() - t
+print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def _replay(root: Path, mode: str) -> tuple[float, int]:
+    out = subprocess.run([sys.executable, "-c", REPLAY, str(root), mode], cwd=REPO, capture_output=True,
+                         text=True, timeout=900, check=True)
+    seconds, rss = out.stdout.split()
+    return float(seconds), int(rss)
+
+
+def p3(root: Path, size: dict, counts: dict) -> dict:
+    ours, base, rss, base_rss = [], [], [], []
+    for _ in range(size["rounds"]):
+        s, m = _replay(root, "parse")
+        base.append(s)
+        base_rss.append(m)
+        s, m = _replay(root, "store")
+        ours.append(s)
+        rss.append(m)
+    # the parse-only process is the floor: interpreter + orjson, nothing kept
+    per_million = (median(rss) - median(base_rss)) / counts["tickets"] * 1_000_000
+    return {"seconds": median(ours), "base": median(base), "rss": median(rss), "rss_per_million": per_million,
+            "tickets": counts["tickets"], "results": counts["results"]}
+
+
+class _Context:
+    """Just enough of a grpc.aio ServicerContext for an in-process call."""
+
+    def time_remaining(self):
+        return None
+
+
+def p4(root: Path, size: dict) -> dict:
+    from opsledger.v1 import tickets_pb2 as pb
+    from server.common.clock import Clock
+    from server.ledger.service import TicketService
+    from server.ledger.store import TicketStore
+
+    store = TicketStore(root).open()
+
+    async def measure():
+        service = TicketService(store, Clock())
+        ctx = _Context()
+        filtered = pb.GetBoardRequest(page_size=100, status=[pb.TicketStatus.IN_PROGRESS])
+        unfiltered = pb.GetBoardRequest(page_size=100)
+        times = {"filtered": [], "unfiltered": []}
+        for _ in range(size["p4_iters"]):
+            for name, req in (("filtered", filtered), ("unfiltered", unfiltered)):
+                t = time.perf_counter()
+                reply = await service.GetBoard(req, ctx)
+                times[name].append(time.perf_counter() - t)
+                assert reply.row_count == min(100, reply.total_count)
+        return times
+
+    try:
+        times = asyncio.run(measure())
+        in_progress = store.index.counts()["IN_PROGRESS"]
+    finally:
+        store.close()
+    return {"filtered_ms": median(times["filtered"]) * 1000, "base_ms": median(times["unfiltered"]) * 1000,
+            "in_progress": in_progress}
+
+
+# -- P5 ---------------------------------------------------------------------------------
+def p5(work: Path, size: dict) -> dict:
+    from server.common.canonical import pretty
+    from server.common.clock import Clock, iso
+    from server.cycle.bundle import LATEST_REF, make_bundle
+    from server.cycle.runner import CycleRunner
+    from server.cycle.service import ledger_view
+    from server.ledger.store import TicketStore
+
+    root = fresh_root(work, "p5")
+    generate(root, size["p5_tickets"], in_progress=size["p5_tickets"] // 100, open_=size["p5_tickets"] // 100)
+    strategy = {
+        "name": "bench_100", "version": "1", "universe": [{"ticker": f"{i:06d}", "name": f"ETF {i}"} for i in range(100)],
+        "rebalance_rule": {"frequency": "DAILY", "time_kst": "15:10"},
+        "risk_limits": {"max_position_pct": 0.1, "max_drawdown_pct": 0.2},
+        "position_limits": {"max_positions": 20, "min_cash_pct": 0.05},
+        "decision_params": {"scores": {f"{i:06d}": (i % 17) / 10 for i in range(100)}},
+    }
+    bundle = make_bundle(strategy, iso(Clock().now()), "bench", None, {"pc_host": "bench"}, [])
+    (root / LATEST_REF).parent.mkdir(parents=True, exist_ok=True)
+    (root / LATEST_REF).write_bytes(pretty(bundle))
+    store = TicketStore(root).open()
+    try:
+        view = ledger_view(store)
+        runner = CycleRunner(root, view, console=lambda _t: None)
+        runs, base = [], []
+        for _ in range(size["p5_runs"]):
+            t = time.perf_counter()
+            receipt = runner.run()
+            runs.append(time.perf_counter() - t)
+            assert receipt["result"] == "OK", receipt
+            t = time.perf_counter()
+            json.loads((root / LATEST_REF).read_bytes())
+            view(Clock().now())
+            base.append(time.perf_counter() - t)
+    finally:
+        store.close()
+    return {"ms": median(runs) * 1000, "base_ms": median(base) * 1000}
+
+
+# -- P6 ---------------------------------------------------------------------------------
+def p6(work: Path, size: dict) -> dict:
+    http, grpc_ = [], []
+    n = size["p6_tickets"]
+    for r in range(size["rounds"]):
+        root = fresh_root(work, f"p6-{r}")
+        ids = generate(root, n, open_=n)["ids"]
+        srv = Server(root, http=True)
+        try:
+            halves = (ids[: n // 2], ids[n // 2:])
+            order = [("http", srv.http), ("consume", srv.grpc)]
+            if r % 2:
+                order.reverse()
+            for i, (kind, target) in enumerate(order):
+                res = client(kind, target, 32, halves[i])
+                (http if kind == "http" else grpc_).append(res["rate"])
+        finally:
+            srv.stop()
+    return {"rate": median(http), "base": median(grpc_)}
+
+
+# -- report -----------------------------------------------------------------------------
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = next(int(x.split()[1]) for x in open("/proc/meminfo") if x.startswith("MemTotal")) // 1024 // 1024
+    except (OSError, StopIteration):
+        mem = 0
+    return f"{os.cpu_count()} cores ({cpu}), {mem} GiB RAM, Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def rows(res: dict) -> list[list[str]]:
+    def ratio(a, b):
+        return a / b if b else float("nan")
+
+    def verdict(ok):
+        return "met" if ok else "MISSED"
+
+    out = []
+    for conc, v in res["P1"].items():
+        rr = ratio(v["rate"], v["base"])
+        out.append([f"P1 c={conc}", f"{v['rate']:.0f} pairs/s (p50 {v['p50_ms']:.2f} ms, p99 {v['p99_ms']:.2f} ms)",
+                    f"{v['base']:.0f} no-op pairs/s", f"{rr:.2f}",
+                    "≥ 0.7" if conc == 32 else "—", verdict(rr >= 0.7) if conc == 32 else "—"])
+    for conc, v in res["P2"].items():
+        rr = ratio(v["rate"], v["base"])
+        need = 1.0 if conc == 1 else 3.0
+        out.append([f"P2 c={conc}", f"{v['rate']:.0f} transitions/s", f"{v['base']:.0f} transitions/s (SQLite)",
+                    f"{rr:.2f}", f"≥ {need:g}×", verdict(rr >= need)])
+    v = res["P3"]
+    rr = ratio(v["seconds"], v["base"])
+    out.append([f"P3 {v['tickets']:,} tickets / {v['results']:,} results",
+                f"{v['seconds']:.2f} s, peak RSS {v['rss'] / 2**20:.0f} MiB "
+                f"({v['rss_per_million'] / 2**20:.0f} MiB per 1M tickets held)",
+                f"{v['base']:.2f} s parse-only", f"{rr:.2f}", "≤ 1.5×, ≤ 1.5 GB",
+                verdict(rr <= 1.5 and v["rss"] <= 1.5e9)])
+    v = res["P4"]
+    rr = ratio(v["filtered_ms"], v["base_ms"])
+    out.append([f"P4 page of 100, IN_PROGRESS ({v['in_progress']:,} of them)", f"{v['filtered_ms']:.2f} ms p50",
+                f"{v['base_ms']:.2f} ms unfiltered", f"{rr:.2f}", "≤ 5 ms, ≤ 2",
+                verdict(v["filtered_ms"] <= 5 and rr <= 2)])
+    v = res["P5"]
+    out.append(["P5 RunCycle, 100 tickers", f"{v['ms']:.1f} ms p50", f"{v['base_ms']:.1f} ms bundle + counts only",
+                f"{ratio(v['ms'], v['base_ms']):.1f}", "≤ 100 ms", verdict(v["ms"] <= 100)])
+    v = res["P6"]
+    rr = ratio(v["rate"], v["base"])
+    out.append(["P6 ConsumeTicket via HTTP, c=32", f"{v['rate']:.0f} calls/s", f"{v['base']:.0f} calls/s gRPC",
+                f"{rr:.2f}", "≥ 0.5", verdict(rr >= 0.5)])
+    return out
+
+
+HEADER = ["row", "opsledger", "baseline (same run)", "ratio", "target", "verdict"]
+
+
+def table(lines: list[list[str]]) -> str:
+    out = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    out += ["| " + " | ".join(line) + " |" for line in lines]
+    return "\n".join(out)
+
+
+def run_all(mode: str, work: Path) -> dict:
+    size = SIZES[mode]
+    res = {}
+    t0 = time.perf_counter()
+    res["P1"] = p1(work, size)
+    res["P2"] = p2(work, size)
+    data = fresh_root(work, "p3")
+    counts = generate(data, size["p3_tickets"], in_progress=size["p3_in_progress"])
+    res["P3"] = p3(data, size, counts)
+    res["P4"] = p4(data, size)
+    res["P5"] = p5(work, size)
+    res["P6"] = p6(work, size)
+    res["seconds"] = time.perf_counter() - t0
+    return res
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--smoke", action="store_true")
+    p.add_argument("--out", default=str(REPO / "docs" / "BENCHMARKS.md"), help="'-' to write no file")
+    p.add_argument("--work", help="scratch folder (default: a temp folder, removed afterwards)")
+    args = p.parse_args()
+    mode = "smoke" if args.smoke else ("quick" if args.quick else "full")
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="opsledger-bench-"))
+    try:
+        res = run_all(mode, work)
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    lines = rows(res)
+    text = table(lines)
+    print(text)
+    print(f"\n({mode} run, {res['seconds']:.0f} s, medians of {SIZES[mode]['rounds']} round(s))")
+    if args.out != "-":
+        from bench.report import write_report
+
+        write_report(Path(args.out), text, mode, machine(), res, " ".join(["python -m bench.run"] + sys.argv[1:]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
