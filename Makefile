@@ -54,6 +54,10 @@ bench: $(TEST_STAMP)
 bench-quick: $(TEST_STAMP)
 	$(BIN)/python -m bench.run --quick --out -
 
+## torture: the full reliability suite (~10 min); writes docs/RELIABILITY.md
+torture: $(TEST_STAMP)
+	$(BIN)/python -m torture.run
+
 ## drift: fail when the committed stubs differ from what protos/ generates
 drift: generate
 	git diff --exit-code -- generated/

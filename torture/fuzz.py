@@ -1,0 +1,253 @@
+"""Fuzzing with hypothesis: every RPC's request fields, raw HTTP bodies, bundles.
+
+Properties: no INTERNAL/UNKNOWN over gRPC, no 5xx over HTTP, no crash, and no
+line written for a refused input. Bundles: whatever the bundle file holds,
+the cycle writes a receipt that verifies, with a result from the table.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import grpc
+import httpx
+from google.protobuf import struct_pb2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from opsledger.v1 import cycle_pb2, cycle_pb2_grpc
+from opsledger.v1 import tickets_pb2 as pb
+from opsledger.v1 import tickets_pb2_grpc
+from server.app import Opsledger
+from server.common.canonical import pretty, sha256_hex
+from server.cycle.bundle import LATEST_REF
+from server.cycle.receipt import RESULT_TABLE
+from server.cycle.runner import CycleRunner
+from server.cycle.verify import verify_receipt
+from server.ledger.store import REQUESTS, RESULTS
+from server.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = json.loads((REPO / "examples" / "strategy_example.json").read_text(encoding="utf-8"))
+
+# Unicode edge cases on top of random text: NUL, BOM, RTL marks, astral emoji, combining marks, huge.
+EDGE = st.sampled_from(["", "\x00", "\ufeff", "\u202e", "😀" * 50, "e\u0301", "a" * 3000, "%2e%2e/x", "../../etc",
+                        "<img src=x onerror=alert(1)>", "${SECRET}", "latest", "\\", "ﾃｽﾄ", "\U0010ffff"])
+TEXT = st.one_of(EDGE, st.text(st.characters(blacklist_categories=("Cs",)), max_size=300))
+ENUM = st.integers(min_value=-3, max_value=12)
+JSONISH = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.floats(allow_nan=False, allow_infinity=False), st.integers(-2**40, 2**40), TEXT),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)),
+    max_leaves=12,
+)
+UUIDISH = st.one_of(st.uuids().map(str), TEXT)
+
+
+def _struct(d):
+    s = struct_pb2.Struct()
+    try:
+        s.update(d)
+    except (ValueError, TypeError):
+        pass
+    return s
+
+
+REQUESTS_BY_RPC = {
+    "SubmitTicket": st.builds(
+        lambda schema, rtype, payload, trace, key: pb.SubmitTicketRequest(
+            schema=schema, request_type=rtype, payload=_struct(payload),
+            **({"trace_id": trace} if trace is not None else {}),
+            **({"idempotency_key": key} if key is not None else {})),
+        st.one_of(st.just(""), st.just("TICKET_SUBMIT_V1"), TEXT), ENUM,
+        st.one_of(st.dictionaries(st.sampled_from(["mode", "reason", "lookback_days", "scope", "message_id", "x"]),
+                                  JSONISH, max_size=5), st.dictionaries(TEXT, JSONISH, max_size=3)),
+        st.one_of(st.none(), TEXT), st.one_of(st.none(), TEXT)),
+    "ConsumeTicket": st.builds(lambda rid, p, m: pb.ConsumeTicketRequest(request_id=rid, processor_id=p, message=m),
+                               UUIDISH, TEXT, TEXT),
+    "CompleteTicket": st.builds(lambda rid, s, p, m, a: pb.CompleteTicketRequest(
+        request_id=rid, status=s, processor_id=p, message=m, artifacts=a),
+        UUIDISH, ENUM, TEXT, TEXT, st.lists(TEXT, max_size=70)),
+    "GetBoard": st.builds(lambda n, t, s, r: pb.GetBoardRequest(page_size=n, page_token=t, status=s, request_type=r),
+                          st.integers(-2**31, 2**31 - 1), TEXT, st.lists(ENUM, max_size=5), st.lists(ENUM, max_size=5)),
+    "GetTicket": st.builds(lambda rid: pb.GetTicketRequest(request_id=rid), UUIDISH),
+    "ConsumeNext": st.builds(lambda p, t, w: pb.ConsumeNextRequest(processor_id=p, request_types=t, wait_seconds=w),
+                             TEXT, st.lists(ENUM, max_size=4),
+                             st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(0, 0.05))),
+    "ReapStaleTickets": st.builds(lambda t, m, d: pb.ReapStaleTicketsRequest(threshold_seconds=t, max_clean=m, dry_run=d),
+                                  st.integers(-2**31, 2**31 - 1), st.integers(-2**31, 2**31 - 1), st.booleans()),
+}
+
+
+class _LiveServer:
+    def __init__(self, root: Path) -> None:
+        self.app = Opsledger(Settings(root=root, grpc_addr="127.0.0.1:0", http_addr="127.0.0.1:0"))
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.app.start(), self.loop).result(30)
+        self.target = f"127.0.0.1:{self.app.grpc_port}"
+        self.base = f"http://127.0.0.1:{self.app.http_port}"
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.app.stop(1), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def _sizes(root: Path) -> tuple[int, int]:
+    return tuple((root / p).stat().st_size if (root / p).exists() else 0 for p in (REQUESTS, RESULTS))
+
+
+BAD_CODES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+
+
+def fuzz_rpcs(root: Path, examples: int, log=print) -> dict:
+    srv = _LiveServer(root)
+    stats = {"grpc_examples": 0, "http_examples": 0, "failures": []}
+    channel = grpc.insecure_channel(srv.target)
+    stub = tickets_pb2_grpc.TicketServiceStub(channel)
+    try:
+        seed_ids = [stub.SubmitTicket(pb.SubmitTicketRequest(
+            request_type=pb.RequestType.ACKNOWLEDGE, payload=_struct({"message_id": f"m{i}"}))).request_id
+            for i in range(5)]
+        for name, strategy in REQUESTS_BY_RPC.items():
+            method = getattr(stub, name)
+
+            @settings(max_examples=examples, deadline=None, database=None,
+                      suppress_health_check=list(HealthCheck))
+            @given(strategy, st.sampled_from(seed_ids + [""]))
+            def check(request, known_id):
+                if hasattr(request, "request_id") and known_id and request.request_id == "":
+                    request.request_id = known_id  # sometimes aim at a real ticket
+                before = _sizes(root)
+                try:
+                    method(request, timeout=10)
+                except grpc.RpcError as exc:
+                    if exc.code() in BAD_CODES:
+                        stats["failures"].append(f"{name}: {exc.code().name} {exc.details()} for {request!r}"[:500])
+                    if _sizes(root) != before and exc.code() != grpc.StatusCode.UNAVAILABLE:
+                        stats["failures"].append(f"{name}: refused ({exc.code().name}) but the log grew")
+                stats["grpc_examples"] += 1
+
+            check()
+            log(f"fuzz {name}: {stats['grpc_examples']} gRPC examples so far")
+
+        routes = ["/api/tickets", "/api/tickets/consume", "/api/tickets/complete", "/api/tickets/consume-next",
+                  "/api/tickets/reaper/run", "/api/live/cycle/run"]
+        http = httpx.Client(base_url=srv.base, timeout=30)
+
+        @settings(max_examples=examples * 3, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @given(st.sampled_from(routes), st.one_of(st.binary(max_size=400),
+                                                 JSONISH.map(lambda v: json.dumps(v).encode()),
+                                                 st.just(b'{"request_id":"\xff\xfe"}')),
+               st.sampled_from(["application/json", "text/plain", "", "application/x-www-form-urlencoded"]))
+        def http_bodies(route, body, ctype):
+            before = _sizes(root)
+            headers = {"content-type": ctype} if ctype else {}
+            r = http.post(route, content=body, headers=headers)
+            if r.status_code >= 500:
+                stats["failures"].append(f"POST {route} -> {r.status_code} for {body[:80]!r}")
+            if r.status_code >= 400 and _sizes(root) != before:
+                stats["failures"].append(f"POST {route} refused {r.status_code} but the log grew")
+            stats["http_examples"] += 1
+
+        http_bodies()
+
+        @settings(max_examples=examples * 2, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @given(st.sampled_from(["/api/tickets/latest", "/api/tickets/", "/api/live/cycle/latest"]),
+               st.lists(st.tuples(st.sampled_from(["status", "request_type", "page_size", "page_token", "x"]), TEXT),
+                        max_size=4), UUIDISH)
+        def http_queries(route, params, rid):
+            path = route + (httpx.URL("/" + rid.replace("/", "_").replace("?", "_").replace("#", "_")).path.lstrip("/")
+                            if route.endswith("/") else "")
+            r = http.get(path, params=params)
+            if r.status_code >= 500:
+                stats["failures"].append(f"GET {path} {params!r} -> {r.status_code}")
+            stats["http_examples"] += 1
+
+        http_queries()
+        http.close()
+        log(f"fuzz HTTP: {stats['http_examples']} examples")
+    finally:
+        channel.close()
+        srv.stop()
+    return stats
+
+
+def fuzz_bundles(work: Path, examples: int, log=print) -> dict:
+    stats = {"bundle_examples": 0, "failures": [], "results": {}}
+    allowed = {row for _cond, row in RESULT_TABLE}
+
+    def mutate(base: dict, path: list, value, rehash: bool = False):
+        doc = json.loads(json.dumps(base))
+        if rehash:  # keep the hash right, so the odd strategy reaches the reco step
+            doc = _set(doc, path, value)
+            if isinstance(doc.get("strategy"), (dict, list)) and isinstance(doc.get("integrity"), dict):
+                doc["integrity"]["payload_sha256"] = sha256_hex(doc["strategy"])
+            return doc
+        node = doc
+        for key in path[:-1]:
+            if isinstance(node, dict) and key in node:
+                node = node[key]
+            else:
+                return doc
+        if isinstance(node, dict) and path:
+            node[path[-1]] = value
+        return doc
+
+    def _set(doc: dict, path: list, value) -> dict:
+        return mutate(doc, path, value)
+
+    from server.common.clock import Clock, iso
+    from server.cycle.bundle import make_bundle
+
+    good = make_bundle(EXAMPLE, iso(Clock().now()), "fuzz", None, {"pc_host": "fuzz"}, [])
+    paths = [["schema"], ["created_at"], ["strategy"], ["strategy", "universe"], ["strategy", "risk_limits"],
+             ["strategy", "position_limits"], ["strategy", "decision_params"], ["integrity"], ["evidence_refs"],
+             ["strategy", "name"], ["integrity", "payload_sha256"], ["strategy", "rebalance_rule"]]
+
+    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.one_of(
+        st.builds(lambda p, v: pretty(mutate(good, p, v, rehash=True)), st.sampled_from(paths), JSONISH),
+        st.builds(lambda p, v: pretty(mutate(good, p, v, rehash=True)),
+                  st.sampled_from([["strategy", "decision_params"], ["strategy", "universe"],
+                                   ["strategy", "position_limits"], ["evidence_refs"]]),
+                  st.one_of(JSONISH, st.lists(st.one_of(TEXT, st.fixed_dictionaries({"ticker": TEXT})), max_size=5),
+                            st.fixed_dictionaries({"scores": st.dictionaries(TEXT, JSONISH, max_size=5)}),
+                            st.fixed_dictionaries({"max_positions": st.integers(-3, 50),
+                                                   "min_cash_pct": st.floats(-1, 2)}))),
+        st.builds(lambda p, v: pretty(mutate(good, p, v)), st.sampled_from(paths), JSONISH),
+        JSONISH.map(lambda v: json.dumps(v).encode()),
+        st.binary(max_size=200)))
+    def check(raw):
+        root = Path(tempfile.mkdtemp(dir=work))
+        try:
+            (root / LATEST_REF).parent.mkdir(parents=True)
+            (root / LATEST_REF).write_bytes(raw)
+            counts = {"OPEN": 0, "IN_PROGRESS": 0, "DONE": 0, "FAILED": 0}
+            runner = CycleRunner(root, lambda _now: (counts, {"done": 0, "failed": 0, "stale_in_progress": 0}),
+                                 console=lambda _t: None)
+            receipt = runner.run()
+            outcome = (receipt["result"], receipt["decision"], receipt["reason"])
+            if outcome not in allowed:
+                stats["failures"].append(f"outcome {outcome} not in the result table")
+            problems = verify_receipt(root, root / receipt["snapshot_ref"])
+            if problems:
+                stats["failures"].append(f"receipt does not verify: {problems}")
+            stats["results"][receipt["reason"]] = stats["results"].get(receipt["reason"], 0) + 1
+        except Exception as exc:  # noqa: BLE001 - any exception is the finding
+            stats["failures"].append(f"cycle raised {type(exc).__name__}: {exc}")
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        stats["bundle_examples"] += 1
+
+    check()
+    log(f"fuzz bundles: {stats['bundle_examples']} examples, reasons {stats['results']}")
+    return stats
+
+
+__all__ = ["fuzz_rpcs", "fuzz_bundles", "cycle_pb2", "cycle_pb2_grpc"]
