@@ -10,7 +10,7 @@ SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["
 GRPC_TOOLS_PROTO = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 PROTOS := $(wildcard protos/opsledger/v1/*.proto)
 
-.PHONY: run test lint generate drift buf bench bench-quick torture clean venv test-deps browser-deps
+.PHONY: run test lint generate drift buf pycheck bench bench-quick torture clean venv test-deps browser-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -70,7 +70,11 @@ buf: $(TEST_STAMP)
 	  --include_imports --include_source_info -o build/image.binpb $(PROTOS)
 	$(BIN)/buf lint build/image.binpb --config buf.yaml $(foreach p,$(PROTOS),--path $(patsubst protos/%,%,$(p)))
 
-lint: drift buf
+## pyflakes-level checks of our Python (unused imports, undefined names)
+pycheck: $(TEST_STAMP)
+	$(BIN)/ruff check --select F,E9 --exclude generated server client bench torture tests
+
+lint: drift buf pycheck
 
 clean:
 	rm -rf build .pytest_cache

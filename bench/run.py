@@ -14,18 +14,17 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.gen import generate
 from bench.sqlite_ledger import SqliteLedger
+from tests.helpers import ServerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,29 +43,6 @@ SIZES = {
 
 def median(xs):
     return statistics.median(xs) if xs else float("nan")
-
-
-# -- a server in its own process ------------------------------------------------------
-class Server:
-    def __init__(self, root: Path, http: bool = False) -> None:
-        self.ready = root / ".bench-ready.json"
-        self.ready.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "server.cli", "--log-level", "WARNING", "serve", "--root", str(root),
-               "--grpc-addr", "127.0.0.1:0", "--ready-file", str(self.ready), "--fsync", "always"]
-        cmd += ["--http-addr", "127.0.0.1:0"] if http else ["--no-http"]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while not self.ready.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("bench server did not start")
-            time.sleep(0.05)
-        self.info = json.loads(self.ready.read_text())
-        self.grpc = f"127.0.0.1:{self.info['grpc_port']}"
-        self.http = f"http://127.0.0.1:{self.info['http_port']}" if http else None
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(60)
 
 
 def client(kind: str, target: str, concurrency: int, ids: list[str] | None = None, count: int = 0) -> dict:
@@ -96,12 +72,12 @@ def p1(work: Path, size: dict) -> dict:
         for r in range(size["rounds"]):
             root = fresh_root(work, f"p1-{conc}-{r}")
             ids = generate(root, n, open_=n)["ids"]
-            srv = Server(root)
+            srv = ServerProcess(root, http=False, log_level="WARNING")
             try:
-                noop = client("noop", srv.grpc, conc, count=n)
-                pairs = client("pairs", srv.grpc, conc, ids)
+                noop = client("noop", srv.target, conc, count=n)
+                pairs = client("pairs", srv.target, conc, ids)
             finally:
-                srv.stop()
+                srv.terminate()
             rates.append(pairs["rate"])
             base.append(noop["rate"])
             p50.append(pairs["p50_ms"])
@@ -295,17 +271,17 @@ def p6(work: Path, size: dict) -> dict:
     for r in range(size["rounds"]):
         root = fresh_root(work, f"p6-{r}")
         ids = generate(root, n, open_=n)["ids"]
-        srv = Server(root, http=True)
+        srv = ServerProcess(root, log_level="WARNING")
         try:
             halves = (ids[: n // 2], ids[n // 2:])
-            order = [("http", srv.http), ("consume", srv.grpc)]
+            order = [("http", srv.http_base), ("consume", srv.target)]
             if r % 2:
                 order.reverse()
             for i, (kind, target) in enumerate(order):
                 res = client(kind, target, 32, halves[i])
                 (http if kind == "http" else grpc_).append(res["rate"])
         finally:
-            srv.stop()
+            srv.terminate()
     return {"rate": median(http), "base": median(grpc_)}
 
 

@@ -53,9 +53,13 @@ def opsledger_cmd(*args: str) -> list[str]:
 
 
 class ServerProcess:
-    """``opsledger serve`` as a real subprocess; learns its ports from --ready-file."""
+    """``opsledger serve`` as a real subprocess; learns its ports from --ready-file.
 
-    def __init__(self, root: Path, *extra: str, env: dict | None = None, grpc_addr: str = "127.0.0.1:0") -> None:
+    Used by the tests, the benchmarks and the reliability suite alike.
+    """
+
+    def __init__(self, root: Path, *extra: str, env: dict | None = None, grpc_addr: str = "127.0.0.1:0",
+                 http: bool = True, log_level: str = "INFO") -> None:
         self.root = Path(root)
         self.ready = self.root / f".ready-{os.getpid()}-{id(self)}.json"
         self.ready.unlink(missing_ok=True)
@@ -63,14 +67,15 @@ class ServerProcess:
         self.root.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
         cmd = opsledger_cmd(
-            "serve", "--root", str(self.root), "--grpc-addr", grpc_addr, "--http-addr", "127.0.0.1:0",
+            "serve", "--root", str(self.root), "--grpc-addr", grpc_addr,
+            *(("--http-addr", "127.0.0.1:0") if http else ("--no-http",)),
             "--ready-file", str(self.ready), *extra,
         )
-        full_env = dict(os.environ, **(env or {}))
+        full_env = dict(os.environ, OPSLEDGER_LOG_LEVEL=log_level, **(env or {}))
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, env=full_env)
         self.info = self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 30) -> dict:
+    def _wait_ready(self, timeout: float = 120) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.ready.exists():
@@ -84,6 +89,10 @@ class ServerProcess:
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.info['grpc_port']}"
+
+    @property
+    def http_base(self) -> str:
+        return f"http://127.0.0.1:{self.info['http_port']}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -11,12 +11,10 @@ written gives UNAVAILABLE and a line on stderr saying why.
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import io
 import os
-import threading
 from pathlib import Path
 
 import grpc
@@ -24,30 +22,14 @@ import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from client.ledger_client import OpsledgerClient
-from server.app import Opsledger
 from server.cycle.publish import publish
 from server.cycle.receipt import LATEST
 from server.cycle.verify import verify_receipt
 from server.ledger.fsck import fsck
 from server.ledger.store import REQUESTS, RESULTS, TicketStore
-from server.settings import Settings
+from tests.helpers import ServerThread
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class _Server:
-    def __init__(self, root: Path) -> None:
-        self.app = Opsledger(Settings(root=root, grpc_addr="127.0.0.1:0", http_addr=None))
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.app.start(), self.loop).result(30)
-        self.target = f"127.0.0.1:{self.app.grpc_port}"
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.app.stop(1), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 def _fail(err: int):
@@ -81,7 +63,7 @@ def _health(target: str) -> str:
 
 
 def ledger_case(root: Path, name: str, attr: str, make) -> dict:
-    srv = _Server(root)
+    srv = ServerThread(root).start()
     acked = []
     outcome = {"case": name}
     try:
@@ -107,7 +89,7 @@ def ledger_case(root: Path, name: str, attr: str, make) -> dict:
                     break
             outcome["reads"] = "OK" if c.board().total_count == 5 else "WRONG"
     finally:
-        srv.stop()
+        srv.stop(1)
     store = TicketStore(root).open()  # the restart
     try:
         ok = all(store.index.get(rid) is not None for rid in acked)
@@ -141,7 +123,7 @@ def cycle_cases(base: Path) -> list[dict]:
     root.mkdir(parents=True)
     publish(root, REPO / "examples" / "strategy_example.json")
     _block(root, "reports/live/reco/snapshots")
-    srv = _Server(root)
+    srv = ServerThread(root).start()
     try:
         with OpsledgerClient(srv.target, retries=0) as c:
             r = c.run_cycle().receipt
@@ -152,12 +134,12 @@ def cycle_cases(base: Path) -> list[dict]:
         out.append({"case": "reco report folder unwritable", "answer": f"receipt, reason {reason}",
                     "receipt_verifies": verified, "passed": reason == "RECO_FAIL" and verified})
     finally:
-        srv.stop()
+        srv.stop(1)
     root = base / "cycle-receipt"
     root.mkdir(parents=True)
     publish(root, REPO / "examples" / "strategy_example.json")
     _block(root, "reports/live/cycle/snapshots")
-    srv = _Server(root)
+    srv = ServerThread(root).start()
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err), OpsledgerClient(srv.target, retries=0) as c:
@@ -167,7 +149,7 @@ def cycle_cases(base: Path) -> list[dict]:
             except grpc.RpcError as exc:
                 answer = exc.code().name
     finally:
-        srv.stop()
+        srv.stop(1)
     said = "receipt could not be written" in err.getvalue()
     out.append({"case": "receipt folder unwritable", "answer": answer, "stderr_says_why": said,
                 "passed": answer == "UNAVAILABLE" and said})

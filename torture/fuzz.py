@@ -6,11 +6,10 @@ the cycle writes a receipt that verifies, with a result from the table.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import tempfile
-import threading
+from urllib.parse import quote
 from pathlib import Path
 
 import grpc
@@ -19,17 +18,15 @@ from google.protobuf import struct_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opsledger.v1 import cycle_pb2, cycle_pb2_grpc
 from opsledger.v1 import tickets_pb2 as pb
 from opsledger.v1 import tickets_pb2_grpc
-from server.app import Opsledger
 from server.common.canonical import pretty, sha256_hex
 from server.cycle.bundle import LATEST_REF
 from server.cycle.receipt import RESULT_TABLE
 from server.cycle.runner import CycleRunner
 from server.cycle.verify import verify_receipt
 from server.ledger.store import REQUESTS, RESULTS
-from server.settings import Settings
+from tests.helpers import ServerThread
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = json.loads((REPO / "examples" / "strategy_example.json").read_text(encoding="utf-8"))
@@ -82,22 +79,6 @@ REQUESTS_BY_RPC = {
 }
 
 
-class _LiveServer:
-    def __init__(self, root: Path) -> None:
-        self.app = Opsledger(Settings(root=root, grpc_addr="127.0.0.1:0", http_addr="127.0.0.1:0"))
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.app.start(), self.loop).result(30)
-        self.target = f"127.0.0.1:{self.app.grpc_port}"
-        self.base = f"http://127.0.0.1:{self.app.http_port}"
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.app.stop(1), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
 def _sizes(root: Path) -> tuple[int, int]:
     return tuple((root / p).stat().st_size if (root / p).exists() else 0 for p in (REQUESTS, RESULTS))
 
@@ -106,7 +87,8 @@ BAD_CODES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 
 
 def fuzz_rpcs(root: Path, examples: int, log=print) -> dict:
-    srv = _LiveServer(root)
+    srv = ServerThread(root, http_addr="127.0.0.1:0").start()
+    base = f"http://127.0.0.1:{srv.app.http_port}"
     stats = {"grpc_examples": 0, "http_examples": 0, "failures": []}
     channel = grpc.insecure_channel(srv.target)
     stub = tickets_pb2_grpc.TicketServiceStub(channel)
@@ -138,7 +120,7 @@ def fuzz_rpcs(root: Path, examples: int, log=print) -> dict:
 
         routes = ["/api/tickets", "/api/tickets/consume", "/api/tickets/complete", "/api/tickets/consume-next",
                   "/api/tickets/reaper/run", "/api/live/cycle/run"]
-        http = httpx.Client(base_url=srv.base, timeout=30)
+        http = httpx.Client(base_url=base, timeout=30)
 
         @settings(max_examples=examples * 3, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         @given(st.sampled_from(routes), st.one_of(st.binary(max_size=400),
@@ -162,8 +144,7 @@ def fuzz_rpcs(root: Path, examples: int, log=print) -> dict:
                st.lists(st.tuples(st.sampled_from(["status", "request_type", "page_size", "page_token", "x"]), TEXT),
                         max_size=4), UUIDISH)
         def http_queries(route, params, rid):
-            path = route + (httpx.URL("/" + rid.replace("/", "_").replace("?", "_").replace("#", "_")).path.lstrip("/")
-                            if route.endswith("/") else "")
+            path = route + (quote(rid, safe="") if route.endswith("/") else "")
             r = http.get(path, params=params)
             if r.status_code >= 500:
                 stats["failures"].append(f"GET {path} {params!r} -> {r.status_code}")
@@ -174,7 +155,7 @@ def fuzz_rpcs(root: Path, examples: int, log=print) -> dict:
         log(f"fuzz HTTP: {stats['http_examples']} examples")
     finally:
         channel.close()
-        srv.stop()
+        srv.stop(1)
     return stats
 
 
@@ -249,5 +230,3 @@ def fuzz_bundles(work: Path, examples: int, log=print) -> dict:
     log(f"fuzz bundles: {stats['bundle_examples']} examples, reasons {stats['results']}")
     return stats
 
-
-__all__ = ["fuzz_rpcs", "fuzz_bundles", "cycle_pb2", "cycle_pb2_grpc"]

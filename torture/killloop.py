@@ -21,13 +21,13 @@ from pathlib import Path
 import grpc
 import orjson
 
-from bench.run import Server
 from client.ledger_client import OpsledgerClient
 from server.cycle.publish import publish
 from server.cycle.receipt import LATEST
 from server.cycle.verify import verify_receipt
 from server.ledger.fsck import fsck
 from server.ledger.store import REQUESTS, RESULTS
+from tests.helpers import ServerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 STATUS = {1: "OPEN", 2: "IN_PROGRESS", 3: "DONE", 4: "FAILED"}
@@ -151,23 +151,22 @@ def run(root: Path, rounds: int, clients: int = 16, seed: int = 1, log=print) ->
     publish(root, REPO / "examples" / "strategy_example.json")
     rnd = random.Random(seed)
     totals = {"rounds": 0, "acknowledged": 0, "lost": 0, "problems": [], "unexpected": []}
-    server = Server(root)
+    server = ServerProcess(root, http=False, log_level="WARNING")
     for r in range(rounds):
         acked = Acked()
         stop = threading.Event()
-        threads = [threading.Thread(target=_client_loop, args=(server.grpc, i, acked, stop, seed * 1000 + r * 100 + i))
+        threads = [threading.Thread(target=_client_loop, args=(server.target, i, acked, stop, seed * 1000 + r * 100 + i))
                    for i in range(clients)]
-        threads.append(threading.Thread(target=_cycle_loop, args=(server.grpc, acked, stop)))
+        threads.append(threading.Thread(target=_cycle_loop, args=(server.target, acked, stop)))
         for t in threads:
             t.start()
         time.sleep(rnd.uniform(0.3, 1.5))
-        server.proc.kill()  # SIGKILL, at a random moment
-        server.proc.wait(30)
+        server.kill()  # SIGKILL, at a random moment
         stop.set()
         for t in threads:
             t.join(30)
-        server = Server(root)  # start-up recovery happens here
-        problems = check_after_restart(root, server.grpc, acked)
+        server = ServerProcess(root, http=False, log_level="WARNING")  # start-up recovery happens here
+        problems = check_after_restart(root, server.target, acked)
         lost = sum(1 for p in problems if p.startswith("acknowledged but lost"))
         totals["rounds"] += 1
         totals["acknowledged"] += acked.count()
@@ -176,7 +175,7 @@ def run(root: Path, rounds: int, clients: int = 16, seed: int = 1, log=print) ->
         totals["unexpected"] += acked.unexpected
         log(f"kill round {r + 1}/{rounds}: {acked.count()} acknowledged calls checked, "
             f"{lost} lost, {len(problems)} problem(s)")
-    server.stop()
+    server.terminate()
     totals["torn_files"] = len(list((root / REQUESTS).parent.glob("*.torn-*")))
     totals["lines"] = {rel: len((root / rel).read_bytes().splitlines()) for rel in (REQUESTS, RESULTS)}
     return totals

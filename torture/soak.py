@@ -9,8 +9,8 @@ from pathlib import Path
 
 import grpc
 
-from bench.run import Server
 from client.ledger_client import OpsledgerClient
+from tests.helpers import ServerProcess
 
 
 def _rss_and_fds(pid: int) -> tuple[int, int]:
@@ -24,7 +24,7 @@ def _rss_and_fds(pid: int) -> tuple[int, int]:
 
 def run(root: Path, seconds: float, clients: int = 8, rate_per_client: float = 40.0, log=print) -> dict:
     root.mkdir(parents=True, exist_ok=True)
-    srv = Server(root)
+    srv = ServerProcess(root, http=False, log_level="WARNING")
     stop = threading.Event()
     lock = threading.Lock()
     windows: dict[int, list[float]] = {}
@@ -39,7 +39,7 @@ def run(root: Path, seconds: float, clients: int = 8, rate_per_client: float = 4
         opened: list[str] = []
         interval = 1.0 / rate_per_client
         next_at = time.monotonic()
-        with OpsledgerClient(srv.grpc, retries=0, timeout=10) as c:
+        with OpsledgerClient(srv.target, retries=0, timeout=10) as c:
             while not stop.is_set():
                 next_at += interval
                 t = time.perf_counter()
@@ -79,7 +79,7 @@ def run(root: Path, seconds: float, clients: int = 8, rate_per_client: float = 4
     stop.set()
     for t in threads:
         t.join(30)
-    srv.stop()
+    srv.terminate()
     p99 = []
     for k in sorted(windows):
         xs = sorted(windows[k])

@@ -27,18 +27,22 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def atomic_replace(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+def _fill(fd: int, path: Path, data: bytes) -> None:
+    """Write and fsync a file just created with O_EXCL; on failure remove it."""
     try:
         write_all(fd, data)
         os.fsync(fd)
     except BaseException:
         os.close(fd)
-        tmp.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         raise
     os.close(fd)
+
+
+def atomic_replace(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    _fill(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), tmp, data)
     try:
         os.replace(tmp, path)
     except BaseException:
@@ -63,12 +67,11 @@ def create_new(folder: Path, stem: str, suffix: str, data: bytes | Callable[[Pat
             n += 1
             continue
         try:
-            write_all(fd, data(path) if callable(data) else data)
-            os.fsync(fd)
+            content = data(path) if callable(data) else data
         except BaseException:
             os.close(fd)
             path.unlink(missing_ok=True)
             raise
-        os.close(fd)
+        _fill(fd, path, content)
         fsync_dir(folder)
         return path

@@ -149,13 +149,17 @@ def _claim(processor_id: str, message: str | None, out: list[Violation]) -> tupl
     return processor, text
 
 
-def check_consume(request_id: str, processor_id: str, message: str | None) -> tuple[str, str, str]:
-    out: list[Violation] = []
+def _request_id(value: str, out: list[Violation]) -> str:
     try:
-        rid = check_request_id(request_id)
+        return check_request_id(value)
     except InvalidArgument as exc:
         out.extend(exc.violations)
-        rid = request_id
+        return value
+
+
+def check_consume(request_id: str, processor_id: str, message: str | None) -> tuple[str, str, str]:
+    out: list[Violation] = []
+    rid = _request_id(request_id, out)
     processor, text = _claim(processor_id, message, out)
     if out:
         raise InvalidArgument(out)
@@ -185,11 +189,7 @@ def check_complete(
 ) -> tuple[str, str, str, str, list[str]]:
     """``check_ref`` raises ValueError for a ref breaking RAW_PATH_ONLY."""
     out: list[Violation] = []
-    try:
-        rid = check_request_id(request_id)
-    except InvalidArgument as exc:
-        out.extend(exc.violations)
-        rid = request_id
+    rid = _request_id(request_id, out)
     if status not in (DONE, FAILED):
         out.append(Violation("status", "must be DONE or FAILED"))
     processor = _processor(processor_id, out)

@@ -1,7 +1,6 @@
 """The board page in a real headless Chromium against a live `opsledger serve` on port 0."""
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
 from selenium import webdriver

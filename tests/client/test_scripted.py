@@ -1,5 +1,4 @@
 """The sync client and the worker against scripted replies (grpcio-testing fake channel)."""
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc

@@ -6,7 +6,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import grpc
 import orjson
