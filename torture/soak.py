@@ -22,6 +22,11 @@ def _rss_and_fds(pid: int) -> tuple[int, int]:
     return rss, fds
 
 
+def _tickets(target: str) -> int:
+    with OpsledgerClient(target, retries=0) as c:
+        return c.board(page_size=1).total_count
+
+
 def run(root: Path, seconds: float, clients: int = 8, rate_per_client: float = 40.0, log=print) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     srv = ServerProcess(root, http=False, log_level="WARNING")
@@ -71,11 +76,13 @@ def run(root: Path, seconds: float, clients: int = 8, rate_per_client: float = 4
         t.start()
     time.sleep(min(2.0, seconds / 5))  # warm-up before the first reading
     rss0, fds0 = _rss_and_fds(srv.proc.pid)
+    tickets0 = _tickets(srv.target)
     samples = [(rss0, fds0)]
     while time.monotonic() - started < seconds:
         time.sleep(min(5.0, window_s))
         samples.append(_rss_and_fds(srv.proc.pid))
     rss1, fds1 = _rss_and_fds(srv.proc.pid)
+    tickets1 = _tickets(srv.target)
     stop.set()
     for t in threads:
         t.join(30)
@@ -89,6 +96,8 @@ def run(root: Path, seconds: float, clients: int = 8, rate_per_client: float = 4
         "seconds": round(time.monotonic() - started, 1), "ops": ops[0], "errors": len(errors),
         "error_samples": errors[:5], "rss_start_mib": round(rss0 / 2**20, 1), "rss_end_mib": round(rss1 / 2**20, 1),
         "rss_max_mib": round(max(s[0] for s in samples) / 2**20, 1), "fds_start": fds0, "fds_end": fds1,
+        "tickets_start": tickets0, "tickets_end": tickets1,
+        "rss_growth_per_ticket_b": round((rss1 - rss0) / max(1, tickets1 - tickets0)),
         "p99_ms_by_window": p99, "p99_ms_median": statistics.median(p99) if p99 else None,
     }
     log(f"soak: {result}")
