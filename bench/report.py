@@ -27,9 +27,10 @@ ROWS = """\
   receipt; every report written snapshot + latest with fsync) with a
   100-ticker bundle and 100,000 tickets in the ledger. Baseline: reading and
   parsing the bundle and reading the ledger counts alone.
-- **P6** — ConsumeTicket through the HTTP gateway (httpx, 32 concurrent
-  keep-alive connections) against the same call over gRPC directly
-  (grpc.aio, 32 concurrent), on the same server.
+- **P6** — ConsumeTicket through the HTTP gateway (aiohttp client, 32
+  concurrent keep-alive connections) against the same call over gRPC
+  directly (grpc.aio, 32 concurrent), on the same server, each on its own
+  half of the same OPEN tickets.
 """
 
 NOTES = Path(__file__).with_name("NOTES.md")

@@ -170,8 +170,12 @@ class TicketStore:
             if not existed:
                 fsync_dir(folder)
         self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        with self._flock():
-            self._catch_up()
+        try:
+            with self._flock():
+                self._catch_up()
+        except BaseException:
+            self.close()  # a start-up that stops leaves no file open
+            raise
         self._thread = threading.Thread(target=self._writer, name="ledger-writer", daemon=True)
         self._thread.start()
         return self
