@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 _SHARED = [
+    structlog.stdlib.filter_by_level,  # a disabled level costs nothing further
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_logger_name,
     structlog.processors.add_log_level,
@@ -27,6 +28,7 @@ _SHARED = [
 structlog.configure(
     processors=_SHARED + [structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
     logger_factory=structlog.stdlib.LoggerFactory(),
+    wrapper_class=structlog.stdlib.BoundLogger,
     cache_logger_on_first_use=True,
 )
 
@@ -40,7 +42,7 @@ def configure_logging(level: str = "INFO", json_lines: bool | None = None) -> No
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-        foreign_pre_chain=shared,
+        foreign_pre_chain=shared[1:],  # stdlib records were level-filtered already
     ))
     root = logging.getLogger()
     root.handlers[:] = [handler]

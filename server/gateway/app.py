@@ -74,8 +74,9 @@ def build_app(
     calls = {
         r.key: channel.unary_unary(
             r.full_method,
-            request_serializer=lambda m: m.SerializeToString(),
+            request_serializer=r.request_class().SerializeToString,
             response_deserializer=r.response_class().FromString,
+            _registered_method=True,  # as generated stubs do: the call skips per-call method lookup
         )
         for r in http_routes
     }
