@@ -10,7 +10,7 @@ def test_schemathesis_finds_no_5xx_and_no_schema_mismatch(gw, tmp_path):
          "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
          "--phases", "coverage,fuzzing", "--max-examples", "25", "--workers", "1", "--seed", "1",
          "--suppress-health-check", "all", "--report-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=240,
+        capture_output=True, text=True, timeout=240, cwd=tmp_path,  # its cache stays out of the repository
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
