@@ -129,9 +129,7 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
         size = paging.page_size(request.page_size)
         before = paging.read_token(request.page_token, statuses, types)
         await self.store.refresh()
-        with self.store.lock:
-            entries, cursor, total = self.store.index.page(statuses, types, size, before)
-            rows = [self.store.row_of(entry) for entry in entries]
+        rows, cursor, total = await asyncio.to_thread(self.store.page_rows, statuses, types, size, before)
         return pb.GetBoardResponse(
             status="ready",
             schema="TICKETS_BOARD_V1",
@@ -161,8 +159,7 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
             try:
                 rec = await self.store.run(ClaimNext(types, processor, text))
                 if rec is not None:
-                    with self.store.lock:
-                        row = self.store.row_of(self.store.index.get(rec["request_id"]))
+                    row, _request, _results = await asyncio.to_thread(self.store.ticket_view, rec["request_id"])
                     return pb.ConsumeNextResponse(
                         result="OK", claimed=True, request_id=rec["request_id"],
                         new_status=pb.TicketStatus.IN_PROGRESS, result_id=rec["result_id"],
@@ -192,11 +189,10 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
     async def GetTicket(self, request: pb.GetTicketRequest, context) -> pb.GetTicketResponse:
         rid = validation.check_request_id(request.request_id)
         await self.store.refresh()
-        with self.store.lock:
-            entry = self.store.index.get(rid)
-            if entry is None:
-                raise NotFound("Ticket not found", resource_name=rid)
-            row, req, results = self.store.row_of(entry), self.store.request_of(entry), self.store.read_results(entry)
+        view = await asyncio.to_thread(self.store.ticket_view, rid)
+        if view is None:
+            raise NotFound("Ticket not found", resource_name=rid)
+        row, req, results = view
         return pb.GetTicketResponse(
             row=row_message(row),
             request=request_message(req),

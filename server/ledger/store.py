@@ -246,13 +246,36 @@ class TicketStore:
             return None
         return orjson.loads(_read_line(self._fds[self.results_path], entry.last_offset))
 
-    def row_of(self, entry: Entry) -> dict:
-        return records.board_row(self.request_of(entry), self.last_result_of(entry))
-
     def read_results(self, entry: Entry) -> list[dict]:
         """Every result line of a ticket, in log order."""
         fd = self._fds[self.results_path]
         return [orjson.loads(_read_line(fd, offset)) for offset in entry.result_offsets()]
+
+    # Blocking reads for the service (run off the event loop). The index is
+    # consulted under the lock; lines are read after it, by offset: a line
+    # once written never moves, so the writer is not held up by the reads.
+    def page_rows(self, statuses: tuple[str, ...], types: tuple[str, ...], size: int,
+                  before: int | None) -> tuple[list[dict], int | None, int]:
+        with self.lock:
+            entries, cursor, total = self.index.page(statuses, types, size, before)
+            where = [(e.request_offset, e.last_offset) for e in entries]
+        req_fd, res_fd = self._fds[self.requests_path], self._fds[self.results_path]
+        rows = [
+            records.board_row(orjson.loads(_read_line(req_fd, r)),
+                              orjson.loads(_read_line(res_fd, last)) if last is not None else None)
+            for r, last in where
+        ]
+        return rows, cursor, total
+
+    def ticket_view(self, request_id: str) -> tuple[dict, dict, list[dict]] | None:
+        """(board row, request, every result) of one ticket, or None."""
+        with self.lock:
+            entry = self.index.get(request_id)
+            if entry is None:
+                return None
+            results = self.read_results(entry)
+            request = self.request_of(entry)
+        return records.board_row(request, results[-1] if results else None), request, results
 
     # -- writer -----------------------------------------------------------------
     def _take_batch(self, first) -> tuple[list, bool]:

@@ -86,13 +86,11 @@ def test_replay_reproduces_the_index(root):
         consume(s, rid)
     for rid in ids[:10]:
         complete(s, rid, Event.COMPLETE_FAILED if ids.index(rid) % 2 else Event.COMPLETE_DONE)
-    with s.lock:
-        before = [(s.row_of(e), s.read_results(e)) for e in s.index.page((), (), 100, None)[0]]
+    before = [(row, s.ticket_view(row["request_id"])) for row in s.page_rows((), (), 100, None)[0]]
     counts = s.index.counts()
     s.close()
     s2 = TicketStore(root).open()
-    with s2.lock:
-        after = [(s2.row_of(e), s2.read_results(e)) for e in s2.index.page((), (), 100, None)[0]]
+    after = [(row, s2.ticket_view(row["request_id"])) for row in s2.page_rows((), (), 100, None)[0]]
     assert after == before and s2.index.counts() == counts
     assert counts == {"OPEN": 10, "IN_PROGRESS": 10, "DONE": 5, "FAILED": 5}
     s2.close()
