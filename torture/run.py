@@ -112,7 +112,7 @@ opsledger or by `fsck`; the flips above hit the record's structure.
 | target | examples tried | failures |
 |---|---|---|
 | every TicketService RPC, random fields (Unicode edge cases, NUL, huge strings, unknown enum numbers, NaN/∞) over gRPC | {fz['grpc_examples']:,} | {len([f for f in fz['failures']])} |
-| the HTTP gateway: random bytes (invalid UTF-8 included), random JSON, wrong content types, random query strings | {fz['http_examples']:,} | (in the row above: one list) |
+| the HTTP gateway: random bytes (invalid UTF-8 included), random JSON, wrong content types, random `Authorization` headers, random query strings | {fz['http_examples']:,} | (in the row above: one list) |
 | bundles for the live cycle: mutated STRATEGY_BUNDLE_V1, random JSON, random bytes | {fb['bundle_examples']:,} | {len(fb['failures'])} |
 
 Properties: no INTERNAL/UNKNOWN status and no 5xx, no crash, no line written for a refused
@@ -138,6 +138,11 @@ open file descriptors and the p99.
 - The gateway's keep-alive replies waited ~40 ms for delayed ACKs (its socket lacked
   `IPPROTO_TCP`, so asyncio never set `TCP_NODELAY`) — found by the benchmark; regression test
   `tests/gateway/test_gateway.py::test_gateway_socket_is_tcp_so_replies_are_not_delayed`.
+- A non-ASCII `Authorization` header made the gateway answer 500 (gRPC metadata must be
+  printable ASCII, and the call raised before reaching the server) — found by fuzzing the
+  gateway's headers; now a 400 naming `authorization`, and any other unexpected gateway error
+  is a JSON 500; regression test
+  `tests/gateway/test_gateway.py::test_non_ascii_authorization_header_is_400_not_500`.
 - Line numbers in catch-up anomaly reports drifted after the process's own appends (its own
   lines were not counted); fixed in `TicketStore._append`, covered by the kill loop's `fsck` and
   the store tests.

@@ -6,6 +6,7 @@ every rule of the server (validation, auth, limits) applies unchanged; the
 """
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -27,6 +28,7 @@ from server.gateway.openapi import openapi_document
 from server.gateway.rules import HttpRoute, package_services, routes_of
 
 _access = event_log("opsledger.http")
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 STATIC = Path(__file__).resolve().parent.parent / "static"  # the board page, shipped in the package
 MAX_BODY = 1 << 20
 CALL_TIMEOUT_S = 330.0  # above every server-side wait (RunCycle queueing, ConsumeNext)
@@ -97,6 +99,9 @@ def build_app(
         metadata = []
         auth = request.headers.get("authorization")
         if auth:
+            # gRPC metadata is printable ASCII; anything else could never be a valid token.
+            if not _PRINTABLE_ASCII.fullmatch(auth):
+                return _fail(400, "authorization: header must be printable ASCII", "INVALID_ARGUMENT")
             metadata.append(("authorization", auth))
         if request.client:
             metadata.append(("x-forwarded-for", request.client.host))
@@ -154,7 +159,11 @@ def build_app(
         Route("/openapi.json", openapi, methods=["GET"]),
         *(extra_routes or []),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    async def unexpected(_request: Request, exc: Exception) -> Response:
+        _access.error("gateway_error", error=f"{type(exc).__name__}: {exc}")
+        return _fail(500, "internal error; see the server log", "INTERNAL")
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: unexpected})
     return AccessLog(app, metrics) if metrics is not None else app
 
 

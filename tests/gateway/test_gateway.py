@@ -167,6 +167,13 @@ def test_bad_input_is_4xx_and_writes_nothing(gw, root, name, path, body, headers
     assert logs(root) == before
 
 
+def test_non_ascii_authorization_header_is_400_not_500(gw, root):
+    before = logs(root)
+    r = gw.http.post("/api/tickets", json=RECONCILE, headers={"Authorization": "Bearer \xe9t\xe9".encode("latin-1")})
+    assert r.status_code == 400 and "authorization" in r.json()["message"]
+    assert logs(root) == before
+
+
 def test_unknown_query_parameter_is_400(gw):
     r = gw.http.get("/api/tickets/latest", params={"colour": "red"})
     assert r.status_code == 400 and "colour" in r.json()["message"]
