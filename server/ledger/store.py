@@ -4,7 +4,8 @@ Shell around the pure parts (machine, validation, records, index):
 
 * one writer thread takes every command waiting in its queue, decides each
   against the state machine, appends all accepted lines with one write and
-  one fsync per file, and only then answers the callers (group commit);
+  one flush (fdatasync) per file, and only then answers the callers (group
+  commit);
 * every batch runs under an exclusive ``flock`` on the root's lock file and
   first reads what other processes appended (catch-up), so several
   processes on one root never both win a transition or interleave lines;
@@ -26,12 +27,13 @@ import threading
 import time
 from collections.abc import Callable
 
-import orjson
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.common.atomic import create_new, fsync_dir, write_all
+import orjson
+
 from server.common import rawpath
+from server.common.atomic import create_new, fsync_dir, write_all
 from server.common.clock import Clock, epoch_seconds, file_stamp
 from server.errors import IllegalTransition, InvalidArgument, NotFound, Unavailable
 from server.ledger import records, replay
@@ -246,11 +248,6 @@ class TicketStore:
             return None
         return orjson.loads(_read_line(self._fds[self.results_path], entry.last_offset))
 
-    def read_results(self, entry: Entry) -> list[dict]:
-        """Every result line of a ticket, in log order."""
-        fd = self._fds[self.results_path]
-        return [orjson.loads(_read_line(fd, offset)) for offset in entry.result_offsets()]
-
     # Blocking reads for the service (run off the event loop). The index is
     # consulted under the lock; lines are read after it, by offset: a line
     # once written never moves, so the writer is not held up by the reads.
@@ -273,8 +270,10 @@ class TicketStore:
             entry = self.index.get(request_id)
             if entry is None:
                 return None
-            results = self.read_results(entry)
-            request = self.request_of(entry)
+            request_offset, result_offsets = entry.request_offset, entry.result_offsets()
+        res_fd = self._fds[self.results_path]
+        request = orjson.loads(_read_line(self._fds[self.requests_path], request_offset))
+        results = [orjson.loads(_read_line(res_fd, offset)) for offset in result_offsets]
         return records.board_row(request, results[-1] if results else None), request, results
 
     # -- writer -----------------------------------------------------------------
@@ -346,13 +345,16 @@ class TicketStore:
                 self.on_failure(exc)
 
     # -- decisions (pure, against index + this batch) ---------------------------
-    def _status_of(self, rid: str, work: _Batch) -> tuple[str, dict | None]:
+    def _status_of(self, rid: str, work: _Batch) -> tuple[str, Callable[[], dict | None]]:
+        """Current status, and how to get the last result (read from disk only
+        when a refusal needs it: an accepted transition never does)."""
         if rid in work.overlay:
-            return work.overlay[rid]
+            status, last = work.overlay[rid]
+            return status, lambda: last
         entry = self.index.get(rid)
         if entry is None:
             raise NotFound("Ticket not found", resource_name=rid)
-        return entry.status, self.last_result_of(entry)
+        return entry.status, lambda: self.last_result_of(entry)
 
     def _decide(self, cmd, work: _Batch, now: str):
         if isinstance(cmd, Submit):
@@ -403,10 +405,11 @@ class TicketStore:
         return rec
 
     def _decide_transition(self, cmd: Transition, work: _Batch, now: str) -> dict:
-        current, last = self._status_of(cmd.request_id, work)
+        current, last_result = self._status_of(cmd.request_id, work)
         try:
             status = next_status(current, cmd.event)
         except TransitionRefused:
+            last = last_result()
             raise IllegalTransition(
                 request_id=cmd.request_id,
                 current_status=current,
