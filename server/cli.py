@@ -216,27 +216,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"))
     sub = parser.add_subparsers(dest="command", required=True)
 
+    d = Settings()  # the one home of the server's defaults (each from its OPSLEDGER_* variable)
     p = sub.add_parser("serve", help="run the gRPC server (and the HTTP gateway)")
     _root_flag(p)
-    p.add_argument("--grpc-addr", default=env("GRPC_ADDR", "127.0.0.1:50051"), help="gRPC listen address")
-    p.add_argument("--http-addr", default=env("HTTP_ADDR", "127.0.0.1:8080"), help="HTTP gateway listen address")
+    p.add_argument("--grpc-addr", default=d.grpc_addr, help="gRPC listen address")
+    p.add_argument("--http-addr", default=d.http_addr, help="HTTP gateway listen address")
     p.add_argument("--no-http", action="store_true", default=env_bool("NO_HTTP"), help="do not start the HTTP gateway")
-    p.add_argument("--grpc-target", default=env("GRPC_TARGET"),
+    p.add_argument("--grpc-target", default=d.grpc_target,
                    help="gateway calls this gRPC server instead of its own (remote gateway)")
-    p.add_argument("--fsync", choices=("always", "never"), default=env("FSYNC", "always"),
+    p.add_argument("--fsync", choices=("always", "never"), default=d.fsync,
                    help="always: an OK reply means the line is on disk (default)")
-    p.add_argument("--grace", type=float, default=float(env("GRACE", "10")), help="seconds to drain calls on SIGTERM")
+    p.add_argument("--grace", type=float, default=d.grace, help="seconds to drain calls on SIGTERM")
     p.add_argument("--token-file", default=env("TOKEN_FILE"),
                    help="bearer token for mutating calls (or OPSLEDGER_TOKEN)")
-    p.add_argument("--insecure-no-auth", action="store_true", default=env_bool("INSECURE_NO_AUTH"),
+    p.add_argument("--insecure-no-auth", action="store_true", default=d.insecure_no_auth,
                    help="allow a non-loopback bind without a token (warned at every start)")
-    p.add_argument("--tls-cert", default=env("TLS_CERT"), help="server certificate (PEM): TLS for gRPC and HTTP")
-    p.add_argument("--tls-key", default=env("TLS_KEY"), help="server private key (PEM)")
-    p.add_argument("--tls-client-ca", default=env("TLS_CLIENT_CA"),
+    p.add_argument("--tls-cert", default=d.tls_cert, help="server certificate (PEM): TLS for gRPC and HTTP")
+    p.add_argument("--tls-key", default=d.tls_key, help="server private key (PEM)")
+    p.add_argument("--tls-client-ca", default=d.tls_client_ca,
                    help="CA of client certificates: require mutual TLS on gRPC")
-    p.add_argument("--max-concurrent-rpcs", type=int, default=int(env("MAX_CONCURRENT_RPCS", "256")),
+    p.add_argument("--max-concurrent-rpcs", type=int, default=d.max_concurrent_rpcs,
                    help="calls beyond this many at once get RESOURCE_EXHAUSTED")
-    p.add_argument("--reap-interval", type=float, default=float(env("REAP_INTERVAL", "0")),
+    p.add_argument("--reap-interval", type=float, default=d.reap_interval,
                    help="run the reaper every N seconds (0: off)")
     p.add_argument("--ready-file", default=env("READY_FILE"), help="write bound ports here as JSON once serving")
     p.set_defaults(func=cmd_serve)
