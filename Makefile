@@ -46,15 +46,15 @@ generate: $(STAMP)
 	  --python_out=generated --pyi_out=generated --grpc_python_out=generated $(PROTOS)
 	touch generated/opsledger/__init__.py generated/opsledger/v1/__init__.py
 
-## bench: every performance row against its baseline; writes docs/BENCHMARKS.md (~5 min)
+## bench: every performance row against its baseline; writes docs/BENCHMARKS.md (~3 min here)
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench.run
 
-## bench-quick: the same rows on small sizes, one round (~15 s); writes nothing
+## bench-quick: the same rows on small sizes, one round (~15 s here); writes nothing
 bench-quick: $(TEST_STAMP)
 	$(BIN)/python -m bench.run --quick --out -
 
-## torture: the full reliability suite (~10 min); writes docs/RELIABILITY.md
+## torture: the full reliability suite (~7 min here); writes docs/RELIABILITY.md
 torture: $(TEST_STAMP)
 	$(BIN)/python -m torture.run
 
