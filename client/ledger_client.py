@@ -1,8 +1,16 @@
 """A small typed client over the generated stubs.
 
-Deadlines on every call; retry with exponential backoff on UNAVAILABLE only
-(every other code is an answer, not a fault); bearer token and TLS options.
-The CLI and the worker use it; internal services may use it or the stubs.
+Deadlines on every call; bearer token and TLS options. The CLI and the
+worker use it; internal services may use it or the stubs.
+
+Retries (AIP-194): only UNAVAILABLE is ever retried (every other code is an
+answer, not a fault), with jittered exponential backoff, and only for a call
+that ``RETRY_POLICY`` says is safe to repeat: a read always; a write only
+when its request carries a token that makes a repeat answer the first
+attempt's result (Submit's ``idempotency_key``, the transitions' and
+RunCycle's idempotency token once the server takes one). UNAVAILABLE from
+the transport can follow a call the server already carried out, so a write
+without a token is never repeated blindly.
 """
 from __future__ import annotations
 
@@ -19,6 +27,48 @@ from opsledger.v1 import tickets_pb2 as pb
 from opsledger.v1 import tickets_pb2_grpc
 
 MAX_MESSAGE_BYTES = 1 << 20
+
+
+def _always(_request) -> bool:
+    return True
+
+
+def _never(_request) -> bool:
+    return False
+
+
+def _with_token(*fields: str):
+    """Safe to repeat when the request sets one of ``fields`` (a field the
+    message does not have yet never counts)."""
+
+    def safe(request) -> bool:
+        names = request.DESCRIPTOR.fields_by_name
+        return any(f in names and request.HasField(f) and getattr(request, f) for f in fields)
+
+    return safe
+
+
+# The idempotency token of transitions and RunCycle (AIP-155), by its field name.
+TOKEN_FIELDS = ("request_token", "idempotency_key")
+
+# Per RPC: may a call that answered UNAVAILABLE be sent again?
+RETRY_POLICY = {
+    "GetBoard": _always,
+    "GetTicket": _always,
+    "GetLatestCycle": _always,
+    "GetLatestReco": _always,
+    "SubmitTicket": _with_token("idempotency_key"),
+    "ConsumeTicket": _with_token(*TOKEN_FIELDS),
+    "CompleteTicket": _with_token(*TOKEN_FIELDS),
+    "ConsumeNext": _with_token(*TOKEN_FIELDS),
+    "RunCycle": _with_token(*TOKEN_FIELDS),
+    # A dry run writes nothing; a real run writes a report each time.
+    "ReapStaleTickets": lambda request: request.dry_run,
+}
+
+
+def may_retry(rpc: str, request) -> bool:
+    return RETRY_POLICY.get(rpc, _never)(request)
 
 
 def make_channel(
@@ -72,14 +122,16 @@ class OpsledgerClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def call(self, method, request, timeout: float | None = None):
-        """One RPC with a deadline; UNAVAILABLE is retried with jittered backoff."""
+    def call(self, rpc: str, method, request, timeout: float | None = None):
+        """One RPC with a deadline; UNAVAILABLE is retried with jittered backoff
+        when ``RETRY_POLICY[rpc]`` says this request is safe to repeat."""
         attempt = 0
+        retry = may_retry(rpc, request)
         while True:
             try:
                 return method(request, timeout=timeout or self.timeout, metadata=self.metadata)
             except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt >= self.retries:
+                if not retry or exc.code() != grpc.StatusCode.UNAVAILABLE or attempt >= self.retries:
                     raise
                 delay = self.backoff * (2**attempt) * (0.5 + random.random())
                 attempt += 1
@@ -100,13 +152,13 @@ class OpsledgerClient:
             req.trace_id = trace_id
         if idempotency_key is not None:
             req.idempotency_key = idempotency_key
-        return self.call(self.tickets.SubmitTicket, req)
+        return self.call("SubmitTicket", self.tickets.SubmitTicket, req)
 
     def consume(self, request_id: str, processor_id: str = "", message: str | None = None) -> pb.ConsumeTicketResponse:
         req = pb.ConsumeTicketRequest(request_id=request_id, processor_id=processor_id)
         if message is not None:
             req.message = message
-        return self.call(self.tickets.ConsumeTicket, req)
+        return self.call("ConsumeTicket", self.tickets.ConsumeTicket, req)
 
     def complete(
         self,
@@ -123,7 +175,7 @@ class OpsledgerClient:
             message=message,
             artifacts=list(artifacts),
         )
-        return self.call(self.tickets.CompleteTicket, req)
+        return self.call("CompleteTicket", self.tickets.CompleteTicket, req)
 
     def board(
         self,
@@ -138,10 +190,10 @@ class OpsledgerClient:
             status=[pb.TicketStatus.Value.Value(s) for s in statuses],
             request_type=[pb.RequestType.Value.Value(t) for t in types],
         )
-        return self.call(self.tickets.GetBoard, req)
+        return self.call("GetBoard", self.tickets.GetBoard, req)
 
     def ticket(self, request_id: str) -> pb.GetTicketResponse:
-        return self.call(self.tickets.GetTicket, pb.GetTicketRequest(request_id=request_id))
+        return self.call("GetTicket", self.tickets.GetTicket, pb.GetTicketRequest(request_id=request_id))
 
     @staticmethod
     def _consume_next_request(processor_id: str, types: Iterable[str], wait_seconds: float,
@@ -163,7 +215,7 @@ class OpsledgerClient:
         message: str | None = None,
     ) -> pb.ConsumeNextResponse:
         req = self._consume_next_request(processor_id, types, wait_seconds, message)
-        return self.call(self.tickets.ConsumeNext, req, timeout=wait_seconds + self.timeout)
+        return self.call("ConsumeNext", self.tickets.ConsumeNext, req, timeout=wait_seconds + self.timeout)
 
     def consume_next_future(self, processor_id: str = "", types: Iterable[str] = (), wait_seconds: float = 0.0):
         """The same call, not waited for: ``cancel()`` it to give up (nothing is claimed then)."""
@@ -172,12 +224,12 @@ class OpsledgerClient:
 
     def reap(self, threshold_seconds: int = 0, max_clean: int = 0, dry_run: bool = False) -> pb.ReapStaleTicketsResponse:
         req = pb.ReapStaleTicketsRequest(threshold_seconds=threshold_seconds, max_clean=max_clean, dry_run=dry_run)
-        return self.call(self.tickets.ReapStaleTickets, req)
+        return self.call("ReapStaleTickets", self.tickets.ReapStaleTickets, req)
 
     # -- live cycle ---------------------------------------------------------------
     def run_cycle(self, timeout: float = 300.0) -> cycle_pb2.RunCycleResponse:
         """One live cycle; waits while another runs, hence the longer deadline."""
-        return self.call(self.cycles.RunCycle, cycle_pb2.RunCycleRequest(confirm=True), timeout=timeout)
+        return self.call("RunCycle", self.cycles.RunCycle, cycle_pb2.RunCycleRequest(confirm=True), timeout=timeout)
 
     def latest_cycle(self) -> cycle_pb2.GetLatestCycleResponse:
-        return self.call(self.cycles.GetLatestCycle, cycle_pb2.GetLatestCycleRequest())
+        return self.call("GetLatestCycle", self.cycles.GetLatestCycle, cycle_pb2.GetLatestCycleRequest())

@@ -110,6 +110,10 @@ class Worker:
         handler = self.handlers.get(ticket["request_type"], record_only)
         try:
             return handler(ticket, self.client)
+        except grpc.RpcError as exc:
+            # Not repeated: a call the server may have carried out is the caller's to retry.
+            log.error("handler for %s failed: %s: %s", ticket["request_id"], exc.code().name, exc.details())
+            return Outcome("FAILED", f"handler error: {exc.code().name}: {exc.details()}"[:2000])
         except Exception as exc:  # noqa: BLE001 - a failed handler is a FAILED ticket, not a dead worker
             log.exception("handler for %s failed", ticket["request_id"])
             return Outcome("FAILED", f"handler error: {type(exc).__name__}: {exc}"[:2000])

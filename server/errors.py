@@ -53,7 +53,23 @@ class IllegalTransition(OpsledgerError):
 
 
 class Unavailable(OpsledgerError):
-    """The store cannot write (a failed write/fsync turned it read-only)."""
+    """Nothing was done and a retry is safe (the store cannot write now).
+
+    Only for refusals made before any effect: clients retry this code.
+    """
+
+
+class NotRecorded(OpsledgerError):
+    """The work ran (its files exist) but its record could not be written.
+
+    Not UNAVAILABLE (AIP-193/194): repeating the call repeats the work. The
+    shell answers INTERNAL with an ErrorInfo naming what did happen.
+    """
+
+    def __init__(self, message: str, reason: str, metadata: dict[str, str]) -> None:
+        self.reason = reason
+        self.metadata = metadata
+        super().__init__(message)
 
 
 class Unauthenticated(OpsledgerError):

@@ -27,6 +27,8 @@ _CODES: dict[type, int] = {
     errors.Unauthenticated: code_pb2.UNAUTHENTICATED,
     errors.ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
     errors.CycleRefused: code_pb2.FAILED_PRECONDITION,
+    # Ran but could not be recorded: not retryable (AIP-194), unlike UNAVAILABLE.
+    errors.NotRecorded: code_pb2.INTERNAL,
 }
 
 
@@ -56,6 +58,8 @@ def _details(exc: errors.OpsledgerError) -> list[any_pb2.Any]:
         ))]
     if isinstance(exc, errors.CycleRefused):
         return [_pack(error_details_pb2.ErrorInfo(reason="CONFIRM_REQUIRED", domain=DOMAIN))]
+    if isinstance(exc, errors.NotRecorded):
+        return [_pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=exc.metadata))]
     if isinstance(exc, errors.NotFound):
         return [_pack(error_details_pb2.ResourceInfo(
             resource_type=exc.resource_type, resource_name=exc.resource_name, description=str(exc)

@@ -152,7 +152,7 @@ def cycle_cases(base: Path) -> list[dict]:
         srv.stop(1)
     said = "receipt could not be written" in err.getvalue()
     out.append({"case": "receipt folder unwritable", "answer": answer, "stderr_says_why": said,
-                "passed": answer == "UNAVAILABLE" and said})
+                "passed": answer == "INTERNAL" and said})
     return out
 
 

@@ -40,7 +40,15 @@ LedgerView = Callable[[datetime], tuple[dict[str, int], dict[str, int]]]
 
 
 class ReceiptNotWritten(Exception):
-    """Even the receipt could not be written; the message says why."""
+    """Even the receipt could not be written; the message says why.
+
+    The steps ran and wrote their reports (``refs``): this cycle happened.
+    """
+
+    def __init__(self, message: str, cycle_id: str, refs: dict[str, str]) -> None:
+        self.cycle_id = cycle_id
+        self.refs = refs
+        super().__init__(message)
 
 
 def _error(exc: BaseException) -> str:
@@ -173,7 +181,7 @@ class CycleRunner:
             message = f"live cycle {cycle_id}: receipt could not be written: {_error(exc)}"
             print(message, file=sys.stderr, flush=True)
             log.error(message)
-            raise ReceiptNotWritten(message) from exc
+            raise ReceiptNotWritten(message, cycle_id, dict(state.refs)) from exc
         r = receipts["r"]
         log.info("live cycle %s: %s / %s / %s -> %s", cycle_id, r["result"], r["decision"], r["reason"], r["snapshot_ref"])
         return r

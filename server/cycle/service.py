@@ -12,7 +12,7 @@ from opsledger.v1 import cycle_pb2_grpc
 from server.common.reports import latest_ref, snapshots
 from server.cycle.runner import CycleRunner, ReceiptNotWritten
 from server.cycle.summary import WINDOW_HOURS
-from server.errors import CycleRefused, Unavailable
+from server.errors import CycleRefused, NotRecorded
 from server.ledger.store import TicketStore
 from server.rpc_status import refusals_to_status
 
@@ -53,7 +53,10 @@ class CycleService(cycle_pb2_grpc.CycleServiceServicer):
         except ReceiptNotWritten as exc:
             if self.metrics is not None:
                 self.metrics.cycles.labels("NO_RECEIPT").inc()
-            raise Unavailable(str(exc)) from None
+            # The steps ran and wrote reports: UNAVAILABLE would invite a
+            # retry that runs the whole cycle again.
+            raise NotRecorded(f"{exc}; the cycle's steps ran (do not repeat blindly)", "CYCLE_NOT_RECORDED",
+                              {"cycle_id": exc.cycle_id, **exc.refs}) from None
         if self.metrics is not None:
             self.metrics.cycles.labels(receipt["result"]).inc()
         return pb.RunCycleResponse(receipt=receipt_message(receipt))

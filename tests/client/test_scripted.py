@@ -4,6 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import grpc_testing
 import pytest
+from google.protobuf import message_factory
 
 from client.ledger_client import OpsledgerClient
 from client.worker import Worker
@@ -29,18 +30,58 @@ def method(name):
     return TICKETS.methods_by_name[name]
 
 
+def reply(rpc):
+    return message_factory.GetMessageClass(rpc.output_type)()
+
+
 def test_unavailable_is_retried_with_backoff_then_answered(fake):
     channel, client, pool = fake
-    result = pool.submit(client.consume, RID, "w1")
+    result = pool.submit(client.ticket, RID)
     for _ in range(2):
-        metadata, request, rpc = channel.take_unary_unary(method("ConsumeTicket"))
+        metadata, request, rpc = channel.take_unary_unary(method("GetTicket"))
         assert request.request_id == RID and ("authorization", "Bearer t0ken") in metadata
-        rpc.terminate(pb.ConsumeTicketResponse(), (), grpc.StatusCode.UNAVAILABLE, "server restarting")
-    _, _, rpc = channel.take_unary_unary(method("ConsumeTicket"))
-    rpc.terminate(pb.ConsumeTicketResponse(result="OK", request_id=RID, new_status=pb.TicketStatus.IN_PROGRESS,
-                                           result_id="r1"), (), grpc.StatusCode.OK, "")
-    assert result.result(5).result_id == "r1"
+        rpc.terminate(pb.GetTicketResponse(), (), grpc.StatusCode.UNAVAILABLE, "server restarting")
+    _, _, rpc = channel.take_unary_unary(method("GetTicket"))
+    rpc.terminate(pb.GetTicketResponse(row=pb.BoardRow(request_id=RID)), (), grpc.StatusCode.OK, "")
+    assert result.result(5).row.request_id == RID
     assert len(client.sleeps) == 2 and client.sleeps[1] > client.sleeps[0] * 0.5
+
+
+@pytest.mark.parametrize("call, rpc_name", [
+    (lambda c: c.consume(RID, "w1"), "ConsumeTicket"),
+    (lambda c: c.complete(RID, "DONE", "w1", "ok"), "CompleteTicket"),
+    (lambda c: c.consume_next("w1"), "ConsumeNext"),
+    (lambda c: c.submit("ACKNOWLEDGE", {"message_id": "m"}), "SubmitTicket"),
+    (lambda c: c.reap(), "ReapStaleTickets"),
+    (lambda c: c.run_cycle(), "RunCycle"),
+])
+def test_a_write_without_a_token_is_never_repeated(fake, call, rpc_name):
+    # UNAVAILABLE from the transport may follow a call the server carried out.
+    channel, client, pool = fake
+    result = pool.submit(call, client)
+    service = CYCLES if rpc_name == "RunCycle" else TICKETS
+    _, _, rpc = channel.take_unary_unary(service.methods_by_name[rpc_name])
+    rpc.terminate(reply(service.methods_by_name[rpc_name]), (),
+                  grpc.StatusCode.UNAVAILABLE, "connection reset")
+    with pytest.raises(grpc.RpcError) as info:
+        result.result(5)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE and client.sleeps == []
+
+
+@pytest.mark.parametrize("call, rpc_name", [
+    (lambda c: c.submit("ACKNOWLEDGE", {"message_id": "m"}, idempotency_key="k1"), "SubmitTicket"),
+    (lambda c: c.reap(dry_run=True), "ReapStaleTickets"),
+])
+def test_a_write_that_is_safe_to_repeat_is_retried(fake, call, rpc_name):
+    channel, client, pool = fake
+    result = pool.submit(call, client)
+    _, first, rpc = channel.take_unary_unary(method(rpc_name))
+    rpc.terminate(reply(method(rpc_name)), (), grpc.StatusCode.UNAVAILABLE, "down")
+    _, again, rpc = channel.take_unary_unary(method(rpc_name))
+    assert again == first  # the same request, token and all
+    rpc.terminate(reply(method(rpc_name)), (), grpc.StatusCode.OK, "")
+    result.result(5)
+    assert len(client.sleeps) == 1
 
 
 def test_other_codes_are_answers_not_retried(fake):
