@@ -28,6 +28,7 @@ class StepState:
     reco_failed: str | None = None
     reco_decision: str | None = None
     reco_reason: str | None = None
+    reco_blocked: str | None = None  # why the reco is BLOCKED, when it is
     summary_failed: str | None = None
     push_failed: str | None = None
     refs: dict = field(default_factory=dict)
@@ -50,6 +51,11 @@ def outcome(state: StepState) -> dict:
         if condition(state):
             return {"result": result, "decision": decision, "reason": reason}
     raise AssertionError("the last row always matches")
+
+
+def _join(*texts: str | None) -> str | None:
+    given = [t for t in texts if t]
+    return "; ".join(given) if given else None
 
 
 def build(cycle_id: str, asof: str, state: StepState, snapshot_ref: str) -> dict:
@@ -75,12 +81,15 @@ def build(cycle_id: str, asof: str, state: StepState, snapshot_ref: str) -> dict
             "decision": state.reco_decision,
             "reason": state.reco_reason,
             "evidence_refs": [reco_latest] if reco_latest else [],
-            "error": state.reco_failed,
+            "error": _join(state.reco_failed, state.reco_blocked),
         },
         "ops_summary": {
             "latest_ref": refs.get("summary_latest"),
             "snapshot_ref": refs.get("summary_snapshot"),
-            "error": state.summary_failed,
+            # The only input read outside a step is the previous receipt (the
+            # summary's last_cycle): a system error is reported here.
+            "error": _join(f"SYSTEM_ERROR: {state.system_error}" if state.system_error else None,
+                           state.summary_failed),
         },
         "push": {
             "preview_ref": refs.get("preview_latest"),

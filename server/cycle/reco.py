@@ -129,20 +129,26 @@ def pick(strategy: dict, previous: dict | None) -> tuple[list[dict], dict, float
     return rows, constraints, cash
 
 
-def generate(check: BundleCheck, previous: dict | None, report_id: str, created_at: str) -> dict:
+def generate_explained(check: BundleCheck, previous: dict | None, report_id: str,
+                       created_at: str) -> tuple[dict, str | None]:
+    """The report, and why it is BLOCKED when it is (for the receipt's reco.error)."""
     def blocked_or_empty(decision: str, reason: str) -> dict:
         return _report(report_id, created_at, check, decision, reason, [], None, 1.0)
 
     if check.decision == "NO_BUNDLE":
-        return blocked_or_empty("EMPTY_RECO", "NO_BUNDLE")
+        return blocked_or_empty("EMPTY_RECO", "NO_BUNDLE"), None
     if not check.valid:
-        return blocked_or_empty("BLOCKED", "BUNDLE_FAIL")
+        return blocked_or_empty("BLOCKED", "BUNDLE_FAIL"), f"bundle {check.decision}: {check.error_text()}"
     if check.stale:
-        return blocked_or_empty("EMPTY_RECO", "BUNDLE_STALE")
+        return blocked_or_empty("EMPTY_RECO", "BUNDLE_STALE"), None
     try:
         rows, constraints, cash = pick(check.bundle["strategy"], previous)
-    except Exception:  # noqa: BLE001 - any failure to generate blocks, it never guesses
-        return blocked_or_empty("BLOCKED", "SYSTEM_ERROR")
+    except Exception as exc:  # noqa: BLE001 - any failure to generate blocks, it never guesses
+        return blocked_or_empty("BLOCKED", "SYSTEM_ERROR"), f"error while generating: {type(exc).__name__}: {exc}"
     held_now = any(r["action"] in ("BUY", "HOLD") for r in rows)
     decision = "GENERATED" if held_now else "EMPTY_RECO"
-    return _report(report_id, created_at, check, decision, "SUCCESS", rows, constraints, cash)
+    return _report(report_id, created_at, check, decision, "SUCCESS", rows, constraints, cash), None
+
+
+def generate(check: BundleCheck, previous: dict | None, report_id: str, created_at: str) -> dict:
+    return generate_explained(check, previous, report_id, created_at)[0]

@@ -74,7 +74,7 @@ class CycleRunner:
         # The pure steps; tests may swap one to inject a fault inside it.
         self.steps = {
             "bundle": bundle_step.check_bundle,
-            "reco": reco_step.generate,
+            "reco": reco_step.generate_explained,
             "summary": summary_step.build,
             "push": push_step.build,
         }
@@ -129,18 +129,21 @@ class CycleRunner:
                 previous = self._read_json(latest_ref("reco"))
             except ValueError:
                 previous = None  # an unreadable previous reco: treat every pick as new
-            reco = self.steps["reco"](check, previous, str(uuid.uuid4()), asof)
+            reco, state.reco_blocked = self.steps["reco"](check, previous, str(uuid.uuid4()), asof)
             state.reco_decision, state.reco_reason = reco["decision"], reco["reason"]
             latest, snap = write_pair(self.root, "reco", stamp, lambda _ref: pretty(reco))
             state.refs.update(reco_latest=latest, reco_snapshot=snap)
         except Exception as exc:  # noqa: BLE001
             state.reco_failed = _error(exc)
+            # A report that was not written is no report: the summary and the
+            # push say so instead of describing it.
+            reco = None
 
         # 3. ops summary
         try:
             counts, recent = self.ledger_view(now)
             summary = self.steps["summary"](
-                asof, counts, recent, check, reco, state.refs.get("reco_snapshot"), last_cycle
+                asof, counts, recent, check, reco, state.refs.get("reco_snapshot"), last_cycle, state.reco_failed
             )
             latest, snap = write_pair(self.root, "summary", stamp, lambda _ref: pretty(summary))
             state.refs.update(summary_latest=latest, summary_snapshot=snap)
@@ -158,7 +161,9 @@ class CycleRunner:
             state.refs.update(preview_latest=latest, preview_snapshot=snap)
             rendered = preview["rendered"][0]
             if rendered["blocked"]:
+                # Not delivered, even to the console: the push did not happen.
                 log.warning("push blocked, not printed: %s", rendered["blocked_reason"])
+                state.push_failed = f"message blocked by the secret check: {rendered['blocked_reason']}"
             else:
                 self.console(text)
         except Exception as exc:  # noqa: BLE001

@@ -1,6 +1,6 @@
 """Ops summary (OPS_SUMMARY_V1, SPEC §3). Pure: ledger counts + step results in, report out.
 
-overall_status: BLOCKED (bundle FAIL/NO_BUNDLE or reco BLOCKED) > WARN
+overall_status: BLOCKED (bundle FAIL/NO_BUNDLE, reco BLOCKED, or no reco report written) > WARN
 (stale bundle, stale IN_PROGRESS tickets, recent failures, last cycle
 FAILED) > NO_RUN_HISTORY (no earlier cycle) > OK.
 """
@@ -15,7 +15,7 @@ MAX_RISKS = 5
 
 
 def _risks(tickets_recent: dict, check: BundleCheck, reco: dict | None, reco_ref: str | None,
-           last_cycle: dict | None) -> list[dict]:
+           last_cycle: dict | None, reco_error: str | None) -> list[dict]:
     risks = []
     if check.decision == "NO_BUNDLE":
         risks.append(("BUNDLE_MISSING", "HIGH", "no strategy bundle is published", []))
@@ -26,7 +26,8 @@ def _risks(tickets_recent: dict, check: BundleCheck, reco: dict | None, reco_ref
     elif check.decision == "WARN":
         risks.append(("BUNDLE_WARN", "LOW", check.error_text() or "bundle warning", [LATEST_REF]))
     if reco is None:
-        risks.append(("RECO_MISSING", "HIGH", "no recommendation report this cycle", []))
+        why = f": {reco_error}" if reco_error else ""
+        risks.append(("RECO_MISSING", "HIGH", "no recommendation report this cycle" + why, []))
     elif reco.get("decision") == "BLOCKED":
         risks.append(("RECO_BLOCKED", "HIGH", f"recommendations blocked: {reco.get('reason')}", [reco_ref] if reco_ref else []))
     if tickets_recent["stale_in_progress"]:
@@ -58,10 +59,12 @@ def build(
     reco: dict | None,
     reco_snapshot_ref: str | None,
     last_cycle: dict | None,
+    reco_error: str | None = None,
 ) -> dict:
+    """``reco`` is None when no reco report was written this cycle (``reco_error`` says why)."""
     bundle = check.bundle if isinstance(check.bundle, dict) else {}
     strategy = bundle.get("strategy") if isinstance(bundle.get("strategy"), dict) else {}
-    risks = _risks(tickets_recent, check, reco, reco_snapshot_ref, last_cycle)
+    risks = _risks(tickets_recent, check, reco, reco_snapshot_ref, last_cycle, reco_error)
     refs = [REQUESTS, RESULTS]
     if check.decision != "NO_BUNDLE":
         refs.append(LATEST_REF)

@@ -108,6 +108,14 @@ def test_reco_folder_cannot_be_written(runner, root):
     assert r["reco"]["snapshot_ref"] is None and r["reco"]["latest_ref"] is None and r["reco"]["error"]
     assert r["ops_summary"]["snapshot_ref"]  # later steps still ran
     assert_verifiable(root, r)
+    # The summary and the push agree with the receipt: no reco report was written.
+    summary = json.loads((root / r["ops_summary"]["snapshot_ref"]).read_bytes())
+    assert summary["overall_status"] == "BLOCKED"
+    assert summary["reco"] == {"decision": None, "reason": None, "snapshot_ref": None, "summary": None}
+    [missing] = [x for x in summary["top_risks"] if x["code"] == "RECO_MISSING"]
+    assert "Error" in missing["message"] and "snapshots" in missing["message"]
+    text = runner.printed[0]
+    assert "FAILED / PARTIAL / RECO_FAIL" in text and "GENERATED" not in text
 
 
 def test_summary_failure(runner, root):
@@ -146,6 +154,8 @@ def test_error_while_generating_blocks_the_reco(runner, root):
     r = runner.run()
     assert outcome(r) == ("OK", "PARTIAL", "RECO_BLOCKED")
     assert r["reco"]["decision"] == "BLOCKED" and r["reco"]["reason"] == "SYSTEM_ERROR"
+    assert r["reco"]["error"] == ("error while generating: ValueError: "
+                                  "decision_params.scores[069500] is not a number")
     assert_verifiable(root, r)
 
 
@@ -157,6 +167,9 @@ def test_error_outside_any_step(runner, root):
     r = runner.run()
     assert outcome(r) == ("FAILED", "BLOCKED", "SYSTEM_ERROR")
     assert r["reco"]["decision"] == "GENERATED"  # every step still ran
+    # The receipt says why, not only the server log.
+    assert r["ops_summary"]["error"].startswith("SYSTEM_ERROR: reading the previous receipt: JSONDecodeError")
+    assert (r["bundle"]["error"], r["reco"]["error"], r["push"]["error"]) == (None, None, None)
     assert_verifiable(root, r)
 
 
@@ -168,15 +181,17 @@ def test_receipt_that_cannot_be_written_says_why(runner, root, capsys):
     assert "receipt could not be written" in capsys.readouterr().err
 
 
-def test_blocked_push_text_is_not_printed(runner, root):
+def test_blocked_push_text_is_not_printed_and_the_receipt_says_so(runner, root):
     write_bundle(root, strategy(name="evil_${TELEGRAM_BOT_TOKEN}"))
     r = runner.run()
-    assert outcome(r) == ("OK", "COMPLETED", "SUCCESS")
+    assert outcome(r) == ("FAILED", "PARTIAL", "PUSH_FAIL")
+    assert r["push"]["error"] == "message blocked by the secret check: template marker '${' in text"
     preview = json.loads((root / r["push"]["preview_ref"]).read_bytes())
     assert preview["rendered"][0]["blocked"] is True
     assert preview["rendered"][0]["secret_injection_check"] == "BLOCKED"
     assert preview["summary"] == {"total_render": 1, "pass": 0, "blocked": 1}
     assert runner.printed == []
+    assert_verifiable(root, r)
 
 
 def test_no_network_during_a_cycle(runner, root, monkeypatch):
