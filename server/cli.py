@@ -21,11 +21,22 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 def _to_json(message) -> dict:
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+    """A response as contract JSON: every field, nulls and empty lists included."""
+    from server.common.contract_json import contract_dict
+
+    return contract_dict(message)
 
 
 def _print_json(obj) -> None:
     print(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def _print_report(report: dict) -> None:
+    """A report exactly as the server stores it (same bytes), so it verifies."""
+    from server.common.canonical import pretty
+
+    sys.stdout.buffer.write(pretty(report))
+    sys.stdout.flush()
 
 
 def _client(args):
@@ -158,7 +169,7 @@ def cmd_fsck(args) -> int:
 def cmd_cycle_run(args) -> int:
     with _client(args) as c:
         receipt = c.run_cycle().receipt
-    _print_json(_to_json(receipt))
+    _print_report(_to_json(receipt))
     from opsledger.v1 import cycle_pb2
 
     return EXIT_OK if receipt.result == cycle_pb2.CycleResult.OK else EXIT_FAIL
@@ -166,7 +177,15 @@ def cmd_cycle_run(args) -> int:
 
 def cmd_cycle_latest(args) -> int:
     with _client(args) as c:
-        _print_json(_to_json(c.latest_cycle()))
+        latest = c.latest_cycle()
+    if args.snapshots:
+        for ref in latest.snapshots:
+            print(ref)
+        return EXIT_OK
+    if not latest.rows:
+        print("no cycle has run yet", file=sys.stderr)
+        return EXIT_FAIL
+    _print_report(_to_json(latest.rows[0]))
     return EXIT_OK
 
 
@@ -188,9 +207,14 @@ def cmd_bundle_publish(args) -> int:
 
 
 def cmd_verify_receipt(args) -> int:
-    from server.cycle.verify import verify_receipt
+    from server.cycle.verify import root_of, verify_receipt
 
-    problems = verify_receipt(Path(args.root), Path(args.path))
+    path = Path(args.path)
+    root = Path(args.root) if args.root else root_of(path)
+    problems = verify_receipt(root or Path("."), path)
+    if problems and root is None and any(p.startswith("ref ") for p in problems):
+        problems.append(f"refs were looked up under the current folder ({Path('.').resolve()}), since {path} "
+                        "is not inside a data root's reports/live/cycle/: pass --root DATA_ROOT")
     for p in problems:
         print(f"MISMATCH {p}")
     print(f"verify: {args.path}: " + ("OK" if not problems else f"{len(problems)} problem(s)"))
@@ -285,8 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = cyc.add_parser("run", help="run one live cycle (confirms for you) and print its receipt")
     _client_flags(q)
     q.set_defaults(func=cmd_cycle_run)
-    q = cyc.add_parser("latest", help="the latest receipt and the newest snapshot refs")
+    q = cyc.add_parser("latest", help="print the latest receipt as stored (exit 1 before any cycle)")
     _client_flags(q)
+    q.add_argument("--snapshots", action="store_true", help="print the 10 newest snapshot refs instead")
     q.set_defaults(func=cmd_cycle_latest)
 
     p = sub.add_parser("bundle", help="strategy bundles: publish")
@@ -300,8 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="verify a receipt: hash and every evidence ref")
     ver = p.add_subparsers(dest="verify_command", required=True)
-    q = ver.add_parser("receipt", help="recompute the integrity hash; check each ref exists under the root")
-    _root_flag(q)
+    q = ver.add_parser("receipt", help="recompute the integrity hash; check each ref exists under the root "
+                                       "and the seed's key order")
+    q.add_argument("--root", default=env("ROOT"),
+                   help="data root (OPSLEDGER_ROOT; default: taken from PATH when it lies under a root's "
+                        "reports/live/cycle/, else the current folder)")
     q.add_argument("path")
     q.set_defaults(func=cmd_verify_receipt)
 
@@ -354,7 +382,8 @@ def _print_rpc_error(exc: grpc.RpcError) -> None:
                 if detail.Is(kind.DESCRIPTOR):
                     msg = kind()
                     detail.Unpack(msg)
-                    print(f"  {kind.DESCRIPTOR.name}: {json.dumps(_to_json(msg), ensure_ascii=False)}", file=sys.stderr)
+                    plain = json_format.MessageToDict(msg, preserving_proto_field_name=True)
+                    print(f"  {kind.DESCRIPTOR.name}: {json.dumps(plain, ensure_ascii=False)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

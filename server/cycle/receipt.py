@@ -16,6 +16,18 @@ from server.cycle.push import DELIVERY
 SCHEMA = "LIVE_CYCLE_RECEIPT_V1"
 LATEST = latest_ref("cycle")
 
+# The seed's keys in the seed's order (contract_live_cycle_receipt_v1 §2).
+SEED_KEYS = ("schema", "cycle_id", "asof", "result", "decision", "reason", "bundle", "reco", "ops_summary",
+             "push", "snapshot_ref", "evidence_refs", "integrity")
+SEED_STEP_KEYS = {
+    "bundle": ("latest_ref", "decision", "stale", "valid", "evidence_refs"),
+    "reco": ("latest_ref", "snapshot_ref", "decision", "reason", "evidence_refs"),
+    "ops_summary": ("latest_ref", "snapshot_ref"),
+    "push": ("preview_ref", "send_receipt_ref", "delivery_actual"),
+    "integrity": ("payload_sha256",),
+}
+STEP_EXTRA_KEY = "error"  # each step object may add it (SPEC §3)
+
 
 @dataclass
 class StepState:

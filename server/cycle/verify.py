@@ -1,4 +1,4 @@
-"""``opsledger verify receipt``: recompute a receipt's hash and check every ref."""
+"""``opsledger verify receipt``: recompute a receipt's hash, check every ref and the seed's key order."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,8 @@ from pathlib import Path
 
 from server.common import rawpath
 from server.common.canonical import report_sha256
+from server.common.reports import OUTPUTS
+from server.cycle.receipt import SEED_KEYS, SEED_STEP_KEYS, STEP_EXTRA_KEY
 
 
 def refs_of(obj) -> list[str]:
@@ -25,6 +27,36 @@ def refs_of(obj) -> list[str]:
     return found
 
 
+def root_of(path: Path) -> Path | None:
+    """The data root of a receipt file kept where the server writes receipts, else None."""
+    latest_dir, _name, snap_dir, _stem = OUTPUTS["cycle"]
+    here = Path(path).resolve().parent
+    for folder in (latest_dir, snap_dir):
+        depth = len(folder.split("/"))
+        if here.parts[-depth:] == tuple(folder.split("/")):
+            return here.parents[depth - 1]
+    return None
+
+
+def key_order_problems(receipt: dict) -> list[str]:
+    """LIVE_CYCLE_RECEIPT_V1 keys in the seed's order; a step object may add ``error`` last."""
+    problems = []
+    if list(receipt) != list(SEED_KEYS):
+        problems.append(f"keys {list(receipt)} are not the seed's keys in the seed's order {list(SEED_KEYS)}")
+    for step, keys in SEED_STEP_KEYS.items():
+        value = receipt.get(step)
+        if not isinstance(value, dict):
+            problems.append(f"{step}: not an object")
+            continue
+        got, allowed = list(value), [list(keys)]
+        if step != "integrity":
+            allowed.append(list(keys) + [STEP_EXTRA_KEY])
+        if got not in allowed:
+            problems.append(f"{step}: keys {got} are not the seed's {list(keys)}"
+                            + (f" (optionally + {STEP_EXTRA_KEY!r})" if step != "integrity" else ""))
+    return problems
+
+
 def verify_receipt(root: Path, path: Path) -> list[str]:
     """Problems found (empty = the receipt verifies)."""
     try:
@@ -33,7 +65,7 @@ def verify_receipt(root: Path, path: Path) -> list[str]:
         return [f"{path}: cannot read receipt: {exc}"]
     if not isinstance(receipt, dict):
         return [f"{path}: not a JSON object"]
-    problems = []
+    problems = key_order_problems(receipt)
     claimed = (receipt.get("integrity") or {}).get("payload_sha256")
     actual = report_sha256(receipt)
     if claimed != actual:

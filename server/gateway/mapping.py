@@ -4,9 +4,9 @@ Requests: the body (``body: "*"``), path variables and query parameters
 become one request message through protobuf's ``json_format``; an unknown
 field, a wrong type or an unknown enum value is a 400 naming the field.
 
-Responses: the message in the contract's snake_case names, every field
-present (unset optional ones as ``null``) in field order, Struct numbers
-that are integral given back as integers, plus the legacy extras below.
+Responses: the message as contract JSON (``server.common.contract_json``:
+snake_case, every field present, unset optional ones ``null``), plus the
+legacy extras below.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from google.protobuf import descriptor, json_format
 from google.rpc import code_pb2, error_details_pb2
 from grpc_status import rpc_status
 
+from server.common.contract_json import contract_dict
 from server.gateway.rules import HttpRoute
-from server.ledger.validation import restore_integers
 
 # Legacy keys that are not fields of the response message (SPEC §7), by RPC.
 LEGACY_EXTRAS: dict[str, dict] = {
@@ -45,7 +45,6 @@ HTTP_STATUS: dict[int, int] = {
     code_pb2.DATA_LOSS: 500,
 }
 
-_STRUCT = "google.protobuf.Struct"
 _BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False}
 
 
@@ -100,29 +99,8 @@ def parse_body(raw: bytes) -> dict:
     return body
 
 
-def _complete(desc: descriptor.Descriptor, d: dict) -> dict:
-    out = {}
-    for f in desc.fields:
-        value = d.get(f.name)
-        sub = f.message_type
-        if sub is not None and sub.full_name == _STRUCT:
-            out[f.name] = restore_integers(value) if value is not None else (
-                [] if f.is_repeated else None)
-        elif f.is_repeated:
-            items = value or []
-            out[f.name] = [_complete(sub, i) for i in items] if sub is not None else items
-        elif value is None:
-            out[f.name] = None
-        else:
-            out[f.name] = _complete(sub, value) if sub is not None else value
-    return out
-
-
 def render_response(route: HttpRoute, message) -> dict:
-    plain = json_format.MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
-    body = _complete(message.DESCRIPTOR, plain)
+    body = contract_dict(message)
     body.update(LEGACY_EXTRAS.get(route.key, {}))
     return body
 
