@@ -15,7 +15,7 @@ from pathlib import Path
 
 from server.common.clock import Clock, iso
 from server.ledger import records
-from server.ledger.store import REQUESTS, RESULTS
+from server.ledger.jsonl.store import REQUESTS, RESULTS
 
 TYPES = [
     ("ACKNOWLEDGE", {"message_id": "msg-{i}"}),

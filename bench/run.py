@@ -112,7 +112,7 @@ def _threads(conc: int, fn) -> float:
 
 def p2(work: Path, size: dict) -> dict:
     from server.ledger.machine import Event
-    from server.ledger.store import Submit, TicketStore, Transition
+    from server.ledger.jsonl.store import Submit, TicketStore, Transition
 
     payload = {"message_id": "m"}
     out = {}
@@ -157,7 +157,7 @@ if mode == "parse":
             for line in f:
                 orjson.loads(line)
 else:
-    from server.ledger.store import TicketStore
+    from server.ledger.jsonl.store import TicketStore
     store = TicketStore(root).open()
 seconds = time.perf_counter() - t
 print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
@@ -197,7 +197,7 @@ def p4(root: Path, size: dict) -> dict:
     from opsledger.v1 import tickets_pb2 as pb
     from server.common.clock import Clock
     from server.ledger.service import TicketService
-    from server.ledger.store import TicketStore
+    from server.ledger.jsonl.store import TicketStore
 
     store = TicketStore(root).open()
 
@@ -231,7 +231,7 @@ def p5(work: Path, size: dict) -> dict:
     from server.cycle.bundle import LATEST_REF, make_bundle
     from server.cycle.runner import CycleRunner
     from server.cycle.service import ledger_view
-    from server.ledger.store import TicketStore
+    from server.ledger.jsonl.store import TicketStore
 
     root = fresh_root(work, "p5")
     generate(root, size["p5_tickets"], in_progress=size["p5_tickets"] // 100, open_=size["p5_tickets"] // 100)

@@ -32,7 +32,7 @@ from server.cycle.runner import CycleRunner
 from server.cycle.service import CycleService, ledger_view
 from server.interceptors import CallObserver, TokenAuth, mutating_methods
 from server.ledger.service import TicketService
-from server.ledger.store import TicketStore
+from server.ledger.jsonl.store import TicketStore
 from server.observability import Metrics, event_log
 from server.settings import MAX_MESSAGE_BYTES, Settings, SettingsError
 

@@ -130,7 +130,7 @@ def cmd_reap(args) -> int:
         # Straight on the root's files, beside any running server (same lock).
         from server.common.clock import Clock
         from server.ledger import reaper
-        from server.ledger.store import TicketStore
+        from server.ledger.jsonl.store import TicketStore
 
         store = TicketStore(Path(args.root)).open()
         try:
@@ -156,7 +156,7 @@ def cmd_worker(args) -> int:
 
 
 def cmd_fsck(args) -> int:
-    from server.ledger.fsck import fsck
+    from server.ledger.jsonl.fsck import fsck
 
     findings = fsck(Path(args.root))
     for f in findings:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import orjson
 
-from server.ledger.fsck import fsck
+from server.ledger.jsonl.fsck import fsck
 from server.ledger.machine import Event
-from server.ledger.store import REQUESTS, RESULTS, CorruptLog, Submit, TicketStore, Transition
+from server.ledger.jsonl.store import REQUESTS, RESULTS, CorruptLog, Submit, TicketStore, Transition
 
 
 def _base(root: Path) -> None:

@@ -25,7 +25,7 @@ from server.cycle.bundle import LATEST_REF
 from server.cycle.receipt import RESULT_TABLE
 from server.cycle.runner import CycleRunner
 from server.cycle.verify import verify_receipt
-from server.ledger.store import REQUESTS, RESULTS
+from server.ledger.jsonl.store import REQUESTS, RESULTS
 from tests.helpers import ServerThread
 
 REPO = Path(__file__).resolve().parents[1]

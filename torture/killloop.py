@@ -25,8 +25,8 @@ from client.ledger_client import OpsledgerClient
 from server.cycle.publish import publish
 from server.cycle.receipt import LATEST
 from server.cycle.verify import verify_receipt
-from server.ledger.fsck import fsck
-from server.ledger.store import REQUESTS, RESULTS
+from server.ledger.jsonl.fsck import fsck
+from server.ledger.jsonl.store import REQUESTS, RESULTS
 from tests.helpers import ServerProcess
 
 REPO = Path(__file__).resolve().parents[1]

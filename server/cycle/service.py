@@ -13,7 +13,7 @@ from server.common.reports import latest_ref, snapshots
 from server.cycle.runner import CycleRunner, ReceiptNotWritten
 from server.cycle.summary import WINDOW_HOURS
 from server.errors import CycleRefused, NotRecorded
-from server.ledger.store import TicketStore
+from server.ledger.jsonl.store import TicketStore
 from server.rpc_status import refusals_to_status
 
 STALE_IN_PROGRESS_S = 86400  # the reaper's default threshold

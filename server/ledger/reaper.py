@@ -16,7 +16,7 @@ from server.common.clock import Clock, file_stamp, iso
 from server.common.reports import write_pair
 from server.errors import IllegalTransition, InvalidArgument
 from server.ledger.machine import Event
-from server.ledger.store import RESULTS, Sync, TicketStore, Transition
+from server.ledger.jsonl.store import RESULTS, Sync, TicketStore, Transition
 
 log = logging.getLogger("opsledger.reaper")
 

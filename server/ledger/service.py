@@ -16,7 +16,7 @@ from server.common.clock import Clock
 from server.errors import InvalidArgument, NotFound, Violation
 from server.ledger import paging, reaper, validation
 from server.ledger.machine import Event
-from server.ledger.store import ClaimNext, Submit, TicketStore, Transition
+from server.ledger.jsonl.store import ClaimNext, Submit, TicketStore, Transition
 from server.rpc_status import refusals_to_status
 
 STATUS_NAME = pb.TicketStatus.Value.Name

@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from server.ledger.store import REQUESTS, RESULTS
+from server.ledger.jsonl.store import REQUESTS, RESULTS
 from tests.cycle.conftest import write_bundle
 
 RECONCILE = {"schema": "TICKET_SUBMIT_V1", "request_type": "REQUEST_RECONCILE",

@@ -8,8 +8,8 @@ import grpc
 import orjson
 
 from client.ledger_client import OpsledgerClient
-from server.ledger.fsck import fsck
-from server.ledger.store import REQUESTS, RESULTS
+from server.ledger.jsonl.fsck import fsck
+from server.ledger.jsonl.store import REQUESTS, RESULTS
 from tests.helpers import ServerProcess
 
 

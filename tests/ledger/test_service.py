@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from opsledger.v1 import tickets_pb2 as pb
-from server.ledger.store import REQUESTS, RESULTS
+from server.ledger.jsonl.store import REQUESTS, RESULTS
 
 RECONCILE = {"mode": "FULL", "reason": "r"}
 

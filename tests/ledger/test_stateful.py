@@ -9,7 +9,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 
 from server.errors import IllegalTransition, NotFound
 from server.ledger.machine import Event
-from server.ledger.store import Submit, TicketStore, Transition
+from server.ledger.jsonl.store import Submit, TicketStore, Transition
 
 ALLOWED = {("OPEN", Event.CONSUME): "IN_PROGRESS",
            ("IN_PROGRESS", Event.COMPLETE_DONE): "DONE",

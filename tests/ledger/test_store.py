@@ -7,9 +7,9 @@ import orjson
 import pytest
 
 from server.errors import IllegalTransition, InvalidArgument, NotFound, Unavailable
-from server.ledger.fsck import fsck
+from server.ledger.jsonl.fsck import fsck
 from server.ledger.machine import Event
-from server.ledger.store import REQUESTS, RESULTS, CorruptLog, Submit, TicketStore, Transition
+from server.ledger.jsonl.store import REQUESTS, RESULTS, CorruptLog, Submit, TicketStore, Transition
 from tests.helpers import opsledger_cmd, REPO
 
 RECONCILE = {"mode": "FULL", "reason": "r"}

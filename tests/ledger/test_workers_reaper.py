@@ -14,8 +14,8 @@ import pytest
 
 from client.ledger_client import OpsledgerClient
 from server.common.clock import FixedClock
-from server.ledger.fsck import fsck
-from server.ledger.store import RESULTS
+from server.ledger.jsonl.fsck import fsck
+from server.ledger.jsonl.store import RESULTS
 from tests.cycle.conftest import write_bundle
 from tests.helpers import REPO, ServerProcess, ServerThread, opsledger_cmd
 

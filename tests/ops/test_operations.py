@@ -11,7 +11,7 @@ import httpx
 import orjson
 
 from client.ledger_client import OpsledgerClient
-from server.ledger.store import LOCK, RESULTS
+from server.ledger.jsonl.store import LOCK, RESULTS
 from tests.cycle.conftest import write_bundle
 from tests.helpers import ServerProcess, ServerThread
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from client.ledger_client import OpsledgerClient
-from server.ledger.store import REQUESTS, RESULTS
+from server.ledger.jsonl.store import REQUESTS, RESULTS
 from tests.helpers import REPO, ServerThread, opsledger_cmd
 from tests.ops.certs import make_pki
 

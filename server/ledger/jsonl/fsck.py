@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.ledger import records, replay
-from server.ledger.index import LedgerIndex
-from server.ledger.store import REQUESTS, RESULTS
+from server.ledger import records
+from server.ledger.jsonl import replay
+from server.ledger.jsonl.index import LedgerIndex
+from server.ledger.jsonl.store import REQUESTS, RESULTS
 
 
 @dataclass

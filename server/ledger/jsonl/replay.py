@@ -9,7 +9,7 @@ skipped, since the current status is the last *valid* transition in log order.
 from __future__ import annotations
 
 from server.ledger import records
-from server.ledger.index import DuplicateTicket, LedgerIndex, UnknownTicket
+from server.ledger.jsonl.index import DuplicateTicket, LedgerIndex, UnknownTicket
 from server.ledger.machine import TransitionRefused
 
 

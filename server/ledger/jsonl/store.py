@@ -36,8 +36,9 @@ from server.common import rawpath
 from server.common.atomic import create_new, fsync_dir, write_all
 from server.common.clock import Clock, epoch_seconds, file_stamp
 from server.errors import IllegalTransition, InvalidArgument, NotFound, Unavailable
-from server.ledger import records, replay
-from server.ledger.index import Entry, LedgerIndex
+from server.ledger import records
+from server.ledger.jsonl import replay
+from server.ledger.jsonl.index import Entry, LedgerIndex
 from server.ledger.machine import (
     IN_PROGRESS,
     OPEN,
