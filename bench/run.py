@@ -112,14 +112,15 @@ def _threads(conc: int, fn) -> float:
 
 def p2(work: Path, size: dict) -> dict:
     from server.ledger.machine import Event
-    from server.ledger.jsonl.store import Submit, TicketStore, Transition
+    from server.ledger.backend import Submit, Transition
+    from server.ledger.jsonl.store import JsonlLedger
 
     payload = {"message_id": "m"}
     out = {}
     for conc, per in size["p2_per_thread"].items():
         ours, theirs = [], []
         for r in range(size["rounds"]):
-            store = TicketStore(fresh_root(work, f"p2-store-{conc}-{r}")).open()
+            store = JsonlLedger(fresh_root(work, f"p2-store-{conc}-{r}")).open()
 
             def ledger_ops(_i, store=store):
                 for _ in range(per):
@@ -157,8 +158,8 @@ if mode == "parse":
             for line in f:
                 orjson.loads(line)
 else:
-    from server.ledger.jsonl.store import TicketStore
-    store = TicketStore(root).open()
+    from server.ledger.jsonl.store import JsonlLedger
+    store = JsonlLedger(root).open()
 seconds = time.perf_counter() - t
 print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 """
@@ -197,12 +198,12 @@ def p4(root: Path, size: dict) -> dict:
     from opsledger.v1 import tickets_pb2 as pb
     from server.common.clock import Clock
     from server.ledger.service import TicketService
-    from server.ledger.jsonl.store import TicketStore
+    from server.ledger.jsonl.store import JsonlLedger
 
-    store = TicketStore(root).open()
+    store = JsonlLedger(root).open()
 
     async def measure():
-        service = TicketService(store, Clock())
+        service = TicketService(store, Clock(), root, lambda _ref: None)
         ctx = _Context()
         filtered = pb.GetBoardRequest(page_size=100, status=[pb.TicketStatus.IN_PROGRESS])
         unfiltered = pb.GetBoardRequest(page_size=100)
@@ -217,7 +218,7 @@ def p4(root: Path, size: dict) -> dict:
 
     try:
         times = asyncio.run(measure())
-        in_progress = store.index.counts()["IN_PROGRESS"]
+        in_progress = store.counts()["IN_PROGRESS"]
     finally:
         store.close()
     return {"filtered_ms": median(times["filtered"]) * 1000, "base_ms": median(times["unfiltered"]) * 1000,
@@ -231,7 +232,7 @@ def p5(work: Path, size: dict) -> dict:
     from server.cycle.bundle import LATEST_REF, make_bundle
     from server.cycle.runner import CycleRunner
     from server.cycle.service import ledger_view
-    from server.ledger.jsonl.store import TicketStore
+    from server.ledger.jsonl.store import JsonlLedger
 
     root = fresh_root(work, "p5")
     generate(root, size["p5_tickets"], in_progress=size["p5_tickets"] // 100, open_=size["p5_tickets"] // 100)
@@ -245,7 +246,7 @@ def p5(work: Path, size: dict) -> dict:
     bundle = make_bundle(strategy, iso(Clock().now()), "bench", None, {"pc_host": "bench"}, [])
     (root / LATEST_REF).parent.mkdir(parents=True, exist_ok=True)
     (root / LATEST_REF).write_bytes(pretty(bundle))
-    store = TicketStore(root).open()
+    store = JsonlLedger(root).open()
     try:
         view = ledger_view(store)
         runner = CycleRunner(root, view, console=lambda _t: None)

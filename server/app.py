@@ -31,8 +31,10 @@ from server.common.clock import Clock
 from server.cycle.runner import CycleRunner
 from server.cycle.service import CycleService, ledger_view
 from server.interceptors import CallObserver, TokenAuth, mutating_methods
+from server.common import rawpath
+from server.ledger.backend import LedgerBackend
+from server.ledger.backends import make_backend
 from server.ledger.service import TicketService
-from server.ledger.jsonl.store import TicketStore
 from server.observability import Metrics, event_log
 from server.settings import MAX_MESSAGE_BYTES, Settings, SettingsError
 
@@ -72,7 +74,7 @@ class Opsledger:
         self.settings = settings
         self.clock = clock or Clock()
         self.metrics = Metrics()
-        self.store: TicketStore | None = None
+        self.store: LedgerBackend | None = None
         self.grpc_server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
         self.grpc_port: int | None = None
@@ -91,9 +93,10 @@ class Opsledger:
         check_exposure(s)
         if s.insecure_no_auth and not s.token:
             log.warning("auth_off", message="--insecure-no-auth: anyone who can reach this server can write")
-        self.store = TicketStore(s.root, self.clock, fsync=(s.fsync == "always"), on_failure=self._store_failed)
+        self.store = make_backend(s.store, s.root, self.clock, fsync=(s.fsync == "always"),
+                                  on_failure=self._store_failed)
         await asyncio.to_thread(self.store.open)
-        for a in self.store.anomalies:
+        for a in self.store.anomalies():
             log.warning("ledger_anomaly", file=a.file, line=a.line_no, reason=a.reason)
         self.metrics.watch_store(self.store)
 
@@ -109,10 +112,12 @@ class Opsledger:
             ],
             maximum_concurrent_rpcs=s.max_concurrent_rpcs,
         )
-        tickets_pb2_grpc.add_TicketServiceServicer_to_server(TicketService(self.store, self.clock), server)
+        root = Path(s.root)
+        tickets_pb2_grpc.add_TicketServiceServicer_to_server(
+            TicketService(self.store, self.clock, root, lambda ref: rawpath.resolve(root, ref)), server)
         self.runner = CycleRunner(s.root, ledger_view(self.store), self.clock, s.bundle_max_age_s, s.bundle_key_file)
         cycle_pb2_grpc.add_CycleServiceServicer_to_server(
-            CycleService(self.runner, self.store, self.metrics), server)
+            CycleService(self.runner, self.metrics), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             SERVICE_NAMES + (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
@@ -142,7 +147,8 @@ class Opsledger:
             fsync=s.fsync,
             auth="on" if s.token else "off",
             tls="mutual" if s.tls_client_ca else ("on" if s.tls_cert else "off"),
-            tickets=sum(self.store.index.counts().values()),
+            store=self.store.health().backend,
+            tickets=sum(self.store.counts().values()),
         )
         if s.ready_file is not None:
             atomic_replace(Path(s.ready_file),
@@ -186,7 +192,7 @@ class Opsledger:
             return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
         app = build_app(self._gateway_channel, extra_routes=[Route("/metrics", metrics, methods=["GET"])],
-                        metrics=self.metrics)
+                        metrics=self.metrics, health_extra={"store": self.store.health().backend})
         s = self.settings
         config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=s.grace,
@@ -209,7 +215,7 @@ class Opsledger:
         while True:
             await asyncio.sleep(interval)
             try:
-                await asyncio.to_thread(reaper.run, self.store, self.clock)
+                await asyncio.to_thread(reaper.run, self.store, Path(self.settings.root), self.clock)
             except Exception:  # noqa: BLE001 - the next round tries again; the log says why
                 std_log.exception("scheduled reaper run failed")
 

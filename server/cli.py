@@ -64,6 +64,7 @@ def cmd_serve(args) -> int:
         tls_client_ca=Path(args.tls_client_ca) if args.tls_client_ca else None,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         root=Path(args.root),
+        store=args.store,
         grpc_addr=args.grpc_addr,
         http_addr=None if args.no_http else args.http_addr,
         grpc_target=args.grpc_target,
@@ -130,11 +131,11 @@ def cmd_reap(args) -> int:
         # Straight on the root's files, beside any running server (same lock).
         from server.common.clock import Clock
         from server.ledger import reaper
-        from server.ledger.jsonl.store import TicketStore
+        from server.ledger.backends import make_backend
 
-        store = TicketStore(Path(args.root)).open()
+        store = make_backend(args.store, Path(args.root)).open()
         try:
-            body, snapshot = reaper.run(store, Clock(), args.threshold, args.max_clean, args.dry_run)
+            body, snapshot = reaper.run(store, Path(args.root), Clock(), args.threshold, args.max_clean, args.dry_run)
         finally:
             store.close()
         _print_json({"report": body, "snapshot_ref": snapshot})
@@ -156,7 +157,7 @@ def cmd_worker(args) -> int:
 
 
 def cmd_fsck(args) -> int:
-    from server.ledger.jsonl.fsck import fsck
+    from server.ledger.jsonl.fsck import fsck  # fsck checks the JSONL files themselves
 
     findings = fsck(Path(args.root))
     for f in findings:
@@ -235,6 +236,11 @@ def _root_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=env("ROOT", "."), help="data root (OPSLEDGER_ROOT, default .)")
 
 
+def _store_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=env("STORE", "jsonl"),
+                   help="ledger backend: jsonl (the logs under --root, default) (OPSLEDGER_STORE)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opsledger", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"))
@@ -243,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = Settings()  # the one home of the server's defaults (each from its OPSLEDGER_* variable)
     p = sub.add_parser("serve", help="run the gRPC server (and the HTTP gateway)")
     _root_flag(p)
+    _store_flag(p)
     p.add_argument("--grpc-addr", default=d.grpc_addr, help="gRPC listen address")
     p.add_argument("--http-addr", default=d.http_addr, help="HTTP gateway listen address")
     p.add_argument("--no-http", action="store_true", default=env_bool("NO_HTTP"), help="do not start the HTTP gateway")
@@ -340,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-clean", type=int, default=int(env("REAP_MAX_CLEAN", "0")), help="per run (0: 50)")
     p.add_argument("--dry-run", action="store_true", help="report only; write nothing")
     p.add_argument("--local", action="store_true", help="work on --root directly instead of calling --target")
+    _store_flag(p)
     p.set_defaults(func=cmd_reap)
 
     p = sub.add_parser("worker", help="claim and handle tickets: ConsumeNext -> handle -> CompleteTicket")

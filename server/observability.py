@@ -16,6 +16,8 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
+from server.errors import Unavailable
+
 _SHARED = [
     structlog.stdlib.filter_by_level,  # a disabled level costs nothing further
     structlog.contextvars.merge_contextvars,
@@ -74,8 +76,9 @@ class Metrics:
         r.register(_TicketCollector(self))
 
     def watch_store(self, store) -> None:
+        """Batch sizes and write times from every commit; ticket counts at scrape time."""
         self._store = store
-        store.observers.append(self._on_commit)
+        store.on_batch(self._on_commit)
 
     def _on_commit(self, lines: int, seconds: float) -> None:
         self.batch_size.observe(lines)
@@ -92,8 +95,10 @@ class _TicketCollector:
         family = GaugeMetricFamily("opsledger_tickets", "tickets by current status", labels=["status"])
         store = self.metrics._store
         if store is not None:
-            with store.lock:
-                counts = store.index.counts()
+            try:
+                counts = store.counts()
+            except Unavailable:  # a read-only store: its gauge says so; no counts this scrape
+                counts = {}
             for status, n in counts.items():
                 family.add_metric([status], n)
         yield family

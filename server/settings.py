@@ -42,6 +42,8 @@ def env_bool(name: str, default: bool = False) -> bool:
 @dataclass
 class Settings:
     root: Path = field(default_factory=lambda: Path(env("ROOT", ".")))
+    # The ledger backend: "jsonl" (the logs under root) or a URL naming another one.
+    store: str = field(default_factory=lambda: env("STORE", "jsonl"))
     grpc_addr: str = field(default_factory=lambda: env("GRPC_ADDR", "127.0.0.1:50051"))
     http_addr: str | None = field(default_factory=lambda: env("HTTP_ADDR", "127.0.0.1:8080"))
     grpc_target: str | None = field(default_factory=lambda: env("GRPC_TARGET"))

@@ -15,11 +15,12 @@ import orjson
 
 from server.ledger.jsonl.fsck import fsck
 from server.ledger.machine import Event
-from server.ledger.jsonl.store import REQUESTS, RESULTS, CorruptLog, Submit, TicketStore, Transition
+from server.ledger.backend import Submit, Transition
+from server.ledger.jsonl.store import REQUESTS, RESULTS, CorruptLog, JsonlLedger
 
 
 def _base(root: Path) -> None:
-    s = TicketStore(root).open()
+    s = JsonlLedger(root).open()
     ids = [s.call(Submit("ACKNOWLEDGE", {"message_id": f"m{i}"}, None, None)).request["request_id"] for i in range(6)]
     for rid in ids[:4]:
         s.call(Transition(rid, Event.CONSUME, "w", "start"))
@@ -96,8 +97,8 @@ def one(base: Path, rel: str, name: str, damage, workdir: Path) -> dict:
     findings = [str(f) for f in fsck(root)]
     unchanged_by_fsck = path.read_bytes() == damaged
     try:
-        store = TicketStore(root).open()
-        anomalies = [f"{a.file}:{a.line_no} {a.reason}" for a in store.anomalies]
+        store = JsonlLedger(root).open()
+        anomalies = [f"{a.file}:{a.line_no} {a.reason}" for a in store.anomalies()]
         store.close()
         torn = list(path.parent.glob(path.name + ".torn-*"))
         if torn:

@@ -1,4 +1,4 @@
-"""I/O faults injected at the store's I/O boundary (``TicketStore.write``/``sync``).
+"""I/O faults injected at the store's I/O boundary (``JsonlLedger.write``/``sync``).
 
 Each case: a real server (in-process, port 0) takes some calls, then its
 disk "fails" with EIO or ENOSPC on write or on fsync (or writes half a batch
@@ -26,7 +26,7 @@ from server.cycle.publish import publish
 from server.cycle.receipt import LATEST
 from server.cycle.verify import verify_receipt
 from server.ledger.jsonl.fsck import fsck
-from server.ledger.jsonl.store import REQUESTS, RESULTS, TicketStore
+from server.ledger.jsonl.store import REQUESTS, RESULTS, JsonlLedger
 from tests.helpers import ServerThread
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,10 +90,10 @@ def ledger_case(root: Path, name: str, attr: str, make) -> dict:
             outcome["reads"] = "OK" if c.board().total_count == 5 else "WRONG"
     finally:
         srv.stop(1)
-    store = TicketStore(root).open()  # the restart
+    store = JsonlLedger(root).open()  # the restart
     try:
-        ok = all(store.index.get(rid) is not None for rid in acked)
-        ok = ok and store.index.get(acked[0]).status == "IN_PROGRESS" and store.index.get(acked[1]).status == "OPEN"
+        ok = all(store.ticket(rid) is not None for rid in acked)
+        ok = ok and store.ticket(acked[0]).row["current_status"] == "IN_PROGRESS" and store.ticket(acked[1]).row["current_status"] == "OPEN"
     finally:
         store.close()
     lines_parse = all(

@@ -88,7 +88,7 @@ pages of GetBoard) equalled an independent replay of the logs; the latest receip
 
 ## 2. I/O faults
 
-Injected at the store's I/O boundary (`TicketStore.write` / `TicketStore.sync`); a loop-device
+Injected at the store's I/O boundary (`JsonlLedger.write` / `JsonlLedger.sync`); a loop-device
 filesystem was not used (it needs privileges CI may not have).
 
 | fault | the failing call | the next write | health | after restart / outcome | |
@@ -144,7 +144,7 @@ open file descriptors and the p99.
   is a JSON 500; regression test
   `tests/gateway/test_gateway.py::test_non_ascii_authorization_header_is_400_not_500`.
 - Line numbers in catch-up anomaly reports drifted after the process's own appends (its own
-  lines were not counted); fixed in `TicketStore._append`, covered by the kill loop's `fsck` and
+  lines were not counted); fixed in `JsonlLedger._append`, covered by the kill loop's `fsck` and
   the store tests.
 """
 

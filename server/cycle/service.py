@@ -13,21 +13,20 @@ from server.common.reports import latest_ref, snapshots
 from server.cycle.runner import CycleRunner, ReceiptNotWritten
 from server.cycle.summary import WINDOW_HOURS
 from server.errors import CycleRefused, NotRecorded
-from server.ledger.jsonl.store import TicketStore
+from server.ledger.backend import LedgerBackend
 from server.rpc_status import refusals_to_status
 
 STALE_IN_PROGRESS_S = 86400  # the reaper's default threshold
 
 
-def ledger_view(store: TicketStore, stale_after_s: int = STALE_IN_PROGRESS_S):
-    """Ticket counts for the ops summary, from the store's index (no scan)."""
+def ledger_view(store: LedgerBackend, stale_after_s: int = STALE_IN_PROGRESS_S):
+    """Ticket counts for the ops summary, from the backend's named queries (no scan)."""
 
     def view(now: datetime):
         epoch = int(now.timestamp())
-        with store.lock:
-            counts = store.index.counts()
-            finished = store.index.finished_since(epoch - WINDOW_HOURS * 3600)
-            stale = store.index.count_in_progress_before(epoch - stale_after_s)
+        counts = store.counts()
+        finished = store.finished_since(epoch - WINDOW_HOURS * 3600)
+        _none, stale = store.stale_in_progress(epoch - stale_after_s, 0)
         return counts, {"done": finished["DONE"], "failed": finished["FAILED"], "stale_in_progress": stale}
 
     return view
@@ -38,16 +37,14 @@ def receipt_message(receipt: dict) -> pb.Receipt:
 
 
 class CycleService(cycle_pb2_grpc.CycleServiceServicer):
-    def __init__(self, runner: CycleRunner, store: TicketStore, metrics=None) -> None:
+    def __init__(self, runner: CycleRunner, metrics=None) -> None:
         self.runner = runner
-        self.store = store
         self.metrics = metrics
 
     @refusals_to_status
     async def RunCycle(self, request: pb.RunCycleRequest, context) -> pb.RunCycleResponse:
         if not request.confirm:
             raise CycleRefused("confirm: must be true to run a live cycle")
-        await self.store.refresh()
         try:
             receipt = await asyncio.to_thread(self.runner.run)
         except ReceiptNotWritten as exc:

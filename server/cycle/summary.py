@@ -7,7 +7,8 @@ FAILED) > NO_RUN_HISTORY (no earlier cycle) > OK.
 from __future__ import annotations
 
 from server.cycle.bundle import LATEST_REF, BundleCheck
-from server.ledger.jsonl.store import REQUESTS, RESULTS
+from server.ledger.records import REQUESTS_REF as REQUESTS
+from server.ledger.records import RESULTS_REF as RESULTS
 
 SCHEMA = "OPS_SUMMARY_V1"
 WINDOW_HOURS = 72

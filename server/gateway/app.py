@@ -70,7 +70,9 @@ def build_app(
     services: list[descriptor.ServiceDescriptor] | None = None,
     extra_routes: list[Route] | None = None,
     metrics=None,
+    health_extra: dict | None = None,
 ) -> Starlette:
+    """``health_extra``: fields added to every ``/healthz`` body (the ledger backend in use)."""
     http_routes = routes_of(services if services is not None else package_services())
     literal_paths = {r.starlette_path for r in http_routes if r.is_literal}
     calls = {
@@ -137,7 +139,7 @@ def build_app(
         except grpc.aio.AioRpcError as exc:
             return JSONResponse({"status": "UNREACHABLE", "message": exc.details()}, status_code=503)
         name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-        return JSONResponse({"status": name}, status_code=200 if name == "SERVING" else 503)
+        return JSONResponse({"status": name, **(health_extra or {})}, status_code=200 if name == "SERVING" else 503)
 
     document = openapi_document(http_routes)
 

@@ -1,6 +1,6 @@
 """The reaper (SPEC §2): stale IN_PROGRESS tickets are completed FAILED.
 
-``plan`` finds them from the index (no scan); ``run`` is the shell:
+The backend lists them (``stale_in_progress``, no scan); ``run`` is the shell:
 its FAILED lines go through the store exactly like any complete, so a
 worker that completes first wins and the reaper's line is refused (and vice
 versa): one terminal line per ticket, always.
@@ -8,15 +8,15 @@ versa): one terminal line per ticket, always.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 from server.common.canonical import pretty
 from server.common.clock import Clock, file_stamp, iso
 from server.common.reports import write_pair
 from server.errors import IllegalTransition, InvalidArgument
+from server.ledger.backend import LedgerBackend, StaleTicket, Transition
 from server.ledger.machine import Event
-from server.ledger.jsonl.store import RESULTS, Sync, TicketStore, Transition
+from server.ledger.records import RESULTS_REF
 
 log = logging.getLogger("opsledger.reaper")
 
@@ -25,13 +25,6 @@ PROCESSOR = "TICKET_REAPER"
 DEFAULT_THRESHOLD_S = 86400
 DEFAULT_MAX_CLEAN = 50
 MAX_MAX_CLEAN = 5000
-
-
-@dataclass
-class Stale:
-    request_id: str
-    request_type: str
-    last_processed_at: str
 
 
 def message_for(threshold_s: int) -> str:
@@ -48,15 +41,7 @@ def limits(threshold_s: int, max_clean: int) -> tuple[int, int]:
     return threshold_s, max_clean
 
 
-def plan(store: TicketStore, now_epoch: int, threshold_s: int) -> list[Stale]:
-    """Every ticket IN_PROGRESS since before ``now - threshold``, oldest first (call under store.lock)."""
-    return [
-        Stale(entry.request_id, entry.request_type, store.last_result_of(entry)["processed_at"])
-        for entry in store.index.in_progress_before(now_epoch - threshold_s)
-    ]
-
-
-def report(asof: str, threshold_s: int, stale: list[Stale], cleaned: list[Stale], dry_run: bool = False) -> dict:
+def report(asof: str, threshold_s: int, stale_count: int, cleaned: list[StaleTicket], dry_run: bool = False) -> dict:
     """In a dry run ``cleaned`` lists what would be cleaned; nothing counts as cleaned."""
     reason = message_for(threshold_s)
     return {
@@ -64,28 +49,26 @@ def report(asof: str, threshold_s: int, stale: list[Stale], cleaned: list[Stale]
         "asof": asof,
         "decision": "CLEANED" if cleaned and not dry_run else "NONE",
         "threshold_seconds": threshold_s,
-        "stale_count": len(stale),
+        "stale_count": stale_count,
         "cleaned_count": 0 if dry_run else len(cleaned),
         "cleaned_items": [
             {"request_id": s.request_id, "request_type": s.request_type,
              "last_processed_at": s.last_processed_at, "reason": reason}
             for s in cleaned
         ],
-        "evidence_refs": [RESULTS],
+        "evidence_refs": [RESULTS_REF],
     }
 
 
-def run(store: TicketStore, clock: Clock, threshold_s: int = 0, max_clean: int = 0,
+def run(store: LedgerBackend, root: Path, clock: Clock, threshold_s: int = 0, max_clean: int = 0,
         dry_run: bool = False) -> tuple[dict, str | None]:
-    """Blocking (call from a thread). Returns (report, snapshot ref or None)."""
+    """Blocking (call from a thread). Returns (report, snapshot ref or None);
+    the report's pair is written under ``root``."""
     threshold_s, max_clean = limits(threshold_s, max_clean)
-    store.call(Sync())  # see what other processes did first
     now = clock.now()
-    with store.lock:
-        stale = plan(store, int(now.timestamp()), threshold_s)
-    chosen = stale[:max_clean]
+    chosen, stale_count = store.stale_in_progress(int(now.timestamp()) - threshold_s, max_clean)
     if dry_run:
-        return report(iso(now), threshold_s, stale, chosen, dry_run=True), None
+        return report(iso(now), threshold_s, stale_count, chosen, dry_run=True), None
     message = message_for(threshold_s)
     futures = [(s, store.execute(Transition(s.request_id, Event.COMPLETE_FAILED, PROCESSOR, message)))
                for s in chosen]
@@ -96,8 +79,8 @@ def run(store: TicketStore, clock: Clock, threshold_s: int = 0, max_clean: int =
             cleaned.append(s)
         except IllegalTransition:
             log.info("reaper: %s was completed by its worker first", s.request_id)
-    body = report(iso(now), threshold_s, stale, cleaned)
-    _latest, snapshot = write_pair(Path(store.root), "reaper", file_stamp(now), lambda _ref: pretty(body))
+    body = report(iso(now), threshold_s, stale_count, cleaned)
+    _latest, snapshot = write_pair(Path(root), "reaper", file_stamp(now), lambda _ref: pretty(body))
     if cleaned:
         log.warning("reaper failed %d stale ticket(s) (threshold %ds)", len(cleaned), threshold_s)
     return body, snapshot

@@ -19,6 +19,11 @@ REQUEST_SCHEMA = "TICKET_REQUEST_V1"
 RESULT_SCHEMA = "TICKET_RESULT_V1"
 BOARD_SCHEMA = "TICKETS_BOARD_V1"
 
+# The contract's refs of the two logs (evidence refs cite them; the JSONL
+# backend keeps its files there and an export writes them there).
+REQUESTS_REF = "state/tickets/ticket_requests.jsonl"
+RESULTS_REF = "state/tickets/ticket_results.jsonl"
+
 REQUEST_KEYS = ("schema", "request_id", "requested_at", "request_type", "payload", "trace_id", "status")
 RESULT_KEYS = ("schema", "result_id", "request_id", "processed_at", "status", "processor_id", "message", "artifacts")
 _REQUEST_KEYS_IDEM = REQUEST_KEYS + ("idempotency_key",)

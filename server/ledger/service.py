@@ -1,12 +1,14 @@
-"""TicketService over grpc.aio: a thin shell from protos to the store.
+"""TicketService over grpc.aio: a thin shell from protos to the ledger backend.
 
-Validation is the pure code of ``validation``; decisions are the store's
-writer; this module only converts messages and maps refusals to statuses.
+Validation is the pure code of ``validation``; decisions are the backend's
+(``server.ledger.decide``); this module only converts messages and maps
+refusals to statuses.
 """
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 from google.protobuf import json_format
 
@@ -15,8 +17,8 @@ from opsledger.v1 import tickets_pb2_grpc
 from server.common.clock import Clock
 from server.errors import InvalidArgument, NotFound, Violation
 from server.ledger import paging, reaper, validation
+from server.ledger.backend import ClaimNext, LedgerBackend, Submit, Transition
 from server.ledger.machine import Event
-from server.ledger.jsonl.store import ClaimNext, Submit, TicketStore, Transition
 from server.rpc_status import refusals_to_status
 
 STATUS_NAME = pb.TicketStatus.Value.Name
@@ -53,29 +55,13 @@ def result_message(rec: dict) -> pb.TicketResult:
     return json_format.ParseDict(rec, pb.TicketResult())
 
 
-# ConsumeNext waiters are woken by submissions in this process; tickets
-# submitted by another process on the same root are noticed by a size check
-# of the logs at this interval (a stat, no claim attempt unless they grew).
-OTHER_PROCESS_CHECK_S = 1.0
-
-
 class TicketService(tickets_pb2_grpc.TicketServiceServicer):
-    def __init__(self, store: TicketStore, clock: Clock) -> None:
+    def __init__(self, store: LedgerBackend, clock: Clock, root: Path,
+                 check_artifact: Callable[[str], object]) -> None:
         self.store = store
         self.clock = clock
-        self._loop = asyncio.get_running_loop()
-        self._waiters: set[asyncio.Future] = set()
-        store.commit_listeners.append(self._on_commit)
-
-    def _on_commit(self, requests: list[dict], _results: list[dict]) -> None:
-        # Writer thread: a new submission wakes every ConsumeNext waiter.
-        if requests:
-            self._loop.call_soon_threadsafe(self._wake)
-
-    def _wake(self) -> None:
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self.root = root  # where the reaper's reports go
+        self.check_artifact = check_artifact  # RAW_PATH_ONLY for a completion's artifacts
 
     @refusals_to_status
     async def SubmitTicket(self, request: pb.SubmitTicketRequest, context) -> pb.SubmitTicketResponse:
@@ -111,7 +97,7 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
             request.processor_id,
             request.message,
             list(request.artifacts),
-            self.store.check_artifact,
+            self.check_artifact,
         )
         event = Event.COMPLETE_DONE if status == "DONE" else Event.COMPLETE_FAILED
         rec = await self.store.run(Transition(rid, event, processor, message, artifacts))
@@ -128,8 +114,7 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
             raise InvalidArgument(violations)
         size = paging.page_size(request.page_size)
         before = paging.read_token(request.page_token, statuses, types)
-        await self.store.refresh()
-        rows, cursor, total = await asyncio.to_thread(self.store.page_rows, statuses, types, size, before)
+        rows, cursor, total = await asyncio.to_thread(self.store.page, statuses, types, size, before)
         return pb.GetBoardResponse(
             status="ready",
             schema="TICKETS_BOARD_V1",
@@ -154,31 +139,24 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
-            waiter = loop.create_future()
-            self._waiters.add(waiter)  # armed before the attempt: no wake-up is missed
-            try:
-                rec = await self.store.run(ClaimNext(types, processor, text))
-                if rec is not None:
-                    row, _request, _results = await asyncio.to_thread(self.store.ticket_view, rec["request_id"])
-                    return pb.ConsumeNextResponse(
-                        result="OK", claimed=True, request_id=rec["request_id"],
-                        new_status=pb.TicketStatus.IN_PROGRESS, result_id=rec["result_id"],
-                        ticket=row_message(row),
-                    )
-                while not waiter.done():
-                    left = deadline - loop.time()
-                    if left <= 0:
-                        return pb.ConsumeNextResponse(result="EMPTY", claimed=False)
-                    await asyncio.wait({waiter}, timeout=min(left, OTHER_PROCESS_CHECK_S))
-                    if self.store.changed_elsewhere():
-                        break
-            finally:
-                self._waiters.discard(waiter)
+            seen = self.store.open_version()  # read before the attempt: no wake-up is missed
+            rec = await self.store.run(ClaimNext(types, processor, text))
+            if rec is not None:
+                view = await asyncio.to_thread(self.store.ticket, rec["request_id"])
+                return pb.ConsumeNextResponse(
+                    result="OK", claimed=True, request_id=rec["request_id"],
+                    new_status=pb.TicketStatus.IN_PROGRESS, result_id=rec["result_id"],
+                    ticket=row_message(view.row),
+                )
+            left = deadline - loop.time()
+            if left <= 0:
+                return pb.ConsumeNextResponse(result="EMPTY", claimed=False)
+            await self.store.wait_for_open(types, left, seen)
 
     @refusals_to_status
     async def ReapStaleTickets(self, request: pb.ReapStaleTicketsRequest, context) -> pb.ReapStaleTicketsResponse:
         body, snapshot = await asyncio.to_thread(
-            reaper.run, self.store, self.clock, request.threshold_seconds, request.max_clean, request.dry_run
+            reaper.run, self.store, self.root, self.clock, request.threshold_seconds, request.max_clean, request.dry_run
         )
         response = pb.ReapStaleTicketsResponse(report=json_format.ParseDict(body, pb.ReaperReport()))
         if snapshot is not None:
@@ -188,15 +166,13 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
     @refusals_to_status
     async def GetTicket(self, request: pb.GetTicketRequest, context) -> pb.GetTicketResponse:
         rid = validation.check_request_id(request.request_id)
-        await self.store.refresh()
-        view = await asyncio.to_thread(self.store.ticket_view, rid)
+        view = await asyncio.to_thread(self.store.ticket, rid)
         if view is None:
             raise NotFound("Ticket not found", resource_name=rid)
-        row, req, results = view
         return pb.GetTicketResponse(
-            row=row_message(row),
-            request=request_message(req),
-            results=[result_message(r) for r in results],
+            row=row_message(view.row),
+            request=request_message(view.request),
+            results=[result_message(r) for r in view.results],
         )
 
 

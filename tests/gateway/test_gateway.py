@@ -114,7 +114,7 @@ def test_cycle_routes(gw, root):
 
 
 def test_healthz_and_openapi(gw):
-    assert gw.http.get("/healthz").json() == {"status": "SERVING"}
+    assert gw.http.get("/healthz").json() == {"status": "SERVING", "store": "jsonl"}
     doc = gw.http.get("/openapi.json").json()
     assert doc["openapi"] == "3.1.0"
     assert {"/api/tickets", "/api/tickets/consume", "/api/tickets/complete", "/api/tickets/latest",

@@ -9,7 +9,8 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 
 from server.errors import IllegalTransition, NotFound
 from server.ledger.machine import Event
-from server.ledger.jsonl.store import Submit, TicketStore, Transition
+from server.ledger.backend import Submit, Transition
+from server.ledger.jsonl.store import JsonlLedger
 
 ALLOWED = {("OPEN", Event.CONSUME): "IN_PROGRESS",
            ("IN_PROGRESS", Event.COMPLETE_DONE): "DONE",
@@ -22,7 +23,7 @@ class LedgerModel(RuleBasedStateMachine):
     @initialize()
     def open_store(self):
         self.dir = Path(tempfile.mkdtemp())
-        self.store = TicketStore(self.dir, fsync=False).open()
+        self.store = JsonlLedger(self.dir, fsync=False).open()
         self.model: dict[str, str] = {}
         self.last_processor: dict[str, str] = {}
 
@@ -63,16 +64,16 @@ class LedgerModel(RuleBasedStateMachine):
     @rule()
     def restart(self):
         self.store.close()
-        self.store = TicketStore(self.dir, fsync=False).open()
-        assert self.store.anomalies == []
+        self.store = JsonlLedger(self.dir, fsync=False).open()
+        assert self.store.anomalies() == []
 
     @invariant()
     def index_matches_model(self):
         if not hasattr(self, "store"):
             return
         for rid, status in self.model.items():
-            assert self.store.index.get(rid).status == status
-        counts = self.store.index.counts()
+            assert self.store.ticket(rid).row["current_status"] == status
+        counts = self.store.counts()
         for s in ("OPEN", "IN_PROGRESS", "DONE", "FAILED"):
             assert counts[s] == sum(1 for v in self.model.values() if v == s)
 

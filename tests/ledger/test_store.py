@@ -9,7 +9,8 @@ import pytest
 from server.errors import IllegalTransition, InvalidArgument, NotFound, Unavailable
 from server.ledger.jsonl.fsck import fsck
 from server.ledger.machine import Event
-from server.ledger.jsonl.store import REQUESTS, RESULTS, CorruptLog, Submit, TicketStore, Transition
+from server.ledger.backend import Submit, Transition
+from server.ledger.jsonl.store import REQUESTS, RESULTS, CorruptLog, JsonlLedger
 from tests.helpers import opsledger_cmd, REPO
 
 RECONCILE = {"mode": "FULL", "reason": "r"}
@@ -30,7 +31,7 @@ def complete(store, rid, event=Event.COMPLETE_DONE, who="w1"):
 
 @pytest.fixture
 def store(root):
-    s = TicketStore(root).open()
+    s = JsonlLedger(root).open()
     yield s
     s.close()
 
@@ -80,52 +81,52 @@ def test_idempotency_key_replays_and_refuses_a_different_request(store, root):
 
 
 def test_replay_reproduces_the_index(root):
-    s = TicketStore(root).open()
+    s = JsonlLedger(root).open()
     ids = [submit(s) for _ in range(30)]
     for rid in ids[:20]:
         consume(s, rid)
     for rid in ids[:10]:
         complete(s, rid, Event.COMPLETE_FAILED if ids.index(rid) % 2 else Event.COMPLETE_DONE)
-    before = [(row, s.ticket_view(row["request_id"])) for row in s.page_rows((), (), 100, None)[0]]
-    counts = s.index.counts()
+    before = [(row, s.ticket(row["request_id"])) for row in s.page((), (), 100, None)[0]]
+    counts = s.counts()
     s.close()
-    s2 = TicketStore(root).open()
-    after = [(row, s2.ticket_view(row["request_id"])) for row in s2.page_rows((), (), 100, None)[0]]
-    assert after == before and s2.index.counts() == counts
+    s2 = JsonlLedger(root).open()
+    after = [(row, s2.ticket(row["request_id"])) for row in s2.page((), (), 100, None)[0]]
+    assert after == before and s2.counts() == counts
     assert counts == {"OPEN": 10, "IN_PROGRESS": 10, "DONE": 5, "FAILED": 5}
     s2.close()
 
 
 def test_torn_last_line_is_moved_aside_and_cut(root):
-    s = TicketStore(root).open()
+    s = JsonlLedger(root).open()
     rid = submit(s)
     consume(s, rid)
     s.close()
     good = (root / RESULTS).read_bytes()
     with open(root / RESULTS, "ab") as f:
         f.write(b'{"schema":"TICKET_RESULT_V1","result_id":"abc')
-    s = TicketStore(root).open()
+    s = JsonlLedger(root).open()
     assert (root / RESULTS).read_bytes() == good
     aside = list((root / RESULTS).parent.glob("ticket_results.jsonl.torn-*"))
     assert len(aside) == 1 and aside[0].read_bytes() == b'{"schema":"TICKET_RESULT_V1","result_id":"abc'
-    assert s.index.get(rid).status == "IN_PROGRESS"
+    assert s.ticket(rid).row["current_status"] == "IN_PROGRESS"
     complete(s, rid)  # the store keeps working after the cut
     s.close()
 
 
 def test_unparsable_last_line_with_newline_is_torn_too(root):
-    s = TicketStore(root).open()
+    s = JsonlLedger(root).open()
     submit(s)
     s.close()
     with open(root / REQUESTS, "ab") as f:
         f.write(b"garbage\n")
-    s = TicketStore(root).open()
+    s = JsonlLedger(root).open()
     assert len(lines(root, REQUESTS)) == 1
     s.close()
 
 
 def test_corrupt_middle_line_stops_start_up_naming_file_and_line(root):
-    s = TicketStore(root).open()
+    s = JsonlLedger(root).open()
     for _ in range(3):
         submit(s)
     s.close()
@@ -133,13 +134,13 @@ def test_corrupt_middle_line_stops_start_up_naming_file_and_line(root):
     data[1] = data[1].replace(b'"OPEN"', b'"OP3N"')
     (root / REQUESTS).write_bytes(b"\n".join(data) + b"\n")
     with pytest.raises(CorruptLog) as info:
-        TicketStore(root).open()
+        JsonlLedger(root).open()
     assert info.value.line_no == 2 and info.value.path.name == "ticket_requests.jsonl"
     assert "status" in info.value.reason
 
 
 def test_fsck_reports_unknown_ticket_and_illegal_line_and_exits_1(root):
-    s = TicketStore(root).open()
+    s = JsonlLedger(root).open()
     rid = submit(s)
     consume(s, rid)
     s.close()
@@ -159,13 +160,13 @@ def test_fsck_reports_unknown_ticket_and_illegal_line_and_exits_1(root):
     assert proc.returncode == 1 and "ticket_results.jsonl:3" in proc.stdout
     assert (root / RESULTS).read_bytes() == before  # fsck changes nothing
     # start-up skips the invalid lines (last valid transition wins) and says so
-    s = TicketStore(root).open()
-    assert s.index.get(rid).status == "IN_PROGRESS" and len(s.anomalies) == 2
+    s = JsonlLedger(root).open()
+    assert s.ticket(rid).row["current_status"] == "IN_PROGRESS" and len(s.anomalies()) == 2
     s.close()
 
 
 def test_fsck_clean_log_exits_0(root):
-    s = TicketStore(root).open()
+    s = JsonlLedger(root).open()
     rid = submit(s)
     consume(s, rid)
     s.close()
@@ -176,7 +177,7 @@ def test_fsck_clean_log_exits_0(root):
 @pytest.mark.parametrize("where,err", [("write", errno.EIO), ("sync", errno.ENOSPC)])
 def test_failed_write_or_fsync_turns_the_store_read_only(root, where, err):
     failures = []
-    s = TicketStore(root, on_failure=failures.append).open()
+    s = JsonlLedger(root, on_failure=failures.append).open()
     rid = submit(s)
     size = os.path.getsize(root / REQUESTS)
 
@@ -193,6 +194,6 @@ def test_failed_write_or_fsync_turns_the_store_read_only(root, where, err):
         consume(s, rid)  # read-only until restart, even once the disk is fine
     assert os.path.getsize(root / REQUESTS) == size  # nothing half-written stays
     s.close()
-    s = TicketStore(root).open()
+    s = JsonlLedger(root).open()
     assert consume(s, rid)["status"] == "IN_PROGRESS"
     s.close()

@@ -45,6 +45,7 @@ def test_one_json_line_per_call_and_no_secret_anywhere(root):
     lines = json_lines(text)
     started = [x for x in lines if x["event"] == "started"]
     assert started and started[0]["auth"] == "on" and started[0]["fsync"] == "always" and started[0]["root"]
+    assert started[0]["store"] == "jsonl"  # the ledger backend in use is logged at start-up
     rpcs = [x for x in lines if x["event"] == "rpc"]
     assert [(x["method"].rsplit("/", 1)[1], x["code"]) for x in rpcs] == [
         ("SubmitTicket", "OK"), ("ConsumeTicket", "OK"), ("GetBoard", "OK"),

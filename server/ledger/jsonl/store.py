@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import fcntl
 import logging
 import os
 import queue
@@ -27,32 +26,43 @@ import threading
 import time
 from collections.abc import Callable
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from server.common import rawpath
 from server.common.atomic import create_new, fsync_dir, write_all
 from server.common.clock import Clock, epoch_seconds, file_stamp
 from server.errors import IllegalTransition, InvalidArgument, NotFound, Unavailable
 from server.ledger import records
+from server.ledger.backend import (
+    Anomaly,
+    BatchObserver,
+    ClaimNext,
+    Health,
+    StaleTicket,
+    Submit,
+    SubmitOutcome,
+    TicketView,
+    Transition,
+)
 from server.ledger.jsonl import replay
+from server.ledger.jsonl.files import LOCK, REQUESTS, RESULTS, FileLock, read_line
 from server.ledger.jsonl.index import Entry, LedgerIndex
 from server.ledger.machine import (
     IN_PROGRESS,
     OPEN,
-    Event,
     TransitionRefused,
     next_status,
 )
 
 log = logging.getLogger("opsledger.store")
 
-REQUESTS = "state/tickets/ticket_requests.jsonl"
-RESULTS = "state/tickets/ticket_results.jsonl"
-LOCK = "state/tickets/.ledger.lock"
 BATCH_MAX = 1024
+# Tickets submitted by another process on the same root are noticed by a
+# size check of the logs at this interval (a stat, no claim attempt unless
+# they grew); submissions in this process wake waiters at once.
+OTHER_PROCESS_CHECK_S = 1.0
 _READ_CHUNK = 1 << 20
 
 
@@ -65,50 +75,8 @@ class CorruptLog(Exception):
 
 
 @dataclass
-class Anomaly:
-    """A well-formed line that is not a valid step; skipped and reported."""
-
-    file: str
-    line_no: int
-    reason: str
-
-
-# -- commands (what callers ask the writer) ----------------------------------
-@dataclass
-class Submit:
-    request_type: str
-    payload: dict
-    trace_id: str | None
-    idempotency_key: str | None
-
-
-@dataclass
-class Transition:
-    request_id: str
-    event: Event
-    processor_id: str
-    message: str
-    artifacts: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ClaimNext:
-    """Claim the oldest OPEN ticket of ``types`` (all when empty)."""
-
-    types: tuple[str, ...]
-    processor_id: str
-    message: str
-
-
-@dataclass
 class Sync:
     """Only read what other processes appended."""
-
-
-@dataclass
-class SubmitOutcome:
-    request: dict
-    appended: bool
 
 
 _STOP = object()
@@ -128,7 +96,11 @@ class _Batch:
         self.idempotency: dict[str, dict] = {}
 
 
-class TicketStore:
+class JsonlLedger:
+    """The ``LedgerBackend`` on two JSONL logs under ``root``."""
+
+    name = "jsonl"
+
     def __init__(
         self,
         root: Path,
@@ -146,10 +118,13 @@ class TicketStore:
         self.index = LedgerIndex()
         self.lock = threading.Lock()  # guards the index between writer and readers
         self._batch_lock = threading.Lock()  # one batch at a time (writer thread or a leading caller)
-        self.anomalies: list[Anomaly] = []
+        self._anomalies: list[Anomaly] = []
         self.failed: BaseException | None = None
-        self.observers: list[Callable[[int, float], None]] = []  # (batch size, fsync seconds)
-        self.commit_listeners: list[Callable[[list[dict], list[dict]], None]] = []
+        self._observers: list[BatchObserver] = []
+        # ConsumeNext waiters, by event loop; woken after each batch with a submit.
+        self._open_version = 0
+        self._waiters: dict[asyncio.AbstractEventLoop, set[asyncio.Future]] = {}
+        self._waiters_lock = threading.Lock()
         self._sizes = {self.requests_path: 0, self.results_path: 0}
         self._line_numbers = {self.requests_path: 0, self.results_path: 0}
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -163,7 +138,7 @@ class TicketStore:
         self._lock_fd: int | None = None
 
     # -- life cycle ------------------------------------------------------------
-    def open(self) -> "TicketStore":
+    def open(self) -> "JsonlLedger":
         """Replay both logs (torn tails cut, corrupt middles fatal), start the writer."""
         folder = self.requests_path.parent
         folder.mkdir(parents=True, exist_ok=True)
@@ -231,51 +206,129 @@ class TicketStore:
         except OSError:
             return False
 
-    async def refresh(self) -> None:
+    def _refresh(self) -> None:
         """Before a read: take in what other processes appended, if anything."""
         if self.failed is None and self.changed_elsewhere():
-            await self.run(Sync())
-
-    def check_artifact(self, ref: str) -> None:
-        """RAW_PATH_ONLY for a ticket artifact (need not exist); ValueError if not."""
-        rawpath.resolve(self.root, ref)
+            self.call(Sync())
 
     # -- records are read back from the logs by offset (the index keeps none) --
     def request_of(self, entry: Entry) -> dict:
-        return orjson.loads(_read_line(self._fds[self.requests_path], entry.request_offset))
+        return orjson.loads(read_line(self._fds[self.requests_path], entry.request_offset))
 
     def last_result_of(self, entry: Entry) -> dict | None:
         if entry.last_offset is None:
             return None
-        return orjson.loads(_read_line(self._fds[self.results_path], entry.last_offset))
+        return orjson.loads(read_line(self._fds[self.results_path], entry.last_offset))
 
-    # Blocking reads for the service (run off the event loop). The index is
-    # consulted under the lock; lines are read after it, by offset: a line
-    # once written never moves, so the writer is not held up by the reads.
-    def page_rows(self, statuses: tuple[str, ...], types: tuple[str, ...], size: int,
-                  before: int | None) -> tuple[list[dict], int | None, int]:
+    # -- queries (LedgerBackend) ---------------------------------------------------
+    # Blocking reads (run off the event loop). The index is consulted under
+    # the lock; lines are read after it, by offset: a line once written never
+    # moves, so the writer is not held up by the reads.
+    def page(self, statuses: tuple[str, ...], types: tuple[str, ...], size: int,
+             before: int | None) -> tuple[list[dict], int | None, int]:
+        self._refresh()
         with self.lock:
             entries, cursor, total = self.index.page(statuses, types, size, before)
             where = [(e.request_offset, e.last_offset) for e in entries]
         req_fd, res_fd = self._fds[self.requests_path], self._fds[self.results_path]
         rows = [
-            records.board_row(orjson.loads(_read_line(req_fd, r)),
-                              orjson.loads(_read_line(res_fd, last)) if last is not None else None)
+            records.board_row(orjson.loads(read_line(req_fd, r)),
+                              orjson.loads(read_line(res_fd, last)) if last is not None else None)
             for r, last in where
         ]
         return rows, cursor, total
 
-    def ticket_view(self, request_id: str) -> tuple[dict, dict, list[dict]] | None:
-        """(board row, request, every result) of one ticket, or None."""
+    def ticket(self, request_id: str) -> TicketView | None:
+        self._refresh()
+        return self._ticket(request_id)
+
+    def _ticket(self, request_id: str) -> TicketView | None:
         with self.lock:
             entry = self.index.get(request_id)
             if entry is None:
                 return None
             request_offset, result_offsets = entry.request_offset, entry.result_offsets()
         res_fd = self._fds[self.results_path]
-        request = orjson.loads(_read_line(self._fds[self.requests_path], request_offset))
-        results = [orjson.loads(_read_line(res_fd, offset)) for offset in result_offsets]
-        return records.board_row(request, results[-1] if results else None), request, results
+        request = orjson.loads(read_line(self._fds[self.requests_path], request_offset))
+        results = [orjson.loads(read_line(res_fd, offset)) for offset in result_offsets]
+        return TicketView(records.board_row(request, results[-1] if results else None), request, results)
+
+    def counts(self) -> dict[str, int]:
+        self._refresh()
+        with self.lock:
+            return self.index.counts()
+
+    def finished_since(self, since: int) -> dict[str, int]:
+        self._refresh()
+        with self.lock:
+            return self.index.finished_since(since)
+
+    def stale_in_progress(self, before: int, limit: int) -> tuple[list[StaleTicket], int]:
+        self._refresh()
+        with self.lock:
+            total = self.index.count_in_progress_before(before)
+            chosen = []
+            for entry in self.index.in_progress_before(before):
+                if len(chosen) >= limit:
+                    break
+                chosen.append((entry.request_id, entry.request_type, entry.last_offset))
+        res_fd = self._fds[self.results_path]
+        return [StaleTicket(rid, rtype, orjson.loads(read_line(res_fd, last))["processed_at"])
+                for rid, rtype, last in chosen], total
+
+    def open_version(self) -> int:
+        return self._open_version
+
+    async def wait_for_open(self, types: tuple[str, ...], timeout: float, since: int) -> None:
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        with self._waiters_lock:  # armed before the check: no wake-up is missed
+            self._waiters.setdefault(loop, set()).add(waiter)
+        try:
+            deadline = loop.time() + timeout
+            while self._open_version == since and not waiter.done():
+                left = deadline - loop.time()
+                if left <= 0:
+                    return
+                await asyncio.wait({waiter}, timeout=min(left, OTHER_PROCESS_CHECK_S))
+                if self.changed_elsewhere():
+                    return
+        finally:
+            with self._waiters_lock:
+                mine = self._waiters[loop]
+                mine.discard(waiter)
+                if not mine:
+                    del self._waiters[loop]
+
+    def _wake_waiters(self) -> None:
+        # Writer thread: one hop onto each loop that has waiters.
+        with self._waiters_lock:
+            pending = [(loop, list(futs)) for loop, futs in self._waiters.items() if futs]
+        for loop, futs in pending:
+            try:
+                loop.call_soon_threadsafe(_wake, futs)
+            except RuntimeError:  # that loop is closed: nobody waits there any more
+                pass
+
+    def lines(self) -> tuple[list[bytes], list[bytes]]:
+        self._refresh()
+        with self.lock:
+            sizes = (self._sizes[self.requests_path], self._sizes[self.results_path])
+        return tuple(  # type: ignore[return-value]
+            os.pread(self._fds[path], size, 0).splitlines() if size else []
+            for path, size in zip((self.requests_path, self.results_path), sizes)
+        )
+
+    def on_batch(self, observer: BatchObserver) -> None:
+        self._observers.append(observer)
+
+    def health(self) -> Health:
+        failed = self.failed
+        return Health(self.name, str(self.root.resolve()), failed is None,
+                      None if failed is None else f"read-only after a write failure: {failed}")
+
+    def anomalies(self) -> list[Anomaly]:
+        return list(self._anomalies)
 
     # -- writer -----------------------------------------------------------------
     def _take_batch(self, first) -> tuple[list, bool]:
@@ -334,9 +387,9 @@ class TicketStore:
                 fut.set_exception(value)
             else:
                 fut.set_result(value)
-        if work.request_records or work.result_records:
-            for listener in self.commit_listeners:
-                listener(work.request_records, work.result_records)
+        if work.request_records:
+            self._open_version += 1
+            self._wake_waiters()
 
     def _fail(self, exc: BaseException) -> None:
         if self.failed is None:
@@ -471,12 +524,12 @@ class TicketStore:
                 offset += len(line)
             self._sizes[self.results_path] = offset
             self._line_numbers[self.results_path] += len(work.result_lines)
-        for observe in self.observers:
+        for observe in self._observers:
             observe(len(work.request_lines) + len(work.result_lines), elapsed)
 
     # -- replay / catch-up ----------------------------------------------------------
     def _flock(self):
-        return _FileLock(self._lock_fd)
+        return FileLock(self._lock_fd)
 
     def _catch_up(self) -> None:
         """Read what was appended since our last look (all of it at start-up)."""
@@ -542,7 +595,7 @@ class TicketStore:
 
     def _anomaly(self, path: Path, line_no: int, reason: str) -> None:
         rel = path.relative_to(self.root).as_posix()
-        self.anomalies.append(Anomaly(rel, line_no, reason))
+        self._anomalies.append(Anomaly(rel, line_no, reason))
         log.warning("skipped %s line %d: %s", rel, line_no, reason)
 
     def _cut_torn_tail(self, path: Path, cut_at: int, end: int, reason: str) -> None:
@@ -554,26 +607,7 @@ class TicketStore:
         log.warning("%s: %s; %d bytes moved aside to %s", path, reason, len(torn), aside.name)
 
 
-class _FileLock:
-    """Exclusive flock for the span of one batch (or the start-up replay)."""
-
-    def __init__(self, fd: int | None) -> None:
-        self.fd = fd
-
-    def __enter__(self) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-
-
-def _read_line(fd: int, offset: int) -> bytes:
-    buf = b""
-    while True:
-        chunk = os.pread(fd, 65536, offset + len(buf))
-        if not chunk:
-            return buf
-        buf += chunk
-        nl = buf.find(b"\n")
-        if nl >= 0:
-            return buf[:nl]
+def _wake(waiters: list[asyncio.Future]) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
