@@ -46,4 +46,4 @@ def test_readme_curl_lines_work_as_printed(live):
     assert '"new_status":"IN_PROGRESS"' in out
     assert '"result":"CONFLICT"' in out and '"current_status":"IN_PROGRESS"' in out
     assert '"new_status":"DONE"' in out and '"schema":"TICKETS_BOARD_V1"' in out
-    assert '"openapi":"3.1.0"' in out and '{"status":"SERVING"}' in out
+    assert '"openapi":"3.1.0"' in out and '{"status":"SERVING","store":"jsonl"}' in out
