@@ -196,6 +196,7 @@ class _Context:
 
 def p4(root: Path, size: dict) -> dict:
     from opsledger.v1 import tickets_pb2 as pb
+    from server.artifacts.files import FileArtifacts
     from server.common.clock import Clock
     from server.ledger.service import TicketService
     from server.ledger.jsonl.store import JsonlLedger
@@ -203,7 +204,7 @@ def p4(root: Path, size: dict) -> dict:
     store = JsonlLedger(root).open()
 
     async def measure():
-        service = TicketService(store, Clock(), root, lambda _ref: None)
+        service = TicketService(store, Clock(), FileArtifacts(root))
         ctx = _Context()
         filtered = pb.GetBoardRequest(page_size=100, status=[pb.TicketStatus.IN_PROGRESS])
         unfiltered = pb.GetBoardRequest(page_size=100)
@@ -227,6 +228,7 @@ def p4(root: Path, size: dict) -> dict:
 
 # -- P5 ---------------------------------------------------------------------------------
 def p5(work: Path, size: dict) -> dict:
+    from server.artifacts.files import FileArtifacts
     from server.common.canonical import pretty
     from server.common.clock import Clock, iso
     from server.cycle.bundle import LATEST_REF, make_bundle
@@ -249,7 +251,7 @@ def p5(work: Path, size: dict) -> dict:
     store = JsonlLedger(root).open()
     try:
         view = ledger_view(store)
-        runner = CycleRunner(root, view, console=lambda _t: None)
+        runner = CycleRunner(FileArtifacts(root), view, console=lambda _t: None)
         runs, base = [], []
         for _ in range(size["p5_runs"]):
             t = time.perf_counter()

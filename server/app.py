@@ -26,12 +26,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from opsledger.v1 import cycle_pb2, cycle_pb2_grpc, tickets_pb2, tickets_pb2_grpc
+from server.artifacts.files import FileArtifacts
+from server.artifacts.store import ArtifactStore
 from server.common.atomic import atomic_replace
 from server.common.clock import Clock
 from server.cycle.runner import CycleRunner
 from server.cycle.service import CycleService, ledger_view
 from server.interceptors import CallObserver, TokenAuth, mutating_methods
-from server.common import rawpath
 from server.ledger.backend import LedgerBackend
 from server.ledger.backends import make_backend
 from server.ledger.service import TicketService
@@ -112,10 +113,10 @@ class Opsledger:
             ],
             maximum_concurrent_rpcs=s.max_concurrent_rpcs,
         )
-        root = Path(s.root)
+        self.artifacts: ArtifactStore = FileArtifacts(Path(s.root))
         tickets_pb2_grpc.add_TicketServiceServicer_to_server(
-            TicketService(self.store, self.clock, root, lambda ref: rawpath.resolve(root, ref)), server)
-        self.runner = CycleRunner(s.root, ledger_view(self.store), self.clock, s.bundle_max_age_s, s.bundle_key_file)
+            TicketService(self.store, self.clock, self.artifacts), server)
+        self.runner = CycleRunner(self.artifacts, ledger_view(self.store), self.clock, s.bundle_max_age_s, s.bundle_key_file)
         cycle_pb2_grpc.add_CycleServiceServicer_to_server(
             CycleService(self.runner, self.metrics), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -215,7 +216,7 @@ class Opsledger:
         while True:
             await asyncio.sleep(interval)
             try:
-                await asyncio.to_thread(reaper.run, self.store, Path(self.settings.root), self.clock)
+                await asyncio.to_thread(reaper.run, self.store, self.artifacts, self.clock)
             except Exception:  # noqa: BLE001 - the next round tries again; the log says why
                 std_log.exception("scheduled reaper run failed")
 

@@ -129,13 +129,14 @@ def cmd_ticket(args) -> int:
 def cmd_reap(args) -> int:
     if args.local:
         # Straight on the root's files, beside any running server (same lock).
+        from server.artifacts.files import FileArtifacts
         from server.common.clock import Clock
         from server.ledger import reaper
         from server.ledger.backends import make_backend
 
         store = make_backend(args.store, Path(args.root)).open()
         try:
-            body, snapshot = reaper.run(store, Path(args.root), Clock(), args.threshold, args.max_clean, args.dry_run)
+            body, snapshot = reaper.run(store, FileArtifacts(Path(args.root)), Clock(), args.threshold, args.max_clean, args.dry_run)
         finally:
             store.close()
         _print_json({"report": body, "snapshot_ref": snapshot})
@@ -191,15 +192,16 @@ def cmd_cycle_latest(args) -> int:
 
 
 def cmd_bundle_publish(args) -> int:
-    from server.cycle.bundle import LATEST_REF
+    from server.artifacts.files import FileArtifacts
+    from server.artifacts.layout import latest_ref
     from server.cycle.publish import PublishRefused, publish
 
-    root = Path(args.root)
-    if args.if_missing and (root / LATEST_REF).exists():
-        print(f"bundle already published at {LATEST_REF}; left as is")
+    artifacts = FileArtifacts(Path(args.root))
+    if args.if_missing and artifacts.read_latest("bundle") is not None:
+        print(f"bundle already published at {latest_ref('bundle')}; left as is")
         return EXIT_OK
     try:
-        latest, snapshot, bundle = publish(root, Path(args.strategy), Path(args.key_file) if args.key_file else None)
+        latest, snapshot, bundle = publish(artifacts, Path(args.strategy), Path(args.key_file) if args.key_file else None)
     except (PublishRefused, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAIL
@@ -208,11 +210,12 @@ def cmd_bundle_publish(args) -> int:
 
 
 def cmd_verify_receipt(args) -> int:
+    from server.artifacts.files import FileArtifacts
     from server.cycle.verify import root_of, verify_receipt
 
     path = Path(args.path)
     root = Path(args.root) if args.root else root_of(path)
-    problems = verify_receipt(root or Path("."), path)
+    problems = verify_receipt(FileArtifacts(root or Path(".")), path)
     if problems and root is None and any(p.startswith("ref ") for p in problems):
         problems.append(f"refs were looked up under the current folder ({Path('.').resolve()}), since {path} "
                         "is not inside a data root's reports/live/cycle/: pass --root DATA_ROOT")
@@ -335,8 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = ver.add_parser("receipt", help="recompute the integrity hash; check each ref exists under the root "
                                        "and the seed's key order")
     q.add_argument("--root", default=env("ROOT"),
-                   help="data root (OPSLEDGER_ROOT; default: taken from PATH when it lies under a root's "
-                        "reports/live/cycle/, else the current folder)")
+                   help="data root (OPSLEDGER_ROOT; default: taken from PATH when it lies in a root's "
+                        "receipt folders, else the current folder)")
     q.add_argument("path")
     q.set_defaults(func=cmd_verify_receipt)
 

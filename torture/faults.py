@@ -22,6 +22,7 @@ import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from client.ledger_client import OpsledgerClient
+from server.artifacts.files import FileArtifacts
 from server.cycle.publish import publish
 from server.cycle.receipt import LATEST
 from server.cycle.verify import verify_receipt
@@ -121,7 +122,7 @@ def cycle_cases(base: Path) -> list[dict]:
     out = []
     root = base / "cycle-reco"
     root.mkdir(parents=True)
-    publish(root, REPO / "examples" / "strategy_example.json")
+    publish(FileArtifacts(root), REPO / "examples" / "strategy_example.json")
     _block(root, "reports/live/reco/snapshots")
     srv = ServerThread(root).start()
     try:
@@ -130,14 +131,14 @@ def cycle_cases(base: Path) -> list[dict]:
         from opsledger.v1 import cycle_pb2
 
         reason = cycle_pb2.CycleReason.Value.Name(r.reason)
-        verified = verify_receipt(root, root / LATEST) == []
+        verified = verify_receipt(FileArtifacts(root), root / LATEST) == []
         out.append({"case": "reco report folder unwritable", "answer": f"receipt, reason {reason}",
                     "receipt_verifies": verified, "passed": reason == "RECO_FAIL" and verified})
     finally:
         srv.stop(1)
     root = base / "cycle-receipt"
     root.mkdir(parents=True)
-    publish(root, REPO / "examples" / "strategy_example.json")
+    publish(FileArtifacts(root), REPO / "examples" / "strategy_example.json")
     _block(root, "reports/live/cycle/snapshots")
     srv = ServerThread(root).start()
     err = io.StringIO()

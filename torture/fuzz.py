@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from opsledger.v1 import tickets_pb2 as pb
 from opsledger.v1 import tickets_pb2_grpc
+from server.artifacts.files import FileArtifacts
 from server.common.canonical import pretty, sha256_hex
 from server.cycle.bundle import LATEST_REF
 from server.cycle.receipt import RESULT_TABLE
@@ -217,13 +218,13 @@ def fuzz_bundles(work: Path, examples: int, log=print) -> dict:
             (root / LATEST_REF).parent.mkdir(parents=True)
             (root / LATEST_REF).write_bytes(raw)
             counts = {"OPEN": 0, "IN_PROGRESS": 0, "DONE": 0, "FAILED": 0}
-            runner = CycleRunner(root, lambda _now: (counts, {"done": 0, "failed": 0, "stale_in_progress": 0}),
+            runner = CycleRunner(FileArtifacts(root), lambda _now: (counts, {"done": 0, "failed": 0, "stale_in_progress": 0}),
                                  console=lambda _t: None)
             receipt = runner.run()
             outcome = (receipt["result"], receipt["decision"], receipt["reason"])
             if outcome not in allowed:
                 stats["failures"].append(f"outcome {outcome} not in the result table")
-            problems = verify_receipt(root, root / receipt["snapshot_ref"])
+            problems = verify_receipt(FileArtifacts(root), root / receipt["snapshot_ref"])
             if problems:
                 stats["failures"].append(f"receipt does not verify: {problems}")
             stats["results"][receipt["reason"]] = stats["results"].get(receipt["reason"], 0) + 1

@@ -22,6 +22,7 @@ import grpc
 import orjson
 
 from client.ledger_client import OpsledgerClient
+from server.artifacts.files import FileArtifacts
 from server.cycle.publish import publish
 from server.cycle.receipt import LATEST
 from server.cycle.verify import verify_receipt
@@ -142,13 +143,13 @@ def check_after_restart(root: Path, target: str, acked: Acked) -> list[str]:
     if _board(target) != _replay_statuses(root):
         problems.append("board differs from a replay of the logs")
     if (root / LATEST).exists():
-        problems += [f"latest receipt: {p}" for p in verify_receipt(root, root / LATEST)]
+        problems += [f"latest receipt: {p}" for p in verify_receipt(FileArtifacts(root), root / LATEST)]
     return problems
 
 
 def run(root: Path, rounds: int, clients: int = 16, seed: int = 1, log=print) -> dict:
     root.mkdir(parents=True, exist_ok=True)
-    publish(root, REPO / "examples" / "strategy_example.json")
+    publish(FileArtifacts(root), REPO / "examples" / "strategy_example.json")
     rnd = random.Random(seed)
     totals = {"rounds": 0, "acknowledged": 0, "lost": 0, "problems": [], "unexpected": []}
     server = ServerProcess(root, http=False, log_level="WARNING")

@@ -65,9 +65,3 @@ def resolve(root: Path, ref: str) -> Path:
         raise RawPathError("resolves outside the data root")
     return target
 
-
-def check(root: Path, ref: str, must_exist: bool = False) -> Path:
-    target = resolve(root, ref)
-    if must_exist and not target.is_file():
-        raise RawPathError("does not name an existing file")
-    return target

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hmac
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from server.artifacts.layout import latest_ref
 from server.common import rawpath
 from server.common.canonical import legacy_sha256_hex, sha256_hex
 from server.common.clock import parse_iso
-from server.common.reports import latest_ref
 
 SCHEMA = "STRATEGY_BUNDLE_V1"
 LATEST_REF = latest_ref("bundle")
@@ -119,9 +120,13 @@ def check_bundle(
     now: datetime,
     max_age_s: int = 86400,
     key: bytes | None = None,
-    root=None,
+    resolve: Callable[[str], object] | None = None,
 ) -> BundleCheck:
-    """Check the bytes of the latest bundle file (None = no file)."""
+    """Check the bytes of the latest bundle (None = none stored).
+
+    ``resolve`` (an ``ArtifactStore.resolve``) also refuses evidence refs that
+    escape the data root; without it only their syntax is checked.
+    """
     if raw is None:
         return BundleCheck("NO_BUNDLE", problems=["no bundle at " + LATEST_REF])
     try:
@@ -172,8 +177,8 @@ def check_bundle(
     else:
         for i, ref in enumerate(refs):
             try:
-                if root is not None:
-                    rawpath.resolve(root, ref)
+                if resolve is not None:
+                    resolve(ref)
                 else:
                     rawpath.check_syntax(ref)
             except rawpath.RawPathError as exc:

@@ -11,10 +11,10 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from server.artifacts.store import ArtifactStore
 from server.common.canonical import pretty
 from server.common.clock import Clock, file_stamp, iso
 from server.cycle import bundle as bundle_step
-from server.common.reports import write_pair
 
 
 class PublishRefused(ValueError):
@@ -29,7 +29,7 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def publish(root: Path, strategy_path: Path, key_file: Path | None = None, clock: Clock | None = None) -> tuple[str, str, dict]:
+def publish(artifacts: ArtifactStore, strategy_path: Path, key_file: Path | None = None, clock: Clock | None = None) -> tuple[str, str, dict]:
     clock = clock or Clock()
     strategy = json.loads(Path(strategy_path).read_text(encoding="utf-8"))
     if not isinstance(strategy, dict):
@@ -45,8 +45,8 @@ def publish(root: Path, strategy_path: Path, key_file: Path | None = None, clock
     }
     bundle = bundle_step.make_bundle(strategy, iso(now), str(uuid.uuid4()), key, source, [])
     data = pretty(bundle)
-    check = bundle_step.check_bundle(data, now, key=key, root=root)
+    check = bundle_step.check_bundle(data, now, key=key, resolve=artifacts.resolve)
     if not check.valid:
         raise PublishRefused("bundle would FAIL: " + "; ".join(check.problems))
-    latest, snapshot = write_pair(Path(root), "bundle", file_stamp(now), lambda _ref: data)
+    latest, snapshot = artifacts.write_pair("bundle", file_stamp(now), lambda _ref: data)
     return latest, snapshot, bundle

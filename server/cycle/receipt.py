@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from server.common.canonical import report_sha256
-from server.common.reports import latest_ref
+from server.artifacts.layout import latest_ref
 from server.cycle.bundle import LATEST_REF as BUNDLE_LATEST
 from server.cycle.push import DELIVERY
 

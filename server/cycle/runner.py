@@ -1,30 +1,28 @@
 """The one place a live cycle writes: bundle -> reco -> summary -> push -> receipt.
 
 Each step is a pure function (bundle.check_bundle, reco.generate,
-summary.build, push.build); this runner reads their inputs, writes their
-reports (snapshot first as a new file, then latest by atomic replace, the
-two byte-identical) and records what happened. Fail-closed: every step runs
+summary.build, push.build); this runner reads their inputs and writes their
+reports through the ``ArtifactStore`` (a snapshot and a byte-identical
+latest per report) and records what happened. Fail-closed: every step runs
 even after an earlier one failed, and a receipt is always attempted; when
 even the receipt cannot be written, ``ReceiptNotWritten`` says why.
 
-Cycles never interleave: an exclusive flock on the cycle lock file is held
+Cycles never interleave: the store's ``exclusive("cycle")`` lock is held
 for the whole run, across processes; the next caller waits its turn.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
-import os
 import sys
 import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from server.artifacts.store import ArtifactStore
 from server.common.canonical import pretty
 from server.common.clock import Clock, file_stamp, iso
-from server.common.reports import latest_ref, write_pair
 from server.cycle import bundle as bundle_step
 from server.cycle import push as push_step
 from server.cycle import receipt as receipt_step
@@ -32,8 +30,6 @@ from server.cycle import reco as reco_step
 from server.cycle import summary as summary_step
 
 log = logging.getLogger("opsledger.cycle")
-
-LOCK = "reports/live/cycle/.cycle.lock"
 
 # (ticket counts by status, {"done", "failed", "stale_in_progress"}) at a moment
 LedgerView = Callable[[datetime], tuple[dict[str, int], dict[str, int]]]
@@ -58,14 +54,14 @@ def _error(exc: BaseException) -> str:
 class CycleRunner:
     def __init__(
         self,
-        root: Path,
+        artifacts: ArtifactStore,
         ledger_view: LedgerView,
         clock: Clock | None = None,
         max_age_s: int = 86400,
         key_file: Path | None = None,
         console: Callable[[str], None] | None = None,
     ) -> None:
-        self.root = Path(root)
+        self.artifacts = artifacts
         self.ledger_view = ledger_view
         self.clock = clock or Clock()
         self.max_age_s = max_age_s
@@ -80,20 +76,12 @@ class CycleRunner:
         }
 
     def run(self) -> dict:
-        lock_path = self.root / LOCK
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with self.artifacts.exclusive("cycle"):
             return self._run_locked()
-        finally:
-            os.close(fd)  # closing releases the flock
 
-    def _read_json(self, rel: str) -> dict | None:
-        path = self.root / rel
-        if not path.exists():
-            return None
-        return json.loads(path.read_bytes())
+    def _read_latest_json(self, kind: str) -> dict | None:
+        raw = self.artifacts.read_latest(kind)
+        return None if raw is None else json.loads(raw)
 
     def _run_locked(self) -> dict:
         now = self.clock.now()
@@ -105,7 +93,7 @@ class CycleRunner:
         # Outside any step: the previous receipt (for the summary's last_cycle).
         last_cycle = None
         try:
-            last_cycle = self._read_json(latest_ref("cycle"))
+            last_cycle = self._read_latest_json("cycle")
             if last_cycle is not None and not isinstance(last_cycle, dict):
                 raise ValueError("previous receipt is not a JSON object")
         except Exception as exc:  # noqa: BLE001 - fail-closed
@@ -114,10 +102,9 @@ class CycleRunner:
 
         # 1. bundle
         try:
-            path = self.root / bundle_step.LATEST_REF
-            raw = path.read_bytes() if path.exists() else None
+            raw = self.artifacts.read_latest("bundle")
             key = Path(self.key_file).read_bytes().strip() if self.key_file else None
-            check = self.steps["bundle"](raw, now, self.max_age_s, key, self.root)
+            check = self.steps["bundle"](raw, now, self.max_age_s, key, self.artifacts.resolve)
         except Exception as exc:  # noqa: BLE001
             check = bundle_step.BundleCheck("FAIL", problems=[f"bundle step error: {_error(exc)}"])
         state.bundle_decision, state.bundle_stale = check.decision, check.stale
@@ -126,12 +113,12 @@ class CycleRunner:
         # 2. reco
         try:
             try:
-                previous = self._read_json(latest_ref("reco"))
+                previous = self._read_latest_json("reco")
             except ValueError:
                 previous = None  # an unreadable previous reco: treat every pick as new
             reco, state.reco_blocked = self.steps["reco"](check, previous, str(uuid.uuid4()), asof)
             state.reco_decision, state.reco_reason = reco["decision"], reco["reason"]
-            latest, snap = write_pair(self.root, "reco", stamp, lambda _ref: pretty(reco))
+            latest, snap = self.artifacts.write_pair("reco", stamp, lambda _ref: pretty(reco))
             state.refs.update(reco_latest=latest, reco_snapshot=snap)
         except Exception as exc:  # noqa: BLE001
             state.reco_failed = _error(exc)
@@ -145,7 +132,7 @@ class CycleRunner:
             summary = self.steps["summary"](
                 asof, counts, recent, check, reco, state.refs.get("reco_snapshot"), last_cycle, state.reco_failed
             )
-            latest, snap = write_pair(self.root, "summary", stamp, lambda _ref: pretty(summary))
+            latest, snap = self.artifacts.write_pair("summary", stamp, lambda _ref: pretty(summary))
             state.refs.update(summary_latest=latest, summary_snapshot=snap)
         except Exception as exc:  # noqa: BLE001
             state.summary_failed = _error(exc)
@@ -157,7 +144,7 @@ class CycleRunner:
             name = strategy.get("name") if isinstance(strategy, dict) else None
             text = push_step.render_text(receipt_step.outcome(state), reco, summary, name)
             preview = self.steps["push"](str(uuid.uuid4()), str(uuid.uuid4()), asof, text)
-            latest, snap = write_pair(self.root, "preview", stamp, lambda _ref: pretty(preview))
+            latest, snap = self.artifacts.write_pair("preview", stamp, lambda _ref: pretty(preview))
             state.refs.update(preview_latest=latest, preview_snapshot=snap)
             rendered = preview["rendered"][0]
             if rendered["blocked"]:
@@ -181,7 +168,7 @@ class CycleRunner:
             return pretty(receipts["r"])
 
         try:
-            write_pair(self.root, "cycle", stamp, render)
+            self.artifacts.write_pair("cycle", stamp, render)
         except Exception as exc:  # noqa: BLE001
             message = f"live cycle {cycle_id}: receipt could not be written: {_error(exc)}"
             print(message, file=sys.stderr, flush=True)

@@ -9,7 +9,6 @@ from google.protobuf import json_format
 
 from opsledger.v1 import cycle_pb2 as pb
 from opsledger.v1 import cycle_pb2_grpc
-from server.common.reports import latest_ref, snapshots
 from server.cycle.runner import CycleRunner, ReceiptNotWritten
 from server.cycle.summary import WINDOW_HOURS
 from server.errors import CycleRefused, NotRecorded
@@ -69,13 +68,13 @@ class CycleService(cycle_pb2_grpc.CycleServiceServicer):
 
     @refusals_to_status
     async def GetLatestReco(self, request: pb.GetLatestRecoRequest, context) -> pb.GetLatestRecoResponse:
-        path = self.runner.root / latest_ref("reco")
-        report = await asyncio.to_thread(lambda: json.loads(path.read_bytes()) if path.exists() else None)
+        raw = await asyncio.to_thread(self.runner.artifacts.read_latest, "reco")
+        report = None if raw is None else json.loads(raw)
         if report is None:
             return pb.GetLatestRecoResponse(status="no_reco_yet")
         return pb.GetLatestRecoResponse(status="ready", report=json_format.ParseDict(report, pb.RecoReport()))
 
     def _latest(self):
-        path = self.runner.root / latest_ref("cycle")
-        receipt = json.loads(path.read_bytes()) if path.exists() else None
-        return receipt, snapshots(self.runner.root, "cycle")
+        raw = self.runner.artifacts.read_latest("cycle")
+        receipt = None if raw is None else json.loads(raw)
+        return receipt, self.runner.artifacts.snapshots("cycle")

@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from server.artifacts import layout
+from server.artifacts.store import ArtifactStore
 from server.common import rawpath
 from server.common.canonical import report_sha256
-from server.common.reports import OUTPUTS
 from server.cycle.receipt import SEED_KEYS, SEED_STEP_KEYS, STEP_EXTRA_KEY
 
 
@@ -29,9 +30,9 @@ def refs_of(obj) -> list[str]:
 
 def root_of(path: Path) -> Path | None:
     """The data root of a receipt file kept where the server writes receipts, else None."""
-    latest_dir, _name, snap_dir, _stem = OUTPUTS["cycle"]
+    cycle = layout.kind("cycle")
     here = Path(path).resolve().parent
-    for folder in (latest_dir, snap_dir):
+    for folder in (cycle.latest_dir, cycle.snapshot_dir):
         depth = len(folder.split("/"))
         if here.parts[-depth:] == tuple(folder.split("/")):
             return here.parents[depth - 1]
@@ -57,7 +58,7 @@ def key_order_problems(receipt: dict) -> list[str]:
     return problems
 
 
-def verify_receipt(root: Path, path: Path) -> list[str]:
+def verify_receipt(artifacts: ArtifactStore, path: Path) -> list[str]:
     """Problems found (empty = the receipt verifies)."""
     try:
         receipt = json.loads(Path(path).read_bytes())
@@ -72,7 +73,8 @@ def verify_receipt(root: Path, path: Path) -> list[str]:
         problems.append(f"integrity.payload_sha256 mismatch: receipt says {claimed}, content hashes to {actual}")
     for ref in refs_of(receipt):
         try:
-            rawpath.check(root, ref, must_exist=True)
+            if artifacts.resolve(ref) is None:
+                problems.append(f"ref {ref!r}: nothing is stored there")
         except rawpath.RawPathError as exc:
             problems.append(f"ref {ref!r}: {exc}")
     return problems

@@ -8,11 +8,10 @@ versa): one terminal line per ticket, always.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
+from server.artifacts.store import ArtifactStore
 from server.common.canonical import pretty
 from server.common.clock import Clock, file_stamp, iso
-from server.common.reports import write_pair
 from server.errors import IllegalTransition, InvalidArgument
 from server.ledger.backend import LedgerBackend, StaleTicket, Transition
 from server.ledger.machine import Event
@@ -60,7 +59,7 @@ def report(asof: str, threshold_s: int, stale_count: int, cleaned: list[StaleTic
     }
 
 
-def run(store: LedgerBackend, root: Path, clock: Clock, threshold_s: int = 0, max_clean: int = 0,
+def run(store: LedgerBackend, artifacts: ArtifactStore, clock: Clock, threshold_s: int = 0, max_clean: int = 0,
         dry_run: bool = False) -> tuple[dict, str | None]:
     """Blocking (call from a thread). Returns (report, snapshot ref or None);
     the report's pair is written under ``root``."""
@@ -80,7 +79,7 @@ def run(store: LedgerBackend, root: Path, clock: Clock, threshold_s: int = 0, ma
         except IllegalTransition:
             log.info("reaper: %s was completed by its worker first", s.request_id)
     body = report(iso(now), threshold_s, stale_count, cleaned)
-    _latest, snapshot = write_pair(Path(root), "reaper", file_stamp(now), lambda _ref: pretty(body))
+    _latest, snapshot = artifacts.write_pair("reaper", file_stamp(now), lambda _ref: pretty(body))
     if cleaned:
         log.warning("reaper failed %d stale ticket(s) (threshold %ds)", len(cleaned), threshold_s)
     return body, snapshot

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 
 from google.protobuf import json_format
 
 from opsledger.v1 import tickets_pb2 as pb
 from opsledger.v1 import tickets_pb2_grpc
+from server.artifacts.store import ArtifactStore
 from server.common.clock import Clock
 from server.errors import InvalidArgument, NotFound, Violation
 from server.ledger import paging, reaper, validation
@@ -56,12 +56,10 @@ def result_message(rec: dict) -> pb.TicketResult:
 
 
 class TicketService(tickets_pb2_grpc.TicketServiceServicer):
-    def __init__(self, store: LedgerBackend, clock: Clock, root: Path,
-                 check_artifact: Callable[[str], object]) -> None:
+    def __init__(self, store: LedgerBackend, clock: Clock, artifacts: ArtifactStore) -> None:
         self.store = store
         self.clock = clock
-        self.root = root  # where the reaper's reports go
-        self.check_artifact = check_artifact  # RAW_PATH_ONLY for a completion's artifacts
+        self.artifacts = artifacts  # where the reaper's reports go; RAW_PATH_ONLY for a completion's artifacts
 
     @refusals_to_status
     async def SubmitTicket(self, request: pb.SubmitTicketRequest, context) -> pb.SubmitTicketResponse:
@@ -97,7 +95,7 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
             request.processor_id,
             request.message,
             list(request.artifacts),
-            self.check_artifact,
+            self.artifacts.resolve,
         )
         event = Event.COMPLETE_DONE if status == "DONE" else Event.COMPLETE_FAILED
         rec = await self.store.run(Transition(rid, event, processor, message, artifacts))
@@ -156,7 +154,7 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
     @refusals_to_status
     async def ReapStaleTickets(self, request: pb.ReapStaleTicketsRequest, context) -> pb.ReapStaleTicketsResponse:
         body, snapshot = await asyncio.to_thread(
-            reaper.run, self.store, self.root, self.clock, request.threshold_seconds, request.max_clean, request.dry_run
+            reaper.run, self.store, self.artifacts, self.clock, request.threshold_seconds, request.max_clean, request.dry_run
         )
         response = pb.ReapStaleTicketsResponse(report=json_format.ParseDict(body, pb.ReaperReport()))
         if snapshot is not None:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from server.artifacts.files import FileArtifacts
 from server.common.canonical import pretty
 from server.common.clock import Clock, iso
 from server.cycle.bundle import LATEST_REF, make_bundle
@@ -41,6 +42,6 @@ def no_ledger(_now):
 def runner(root):
     root.mkdir(parents=True, exist_ok=True)
     printed = []
-    r = CycleRunner(root, no_ledger, console=printed.append)
+    r = CycleRunner(FileArtifacts(root), no_ledger, console=printed.append)
     r.printed = printed
     return r

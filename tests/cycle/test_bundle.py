@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 
+from server.artifacts.files import FileArtifacts
 from server.common.canonical import pretty
 from server.common.clock import Clock, iso
 from server.cycle.bundle import check_bundle, make_bundle
@@ -66,7 +67,7 @@ def test_secret_in_source_block_fails():
 
 @pytest.mark.parametrize("ref", ["../outside.json", "%2e%2e/x", "/etc/passwd", "file:x.json", "a\\b", "a b"])
 def test_malformed_evidence_refs_warn(ref, tmp_path):
-    c = check_bundle(raw(refs=[ref]), NOW, root=tmp_path)
+    c = check_bundle(raw(refs=[ref]), NOW, resolve=FileArtifacts(tmp_path).resolve)
     assert c.decision == "WARN" and "RAW_PATH_ONLY" in c.error_text()
 
 
@@ -74,7 +75,7 @@ def test_symlink_escape_in_evidence_refs_warns(tmp_path):
     root = tmp_path / "root"
     (root / "reports").mkdir(parents=True)
     os.symlink(tmp_path, root / "reports" / "up")
-    c = check_bundle(raw(refs=["reports/up/x.json"]), NOW, root=root)
+    c = check_bundle(raw(refs=["reports/up/x.json"]), NOW, resolve=FileArtifacts(root).resolve)
     assert c.decision == "WARN" and "outside the data root" in c.error_text()
 
 
@@ -84,10 +85,10 @@ def test_publish_writes_latest_and_snapshot_and_signs(tmp_path):
     src.write_bytes(pretty(strategy()))
     key = tmp_path / "k"
     key.write_bytes(b"secret-key\n")
-    latest, snap, bundle = publish(root, src, key)
+    latest, snap, bundle = publish(FileArtifacts(root), src, key)
     assert (root / latest).read_bytes() == (root / snap).read_bytes()
     assert check_bundle((root / latest).read_bytes(), Clock().now(), key=b"secret-key").decision == "PASS"
     assert check_bundle((root / latest).read_bytes(), Clock().now(), key=b"other").decision == "FAIL"
     src.write_bytes(pretty(strategy(universe=[])))
     with pytest.raises(PublishRefused):
-        publish(root, src)
+        publish(FileArtifacts(root), src)

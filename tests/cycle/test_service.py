@@ -8,6 +8,7 @@ import pytest
 
 from client.ledger_client import OpsledgerClient
 from opsledger.v1 import cycle_pb2
+from server.artifacts.files import FileArtifacts
 from server.cycle.receipt import LATEST
 from server.cycle.verify import verify_receipt
 from tests.cycle.conftest import write_bundle
@@ -52,7 +53,7 @@ def test_run_cycle_through_grpcurl(server, root):
     assert proc.returncode == 0, proc.stderr
     receipt = json.loads(proc.stdout)["receipt"]
     assert (receipt["result"], receipt["decision"], receipt["reason"]) == ("OK", "COMPLETED", "SUCCESS")
-    assert verify_receipt(root, root / receipt["snapshot_ref"]) == []
+    assert verify_receipt(FileArtifacts(root), root / receipt["snapshot_ref"]) == []
 
 
 def test_two_processes_three_cycles_each_never_interleave(root):
@@ -72,7 +73,7 @@ def test_two_processes_three_cycles_each_never_interleave(root):
     assert len(receipts) == 6 and len(snaps) == 6
     for r in receipts:
         assert r.result == cycle_pb2.CycleResult.OK
-        assert verify_receipt(root, root / r.snapshot_ref) == []
+        assert verify_receipt(FileArtifacts(root), root / r.snapshot_ref) == []
     latest = (root / LATEST).read_bytes()
     assert sum((root / s).read_bytes() == latest for s in snaps) == 1
     files = sorted(p.name for p in (root / "reports/live/cycle/snapshots").glob("*.json"))

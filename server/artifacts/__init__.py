@@ -1,0 +1,1 @@
+"""Artifacts: the reports, bundles and receipts kept under contract paths (see ``store``)."""

@@ -1,0 +1,41 @@
+"""Every ArtifactStore implementation, for the suite in this folder.
+
+Adding a backend is one entry in ``IMPLEMENTATIONS``: how to open a fresh,
+empty store in a test's temp folder, and the Python source that opens the
+same store in another process (for the cross-process lock).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from server.artifacts.files import FileArtifacts
+from server.artifacts.store import ArtifactStore
+
+
+@dataclass(frozen=True)
+class Implementation:
+    open: Callable[[Path], ArtifactStore]
+    # Python source defining ``store``: the same storage, opened in another process.
+    source: Callable[[ArtifactStore], str]
+
+
+IMPLEMENTATIONS = {
+    "files": Implementation(
+        open=lambda tmp: FileArtifacts(tmp / "root"),
+        source=lambda s: f"from server.artifacts.files import FileArtifacts\nstore = FileArtifacts({str(s.root)!r})\n",
+    ),
+}
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+def impl(request) -> Implementation:
+    return IMPLEMENTATIONS[request.param]
+
+
+@pytest.fixture
+def artifacts(impl, tmp_path) -> ArtifactStore:
+    return impl.open(tmp_path)
