@@ -43,22 +43,26 @@ class Submit:
 
 @dataclass
 class Transition:
-    """Consume or complete one ticket: ``event`` is checked against the state machine."""
+    """Consume or complete one ticket: ``event`` is checked against the state machine.
+    ``token``: the caller's retry token (a repeat answers the first attempt's result)."""
 
     request_id: str
     event: Event
     processor_id: str
     message: str
     artifacts: list[str] = field(default_factory=list)
+    token: str | None = None
 
 
 @dataclass
 class ClaimNext:
-    """Claim the oldest OPEN ticket of ``types`` (all when empty)."""
+    """Claim the oldest OPEN ticket of ``types`` (all when empty). ``token``: the
+    caller's retry token (a repeat by the same processor answers the same ticket)."""
 
     types: tuple[str, ...]
     processor_id: str
     message: str
+    token: str | None = None
 
 
 Command = Submit | Transition | ClaimNext

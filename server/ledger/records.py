@@ -34,6 +34,12 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def made_by_token(result_id: str) -> bool:
+    """True for a result id derived from a retry token (UUIDv5, see ``decide``);
+    the server's own ids are random UUIDv4."""
+    return result_id[14:15] == "5"
+
+
 def request_record(
     request_id: str,
     requested_at: str,

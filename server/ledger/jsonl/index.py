@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 
 from sortedcontainers import SortedList
 
+from server.ledger import records
 from server.ledger.machine import DONE, FAILED, IN_PROGRESS, OPEN, STATUSES, TransitionRefused, event_for_result, next_status
 from server.ledger.validation import REQUEST_TYPES
 
@@ -62,6 +63,9 @@ class LedgerIndex:
         self.by_id: dict[str, Entry] = {}
         self.by_key: dict[int, Entry] = {}
         self.idempotency: dict[str, str] = {}
+        # Token-derived ids of IN_PROGRESS results -> request_id: a retried
+        # claim-next finds its ticket here (see decide). Only token-made ids.
+        self.token_claims: dict[str, str] = {}
         self.request_count = 0
         self.result_count = 0
         self._by_status = {s: SortedList() for s in STATUSES}
@@ -137,6 +141,8 @@ class LedgerIndex:
                 self._processed[entry.status].remove(entry.processed_key)
         entry.processed_key = (epoch, entry.key) if status == IN_PROGRESS else (epoch << _SEQ_BITS) | entry.seq
         entry.status = status
+        if status == IN_PROGRESS and records.made_by_token(rec["result_id"]):
+            self.token_claims[rec["result_id"]] = entry.request_id
         if entry.first_offset is None:
             entry.first_offset = offset
         entry.last_offset = offset
@@ -167,6 +173,10 @@ class LedgerIndex:
     # -- reading -------------------------------------------------------------
     def get(self, request_id: str) -> Entry | None:
         return self.by_id.get(request_id)
+
+    def claimed_with(self, result_id: str) -> str | None:
+        """The ticket whose IN_PROGRESS result has this token-derived id."""
+        return self.token_claims.get(result_id)
 
     def counts(self) -> dict[str, int]:
         return {s: len(self._by_status[s]) for s in STATUSES}

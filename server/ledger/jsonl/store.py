@@ -1,9 +1,10 @@
 """The durable ledger: two append-only JSONL files, one writer, group commit.
 
-Shell around the pure parts (machine, validation, records, index):
+Shell around the pure parts (decide, records, index):
 
 * one writer thread takes every command waiting in its queue, decides each
-  against the state machine, appends all accepted lines with one write and
+  (``server.ledger.decide``, against the index and the batch so far),
+  appends all accepted lines with one write and
   one flush (fdatasync) per file, and only then answers the callers (group
   commit);
 * every batch runs under an exclusive ``flock`` on the root's lock file and
@@ -33,28 +34,13 @@ import orjson
 
 from server.common.atomic import create_new, fsync_dir, write_all
 from server.common.clock import Clock, epoch_seconds, file_stamp
-from server.errors import IllegalTransition, InvalidArgument, NotFound, Unavailable
+from server.errors import Unavailable
 from server.ledger import records
-from server.ledger.backend import (
-    Anomaly,
-    BatchObserver,
-    ClaimNext,
-    Health,
-    StaleTicket,
-    Submit,
-    SubmitOutcome,
-    TicketView,
-    Transition,
-)
+from server.ledger.backend import Anomaly, BatchObserver, Health, StaleTicket, TicketView
+from server.ledger.decide import Batch, Refusal, decide
 from server.ledger.jsonl import replay
 from server.ledger.jsonl.files import LOCK, REQUESTS, RESULTS, FileLock, read_line
 from server.ledger.jsonl.index import Entry, LedgerIndex
-from server.ledger.machine import (
-    IN_PROGRESS,
-    OPEN,
-    TransitionRefused,
-    next_status,
-)
 
 log = logging.getLogger("opsledger.store")
 
@@ -80,20 +66,6 @@ class Sync:
 
 
 _STOP = object()
-
-
-class _Batch:
-    """What one batch decided, before it is durable."""
-
-    def __init__(self) -> None:
-        self.request_lines: list[bytes] = []
-        self.request_records: list[dict] = []
-        self.result_lines: list[bytes] = []
-        self.result_records: list[dict] = []
-        # request_id -> (status, last result record) decided in this batch
-        self.overlay: dict[str, tuple[str, dict | None]] = {}
-        self.new_requests: dict[str, dict] = {}
-        self.idempotency: dict[str, dict] = {}
 
 
 class JsonlLedger:
@@ -368,13 +340,22 @@ class JsonlLedger:
         try:
             with self._flock():
                 self._catch_up()
-                work = _Batch()
+                work = Batch()
+                view = _IndexView(self)
                 now = self.clock.now_iso()
                 for cmd, fut in batch:
+                    if isinstance(cmd, Sync):
+                        answers.append((fut, None, False))
+                        continue
                     try:
-                        answers.append((fut, self._decide(cmd, work, now), False))
-                    except Exception as exc:  # a refusal: nothing written for it
+                        outcome = decide(cmd, view, work, now)
+                    except Exception as exc:  # noqa: BLE001 - reading a line failed: this caller only
                         answers.append((fut, exc, True))
+                        continue
+                    if isinstance(outcome, Refusal):  # nothing written for it
+                        answers.append((fut, outcome.error, True))
+                    else:
+                        answers.append((fut, outcome.answer, False))
                 self._append(work)
         except BaseException as exc:
             self._fail(exc)
@@ -387,7 +368,7 @@ class JsonlLedger:
                 fut.set_exception(value)
             else:
                 fut.set_result(value)
-        if work.request_records:
+        if work.requests:
             self._open_version += 1
             self._wake_waiters()
 
@@ -398,109 +379,24 @@ class JsonlLedger:
             if self.on_failure is not None:
                 self.on_failure(exc)
 
-    # -- decisions (pure, against index + this batch) ---------------------------
-    def _status_of(self, rid: str, work: _Batch) -> tuple[str, Callable[[], dict | None]]:
-        """Current status, and how to get the last result (read from disk only
-        when a refusal needs it: an accepted transition never does)."""
-        if rid in work.overlay:
-            status, last = work.overlay[rid]
-            return status, lambda: last
-        entry = self.index.get(rid)
-        if entry is None:
-            raise NotFound("Ticket not found", resource_name=rid)
-        return entry.status, lambda: self.last_result_of(entry)
-
-    def _decide(self, cmd, work: _Batch, now: str):
-        if isinstance(cmd, Submit):
-            return self._decide_submit(cmd, work, now)
-        if isinstance(cmd, Transition):
-            return self._decide_transition(cmd, work, now)
-        if isinstance(cmd, ClaimNext):
-            return self._decide_claim(cmd, work, now)
-        if isinstance(cmd, Sync):
-            return None
-        raise TypeError(f"unknown command {cmd!r}")
-
-    def _decide_submit(self, cmd: Submit, work: _Batch, now: str) -> SubmitOutcome:
-        key = cmd.idempotency_key
-        if key is not None:
-            earlier = work.idempotency.get(key)
-            if earlier is None and key in self.index.idempotency:
-                earlier = self.request_of(self.index.get(self.index.idempotency[key]))
-            if earlier is not None:
-                same = (
-                    earlier["request_type"] == cmd.request_type
-                    and earlier["payload"] == cmd.payload
-                    and earlier["trace_id"] == cmd.trace_id
-                )
-                if not same:
-                    raise InvalidArgument.one(
-                        "idempotency_key", "was already used for a different request"
-                    )
-                return SubmitOutcome(earlier, appended=False)
-        rec = records.request_record(
-            records.new_id(), now, cmd.request_type, cmd.payload, cmd.trace_id, key
-        )
-        work.request_records.append(rec)
-        work.request_lines.append(records.encode(rec))
-        work.overlay[rec["request_id"]] = (OPEN, None)
-        work.new_requests[rec["request_id"]] = rec
-        if key is not None:
-            work.idempotency[key] = rec
-        return SubmitOutcome(rec, appended=True)
-
-    def _record_result(self, rid: str, status: str, cmd, work: _Batch, now: str) -> dict:
-        rec = records.result_record(
-            records.new_id(), rid, now, status, cmd.processor_id, cmd.message, list(getattr(cmd, "artifacts", []))
-        )
-        work.result_records.append(rec)
-        work.result_lines.append(records.encode(rec))
-        work.overlay[rid] = (status, rec)
-        return rec
-
-    def _decide_transition(self, cmd: Transition, work: _Batch, now: str) -> dict:
-        current, last_result = self._status_of(cmd.request_id, work)
-        try:
-            status = next_status(current, cmd.event)
-        except TransitionRefused:
-            last = last_result()
-            raise IllegalTransition(
-                request_id=cmd.request_id,
-                current_status=current,
-                attempted=cmd.event.value,
-                last_processor_id=(last or {}).get("processor_id", ""),
-                last_result_id=(last or {}).get("result_id", ""),
-            ) from None
-        return self._record_result(cmd.request_id, status, cmd, work, now)
-
-    def _decide_claim(self, cmd: ClaimNext, work: _Batch, now: str) -> dict | None:
-        wanted = set(cmd.types) if cmd.types else None
-        # Tickets already OPEN in the index, oldest first, unless this batch moved them;
-        # then tickets submitted in this very batch.
-        for entry in self.index.open_in_order(cmd.types):
-            if entry.request_id not in work.overlay:
-                return self._record_result(entry.request_id, IN_PROGRESS, cmd, work, now)
-        for rid, rec in work.new_requests.items():
-            if work.overlay[rid][0] == OPEN and (wanted is None or rec["request_type"] in wanted):
-                return self._record_result(rid, IN_PROGRESS, cmd, work, now)
-        return None
-
     # -- durable append -----------------------------------------------------------
-    def _append(self, work: _Batch) -> None:
-        if not work.request_lines and not work.result_lines:
+    def _append(self, work: Batch) -> None:
+        if not work:
             return
+        request_lines = [records.encode(r) for r in work.requests]
+        result_lines = [records.encode(r) for r in work.results]
         started = time.perf_counter()
         req_at = self._sizes[self.requests_path]
         res_at = self._sizes[self.results_path]
         try:
-            if work.request_lines:
-                self.write(self._fds[self.requests_path], b"".join(work.request_lines))
-            if work.result_lines:
-                self.write(self._fds[self.results_path], b"".join(work.result_lines))
+            if request_lines:
+                self.write(self._fds[self.requests_path], b"".join(request_lines))
+            if result_lines:
+                self.write(self._fds[self.results_path], b"".join(result_lines))
             if self.fsync:
-                if work.request_lines:
+                if request_lines:
                     self.sync(self._fds[self.requests_path])
-                if work.result_lines:
+                if result_lines:
                     self.sync(self._fds[self.results_path])
         except BaseException:
             # Best effort: leave no unacknowledged line behind.
@@ -513,19 +409,19 @@ class JsonlLedger:
         elapsed = time.perf_counter() - started
         with self.lock:
             offset = req_at
-            for rec, line in zip(work.request_records, work.request_lines):
+            for rec, line in zip(work.requests, request_lines):
                 self.index.add_request(rec, epoch_seconds(rec["requested_at"]), offset)
                 offset += len(line)
             self._sizes[self.requests_path] = offset
-            self._line_numbers[self.requests_path] += len(work.request_lines)
+            self._line_numbers[self.requests_path] += len(request_lines)
             offset = res_at
-            for rec, line in zip(work.result_records, work.result_lines):
+            for rec, line in zip(work.results, result_lines):
                 self.index.apply_result(rec, epoch_seconds(rec["processed_at"]), offset)
                 offset += len(line)
             self._sizes[self.results_path] = offset
-            self._line_numbers[self.results_path] += len(work.result_lines)
+            self._line_numbers[self.results_path] += len(result_lines)
         for observe in self._observers:
-            observe(len(work.request_lines) + len(work.result_lines), elapsed)
+            observe(len(request_lines) + len(result_lines), elapsed)
 
     # -- replay / catch-up ----------------------------------------------------------
     def _flock(self):
@@ -605,6 +501,35 @@ class JsonlLedger:
         os.ftruncate(fd, cut_at)
         os.fsync(fd)
         log.warning("%s: %s; %d bytes moved aside to %s", path, reason, len(torn), aside.name)
+
+
+class _IndexView:
+    """``decide``'s view of the ledger: the index, and lines read by offset when asked
+    (the writer holds the flock; the index only changes under it)."""
+
+    __slots__ = ("store", "index")
+
+    def __init__(self, store: "JsonlLedger") -> None:
+        self.store = store
+        self.index = store.index
+
+    def status(self, request_id: str) -> str | None:
+        entry = self.index.get(request_id)
+        return None if entry is None else entry.status
+
+    def results(self, request_id: str) -> list[dict]:
+        fd = self.store._fds[self.store.results_path]
+        return [orjson.loads(read_line(fd, offset)) for offset in self.index.get(request_id).result_offsets()]
+
+    def request_with_key(self, idempotency_key: str) -> dict | None:
+        rid = self.index.idempotency.get(idempotency_key)
+        return None if rid is None else self.store.request_of(self.index.get(rid))
+
+    def open_in_order(self, types: tuple[str, ...]):
+        return (entry.request_id for entry in self.index.open_in_order(types))
+
+    def claimed_with(self, result_id: str) -> str | None:
+        return self.index.claimed_with(result_id)
 
 
 def _wake(waiters: list[asyncio.Future]) -> None:
