@@ -9,7 +9,7 @@ under the same refs.
 
 Promises every implementation keeps (``tests/artifacts`` checks them):
 
-- ``write_pair`` stores a new snapshot (never replacing one) and then
+- ``write_pair`` (SPEC §1.2) stores a new snapshot (never replacing one) and then
   replaces ``latest`` with the same bytes; a reader sees the old latest or
   the new one, never a part. ``render(snapshot_ref)`` makes the bytes once,
   so a report may name its own snapshot. Returns (latest ref, snapshot ref).

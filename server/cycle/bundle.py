@@ -1,4 +1,4 @@
-"""Strategy bundle check (STRATEGY_BUNDLE_V1, SPEC §3). Pure: bytes in, verdict out.
+"""Strategy bundle check (STRATEGY_BUNDLE_V1, SPEC §3.2). Pure: bytes in, verdict out.
 
 decision: NO_BUNDLE (no file) · FAIL (unreadable, wrong schema, missing keys,
 hash mismatch, bad signature when a key is configured, created_at more than

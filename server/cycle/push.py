@@ -1,4 +1,4 @@
-"""Push preview (PUSH_RENDER_PREVIEW_V1, SPEC §3). Pure: renders the text; never sends.
+"""Push preview (PUSH_RENDER_PREVIEW_V1, SPEC §3.5). Pure: renders the text; never sends.
 
 Console only: the runner prints the text to the server's console/log. There
 is no sender anywhere in the code base. A text holding a template marker

@@ -1,4 +1,4 @@
-"""The receipt (LIVE_CYCLE_RECEIPT_V1) and the result table (SPEC §3). Pure.
+"""The receipt (LIVE_CYCLE_RECEIPT_V1, SPEC §3.6) and the result table (SPEC §3.7). Pure.
 
 The table is data: the first row whose condition holds gives result,
 decision and reason.
@@ -16,7 +16,7 @@ from server.cycle.push import DELIVERY
 SCHEMA = "LIVE_CYCLE_RECEIPT_V1"
 LATEST = latest_ref("cycle")
 
-# The seed's keys in the seed's order (contract_live_cycle_receipt_v1 §2).
+# The locked contract's keys in its order (SPEC §3.6).
 SEED_KEYS = ("schema", "cycle_id", "asof", "result", "decision", "reason", "bundle", "reco", "ops_summary",
              "push", "snapshot_ref", "evidence_refs", "integrity")
 SEED_STEP_KEYS = {
@@ -26,7 +26,7 @@ SEED_STEP_KEYS = {
     "push": ("preview_ref", "send_receipt_ref", "delivery_actual"),
     "integrity": ("payload_sha256",),
 }
-STEP_EXTRA_KEY = "error"  # each step object may add it (SPEC §3)
+STEP_EXTRA_KEY = "error"  # each step object may add it (SPEC §3.6)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Recommendations (RECO_REPORT_V1, SPEC §3). Pure: bundle check + previous reco in, report out.
+"""Recommendations (RECO_REPORT_V1, SPEC §3.3). Pure: bundle check + previous reco in, report out.
 
 Recommendations are made only from a bundle that is valid and not stale.
 Scoring: ``decision_params.scores[ticker]`` (equal when absent; a score <= 0

@@ -1,4 +1,4 @@
-"""Ops summary (OPS_SUMMARY_V1, SPEC §3). Pure: ledger counts + step results in, report out.
+"""Ops summary (OPS_SUMMARY_V1, SPEC §3.4). Pure: ledger counts + step results in, report out.
 
 overall_status: BLOCKED (bundle FAIL/NO_BUNDLE, reco BLOCKED, or no reco report written) > WARN
 (stale bundle, stale IN_PROGRESS tickets, recent failures, last cycle

@@ -1,4 +1,4 @@
-"""The ticket state machine (seed §3), as data. Pure: no I/O.
+"""The ticket state machine (SPEC §2.3), as data. Pure: no I/O.
 
 Events go in, the new status comes out, or one typed refusal. The table is
 the whole rule: anything not in it is illegal, and DONE/FAILED are final.

@@ -1,4 +1,4 @@
-"""The reaper (SPEC §2): stale IN_PROGRESS tickets are completed FAILED.
+"""The reaper (SPEC §2.8): stale IN_PROGRESS tickets are completed FAILED.
 
 The backend lists them (``stale_in_progress``, no scan); ``run`` is the shell:
 its FAILED lines go through the store exactly like any complete, so a

@@ -1,4 +1,4 @@
-"""Input rules of the ledger (SPEC §2), as pure checks.
+"""Input rules of the ledger (SPEC §2.4), as pure checks.
 
 Each check returns cleaned values or raises InvalidArgument listing every
 violated rule with its field, so nothing reaches the store unless all of it
