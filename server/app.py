@@ -25,13 +25,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 from starlette.routing import Route
 
-from opsledger.v1 import cycle_pb2, cycle_pb2_grpc, tickets_pb2, tickets_pb2_grpc
+from opsledger.v1 import cycle_pb2, cycle_pb2_grpc, evidence_pb2, evidence_pb2_grpc, tickets_pb2, tickets_pb2_grpc
 from server.artifacts.files import FileArtifacts
 from server.artifacts.store import ArtifactStore
 from server.common.atomic import atomic_replace
 from server.common.clock import Clock
 from server.cycle.runner import CycleRunner
 from server.cycle.service import CycleService, ledger_view
+from server.evidence.service import EvidenceService, Resolver
 from server.interceptors import CallObserver, TokenAuth, mutating_methods
 from server.ledger.backend import LedgerBackend
 from server.ledger.backends import make_backend
@@ -45,6 +46,7 @@ std_log = logging.getLogger("opsledger.server")
 SERVICE_NAMES = (
     tickets_pb2.DESCRIPTOR.services_by_name["TicketService"].full_name,
     cycle_pb2.DESCRIPTOR.services_by_name["CycleService"].full_name,
+    evidence_pb2.DESCRIPTOR.services_by_name["EvidenceService"].full_name,
 )
 
 
@@ -119,6 +121,8 @@ class Opsledger:
         self.runner = CycleRunner(self.artifacts, ledger_view(self.store), self.clock, s.bundle_max_age_s, s.bundle_key_file)
         cycle_pb2_grpc.add_CycleServiceServicer_to_server(
             CycleService(self.runner, self.metrics), server)
+        evidence_pb2_grpc.add_EvidenceServiceServicer_to_server(
+            EvidenceService(Resolver(self.artifacts, self.store, self.clock)), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             SERVICE_NAMES + (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),

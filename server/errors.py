@@ -82,3 +82,25 @@ class ResourceExhausted(OpsledgerError):
 
 class CycleRefused(OpsledgerError):
     """RunCycle without confirm."""
+
+
+class ViewRefused(OpsledgerError):
+    """A view (``<NAME>_V1`` envelope) refused; the gateway answers in the envelope.
+
+    ``code`` is the envelope's error code, ``field`` the request field at fault.
+    """
+
+    def __init__(self, code: str, message: str, schema: str, asof: str, field_name: str = "") -> None:
+        self.code = code
+        self.schema = schema
+        self.asof = asof
+        self.field = field_name
+        super().__init__(message)
+
+
+class InvalidRef(ViewRefused):
+    """An evidence ref that breaks a rule (INVALID_ARGUMENT)."""
+
+
+class ViewNotFound(ViewRefused):
+    """A valid ref with nothing behind it (NOT_FOUND)."""

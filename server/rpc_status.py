@@ -2,7 +2,9 @@
 
 INVALID_ARGUMENT carries BadRequest field violations; FAILED_PRECONDITION an
 ErrorInfo (reason ILLEGAL_TRANSITION) with current_status, last_processor_id
-and last_result_id; NOT_FOUND a ResourceInfo.
+and last_result_id; NOT_FOUND a ResourceInfo. A view's refusal (evidence)
+carries an ErrorInfo whose reason is the envelope's error code and whose
+metadata names the envelope's schema and asof.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ _CODES: dict[type, int] = {
     errors.CycleRefused: code_pb2.FAILED_PRECONDITION,
     # Ran but could not be recorded: not retryable (AIP-194), unlike UNAVAILABLE.
     errors.NotRecorded: code_pb2.INTERNAL,
+    errors.InvalidRef: code_pb2.INVALID_ARGUMENT,
+    errors.ViewNotFound: code_pb2.NOT_FOUND,
 }
 
 
@@ -56,6 +60,14 @@ def _details(exc: errors.OpsledgerError) -> list[any_pb2.Any]:
                 "last_result_id": exc.last_result_id,
             },
         ))]
+    if isinstance(exc, errors.ViewRefused):
+        # metadata "schema" tells the gateway to answer in that view's envelope.
+        info = _pack(error_details_pb2.ErrorInfo(
+            reason=exc.code, domain=DOMAIN, metadata={"schema": exc.schema, "asof": exc.asof}))
+        if exc.field:
+            return [info, _pack(error_details_pb2.BadRequest(field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=str(exc))]))]
+        return [info]
     if isinstance(exc, errors.CycleRefused):
         return [_pack(error_details_pb2.ErrorInfo(reason="CONFIRM_REQUIRED", domain=DOMAIN))]
     if isinstance(exc, errors.NotRecorded):

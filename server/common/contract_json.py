@@ -2,7 +2,7 @@
 
 Contract bodies name every field in the contract's snake_case, in field
 order, with an unset optional field as ``null`` and an empty list as ``[]``
-(protobuf's own JSON leaves both out), and Struct numbers that are integral
+(protobuf's own JSON leaves both out), and Struct/Value numbers that are integral
 given back as integers. The gateway's bodies and the CLI's output both come
 from here, so what they print is what is stored.
 """
@@ -13,6 +13,8 @@ from google.protobuf import descriptor, json_format
 from server.ledger.validation import restore_integers
 
 _STRUCT = "google.protobuf.Struct"
+# Free JSON (Struct, and Value for a view's "data"): numbers come back as doubles.
+_JSON_VALUES = (_STRUCT, "google.protobuf.Value", "google.protobuf.ListValue")
 
 
 def complete(desc: descriptor.Descriptor, d: dict) -> dict:
@@ -21,7 +23,7 @@ def complete(desc: descriptor.Descriptor, d: dict) -> dict:
     for f in desc.fields:
         value = d.get(f.name)
         sub = f.message_type
-        if sub is not None and sub.full_name == _STRUCT:
+        if sub is not None and sub.full_name in _JSON_VALUES:
             out[f.name] = restore_integers(value) if value is not None else (
                 [] if f.is_repeated else None)
         elif sub is not None and sub.GetOptions().map_entry:

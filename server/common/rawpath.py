@@ -27,6 +27,11 @@ def split_line_suffix(ref: str) -> tuple[str, int | None]:
     return ref, None
 
 
+def line_ref(path: str, n: int) -> str:
+    """The ref of line ``n`` (1-based) of a JSONL file."""
+    return f"{path}:line{n}"
+
+
 def check_syntax(ref: object) -> str:
     """Return the path part of a well-formed ref or raise RawPathError."""
     if not isinstance(ref, str):

@@ -1,4 +1,9 @@
-"""CycleService over grpc.aio: RunCycle runs the runner off the event loop."""
+"""CycleService over grpc.aio: RunCycle runs the runner off the event loop.
+
+GetLatestCycle answers the LIVE_CYCLE_RECEIPT_V1 envelope legacy callers
+read: schema, asof, status, row_count, rows (the receipt as stored),
+snapshots, error (NO_CYCLE_YET before any cycle).
+"""
 from __future__ import annotations
 
 import asyncio
@@ -9,6 +14,8 @@ from google.protobuf import json_format
 
 from opsledger.v1 import cycle_pb2 as pb
 from opsledger.v1 import cycle_pb2_grpc
+from opsledger.v1.view_pb2 import ViewError
+from server.cycle import receipt as receipt_step
 from server.cycle.runner import CycleRunner, ReceiptNotWritten
 from server.cycle.summary import WINDOW_HOURS
 from server.errors import CycleRefused, NotRecorded
@@ -16,6 +23,8 @@ from server.ledger.backend import LedgerBackend
 from server.rpc_status import refusals_to_status
 
 STALE_IN_PROGRESS_S = 86400  # the reaper's default threshold
+CONFIRM_HOW = 'send {"confirm": true} as the JSON body, or POST /api/live/cycle/run?confirm=true with no body'
+NO_CYCLE_YET = "no live cycle has run yet (POST /api/live/cycle/run?confirm=true runs one)"
 
 
 def ledger_view(store: LedgerBackend, stale_after_s: int = STALE_IN_PROGRESS_S):
@@ -36,14 +45,15 @@ def receipt_message(receipt: dict) -> pb.Receipt:
 
 
 class CycleService(cycle_pb2_grpc.CycleServiceServicer):
-    def __init__(self, runner: CycleRunner, metrics=None) -> None:
+    def __init__(self, runner: CycleRunner, metrics=None, clock=None) -> None:
         self.runner = runner
         self.metrics = metrics
+        self.clock = clock or runner.clock
 
     @refusals_to_status
     async def RunCycle(self, request: pb.RunCycleRequest, context) -> pb.RunCycleResponse:
         if not request.confirm:
-            raise CycleRefused("confirm: must be true to run a live cycle")
+            raise CycleRefused(f"confirm: must be true to run a live cycle; {CONFIRM_HOW}")
         try:
             receipt = await asyncio.to_thread(self.runner.run)
         except ReceiptNotWritten as exc:
@@ -60,11 +70,12 @@ class CycleService(cycle_pb2_grpc.CycleServiceServicer):
     @refusals_to_status
     async def GetLatestCycle(self, request: pb.GetLatestCycleRequest, context) -> pb.GetLatestCycleResponse:
         receipt, snapshots = await asyncio.to_thread(self._latest)
+        envelope = {"schema": receipt_step.SCHEMA, "asof": self.clock.now_iso(), "snapshots": snapshots}
         if receipt is None:
-            return pb.GetLatestCycleResponse(status="no_cycle_yet", row_count=0, snapshots=snapshots)
-        return pb.GetLatestCycleResponse(
-            status="ready", row_count=1, rows=[receipt_message(receipt)], snapshots=snapshots
-        )
+            return pb.GetLatestCycleResponse(
+                status="no_cycle_yet", row_count=0,
+                error=ViewError(code="NO_CYCLE_YET", message=NO_CYCLE_YET), **envelope)
+        return pb.GetLatestCycleResponse(status="ready", row_count=1, rows=[receipt_message(receipt)], **envelope)
 
     @refusals_to_status
     async def GetLatestReco(self, request: pb.GetLatestRecoRequest, context) -> pb.GetLatestRecoResponse:

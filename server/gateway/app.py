@@ -86,16 +86,18 @@ def build_app(
     }
 
     async def call(route: HttpRoute, request: Request) -> Response:
-        if route.body:
-            if not _content_type_ok(request):
-                return _fail(415, "content-type must be application/json", "INVALID_ARGUMENT")
-            raw = await _read_body(request)
-        else:
-            raw = None
+        raw = await _read_body(request) if route.body else b""
+        # An empty body means "fields from the query string" (legacy callers send
+        # POST ...?confirm=true with no body and no Content-Type); a body, when
+        # sent, must be JSON and is then the only source of body fields.
+        body_sent = bool(raw.strip())
+        if body_sent and not _content_type_ok(request):
+            return _fail(415, "content-type must be application/json", "INVALID_ARGUMENT")
         try:
-            body = mapping.parse_body(raw) if raw is not None else None
+            body = mapping.parse_body(raw) if body_sent else None
+            query = list(request.query_params.multi_items())
             message = mapping.build_request(route, body, dict(request.path_params),
-                                            list(request.query_params.multi_items()))
+                                            [] if body_sent else query)
         except mapping.BadRequest as exc:
             return _fail(400, str(exc), "INVALID_ARGUMENT")
         metadata = []
@@ -110,7 +112,7 @@ def build_app(
         try:
             reply = await calls[route.key](message, timeout=CALL_TIMEOUT_S, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
-            status, payload = mapping.render_error(exc)
+            status, payload = mapping.render_error(exc, route)
             return JSONResponse(payload, status_code=status)
         return JSONResponse(mapping.render_response(route, reply))
 

@@ -21,7 +21,6 @@ from server.gateway.rules import HttpRoute
 # Legacy keys that are not fields of the response message (SPEC §7), by RPC.
 LEGACY_EXTRAS: dict[str, dict] = {
     "opsledger.v1.TicketService.GetBoard": {"error": None},
-    "opsledger.v1.CycleService.GetLatestCycle": {"error": None},
 }
 
 # google.rpc.Code -> HTTP status (the standard table of google/rpc/code.proto).
@@ -45,6 +44,7 @@ HTTP_STATUS: dict[int, int] = {
     code_pb2.DATA_LOSS: 500,
 }
 
+VIEW_ERROR = "opsledger.v1.ViewError"
 _BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False}
 
 
@@ -71,6 +71,8 @@ def build_request(route: HttpRoute, body: dict | None, path: dict[str, str], que
         field = fields.get(name)
         if field is None or name in path:
             raise BadRequest(f"{name}: unknown query parameter")
+        if field.message_type is not None:
+            raise BadRequest(f"{name}: an object, not a query parameter; send it in a JSON body")
         if field.type == descriptor.FieldDescriptor.TYPE_BOOL:
             if value.lower() not in _BOOL_WORDS:
                 raise BadRequest(f"{name}: must be true or false")
@@ -105,8 +107,20 @@ def render_response(route: HttpRoute, message) -> dict:
     return body
 
 
-def render_error(exc) -> tuple[int, dict]:
-    """A grpc.aio error -> (HTTP status, legacy body)."""
+def is_view(desc: descriptor.Descriptor) -> bool:
+    """A view envelope: its own status and an ``error`` block (ViewError)."""
+    error = desc.fields_by_name.get("error")
+    return ("status" in desc.fields_by_name and error is not None
+            and error.message_type is not None and error.message_type.full_name == VIEW_ERROR)
+
+
+def render_error(exc, route: HttpRoute | None = None) -> tuple[int, dict]:
+    """A grpc.aio error -> (HTTP status, legacy body).
+
+    A view's refusal (ErrorInfo naming the envelope's schema) on a route
+    answering a view is the envelope itself, status "error", as the legacy
+    callers read it; every other error is the FAIL/CONFLICT body.
+    """
     code_name = exc.code().name
     code = getattr(code_pb2, code_name, code_pb2.UNKNOWN)
     message = exc.details() or code_name
@@ -126,10 +140,30 @@ def render_error(exc) -> tuple[int, dict]:
                 details.append(item)
                 if kind is error_details_pb2.ErrorInfo and detail.reason == "ILLEGAL_TRANSITION":
                     conflict = detail.metadata.get("current_status")
+    view = _view_error(route, details, message) if route is not None else None
+    if view is not None:
+        return HTTP_STATUS.get(code, 500), view
     if conflict is not None:
         return 409, {"result": "CONFLICT", "message": message, "current_status": conflict,
                      "code": code_name, "details": details}
     return HTTP_STATUS.get(code, 500), {"result": "FAIL", "message": message, "code": code_name, "details": details}
+
+
+def _view_error(route: HttpRoute, details: list[dict], message: str) -> dict | None:
+    desc = route.method.output_type
+    if not is_view(desc):
+        return None
+    for item in details:
+        metadata = item.get("metadata") or {}
+        if item["@type"] == error_details_pb2.ErrorInfo.DESCRIPTOR.full_name and "schema" in metadata:
+            envelope = route.response_class()(status="error")
+            for key in ("schema", "asof"):
+                if key in desc.fields_by_name:
+                    setattr(envelope, key, metadata.get(key, ""))
+            envelope.error.code = item.get("reason", "")
+            envelope.error.message = message
+            return render_response(route, envelope)
+    return None
 
 
 def fail_body(message: str, code: str) -> dict:

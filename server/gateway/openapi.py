@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from google.protobuf import descriptor
 
-from server.gateway.mapping import LEGACY_EXTRAS
+from server.gateway.mapping import LEGACY_EXTRAS, is_view
 from server.gateway.rules import HttpRoute
 
 FD = descriptor.FieldDescriptor
@@ -72,6 +72,10 @@ class _Schemas:
     def field(self, f: descriptor.FieldDescriptor, response: bool) -> dict:
         if f.message_type is not None and f.message_type.full_name == "google.protobuf.Struct":
             item = {"type": "object"}
+        elif f.message_type is not None and f.message_type.full_name == "google.protobuf.Value":
+            item = {}  # any JSON value
+        elif f.message_type is not None and f.message_type.full_name == "google.protobuf.ListValue":
+            item = {"type": "array"}
         elif f.message_type is not None:
             item = self.ref(f.message_type, response)
         elif f.enum_type is not None:
@@ -85,11 +89,13 @@ class _Schemas:
         return item
 
 
-def _query_param(f: descriptor.FieldDescriptor, schemas: _Schemas) -> dict:
+def _query_param(f: descriptor.FieldDescriptor, schemas: _Schemas, note: str = "") -> dict:
     schema = schemas.field(f, response=False)
     if "anyOf" in schema:
         schema = schema["anyOf"][0]
     param = {"name": f.name, "in": "query", "required": False, "schema": schema}
+    if note:
+        param["description"] = note
     if f.is_repeated:
         param.update(style="form", explode=True)
     return param
@@ -104,7 +110,13 @@ def openapi_document(routes: list[HttpRoute]) -> dict:
         params = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in r.path_params]
         if not r.body:
             params += [_query_param(f, schemas) for f in req.fields if f.name not in r.path_params]
+        else:
+            # Scalars may come from the query string when the body is empty.
+            note = "read only when the request body is empty; a JSON body, when sent, is the request"
+            params += [_query_param(f, schemas, note) for f in req.fields
+                       if f.name not in r.path_params and f.message_type is None]
         body_ref = schemas.ref(resp, response=True, extras=LEGACY_EXTRAS.get(r.key))
+        fail = {"$ref": "#/components/schemas/Fail"}
         op = {
             "operationId": f"{r.method.containing_service.name}_{r.method.name}",
             "summary": r.key,
@@ -118,9 +130,16 @@ def openapi_document(routes: list[HttpRoute]) -> dict:
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Fail"}}}},
             },
         }
+        if is_view(resp):
+            # Refusals of a view answer in its envelope (status "error"); the
+            # gateway's own refusals (unknown parameter, ...) stay Fail bodies.
+            for status, text in (("400", "Invalid request (envelope code INVALID_REF for a view)"),
+                                 ("404", "Nothing behind a valid request (envelope code NOT_FOUND)")):
+                op["responses"][status] = {"description": text, "content": {"application/json": {
+                    "schema": {"anyOf": [body_ref, fail]}}}}
         if r.body:
             op["requestBody"] = {
-                "required": True,
+                "required": False,
                 "content": {"application/json": {"schema": schemas.ref(req, response=False)}},
             }
         paths.setdefault(r.template, {})[r.verb.lower()] = op

@@ -79,11 +79,16 @@ class SubmitOutcome:
 
 @dataclass
 class TicketView:
-    """One ticket: its board row, its request record and every result, oldest first."""
+    """One ticket: its board row, its request record and every result, oldest first.
+
+    ``result_lines[i]`` is the 1-based line of ``results[i]`` in the results
+    log (its evidence ref is ``<results log>:line<N>``, see ``result_line``).
+    """
 
     row: dict
     request: dict
     results: list[dict]
+    result_lines: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -185,6 +190,14 @@ class LedgerBackend(Protocol):
     def lines(self) -> tuple[list[bytes], list[bytes]]:
         """Blocking. Every stored request line and result line (without newline), in
         log order: the contract's JSONL bytes, whatever the backend stores them in."""
+
+    def result_line(self, n: int) -> bytes | None:
+        """Blocking. Result line ``n`` (1-based, log order, counting skipped
+        anomalies) as stored, or None past the end: the evidence behind
+        ``state/tickets/ticket_results.jsonl:line<n>``."""
+
+    def line_counts(self) -> tuple[int, int]:
+        """Blocking. How many request lines and result lines the ledger holds."""
 
     # -- operations -----------------------------------------------------------------------
     def on_batch(self, observer: BatchObserver) -> None:

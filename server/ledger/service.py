@@ -15,10 +15,12 @@ from opsledger.v1 import tickets_pb2 as pb
 from opsledger.v1 import tickets_pb2_grpc
 from server.artifacts.store import ArtifactStore
 from server.common.clock import Clock
+from server.common.rawpath import line_ref
 from server.errors import InvalidArgument, NotFound, Violation
 from server.ledger import paging, reaper, validation
 from server.ledger.backend import ClaimNext, LedgerBackend, Submit, Transition
 from server.ledger.machine import Event
+from server.ledger.records import RESULTS_REF
 from server.rpc_status import refusals_to_status
 
 STATUS_NAME = pb.TicketStatus.Value.Name
@@ -171,6 +173,7 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
             row=row_message(view.row),
             request=request_message(view.request),
             results=[result_message(r) for r in view.results],
+            result_refs=[line_ref(RESULTS_REF, n) for n in view.result_lines],
         )
 
 

@@ -98,7 +98,7 @@ def test_filters_in_query(gw):
 
 def test_cycle_routes(gw, root):
     before = gw.http.get("/api/live/cycle/latest").json()
-    assert before == {"status": "no_cycle_yet", "row_count": 0, "rows": [], "snapshots": [], "error": None}
+    assert before["status"] == "no_cycle_yet" and before["error"]["code"] == "NO_CYCLE_YET"
     refused = gw.http.post("/api/live/cycle/run", json={})
     assert refused.status_code == 400 and "confirm" in refused.json()["message"]
     write_bundle(root)
@@ -108,7 +108,7 @@ def test_cycle_routes(gw, root):
     assert (receipt["result"], receipt["decision"], receipt["reason"]) == ("OK", "COMPLETED", "SUCCESS")
     assert receipt["push"]["send_receipt_ref"] is None
     latest = gw.http.get("/api/live/cycle/latest").json()
-    assert list(latest) == ["status", "row_count", "rows", "snapshots", "error"]
+    assert list(latest) == ["schema", "asof", "status", "row_count", "rows", "snapshots", "error"]
     assert latest["status"] == "ready" and latest["rows"][0]["cycle_id"] == receipt["cycle_id"]
     assert latest["snapshots"] == [receipt["snapshot_ref"]]
 

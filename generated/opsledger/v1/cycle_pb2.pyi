@@ -1,4 +1,5 @@
 from google.api import annotations_pb2 as _annotations_pb2
+from opsledger.v1 import view_pb2 as _view_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -208,16 +209,22 @@ class GetLatestCycleRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetLatestCycleResponse(_message.Message):
-    __slots__ = ("status", "row_count", "rows", "snapshots")
+    __slots__ = ("schema", "asof", "status", "row_count", "rows", "snapshots", "error")
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    ASOF_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ROW_COUNT_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    schema: str
+    asof: str
     status: str
     row_count: int
     rows: _containers.RepeatedCompositeFieldContainer[Receipt]
     snapshots: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, status: _Optional[str] = ..., row_count: _Optional[int] = ..., rows: _Optional[_Iterable[_Union[Receipt, _Mapping]]] = ..., snapshots: _Optional[_Iterable[str]] = ...) -> None: ...
+    error: _view_pb2.ViewError
+    def __init__(self, schema: _Optional[str] = ..., asof: _Optional[str] = ..., status: _Optional[str] = ..., row_count: _Optional[int] = ..., rows: _Optional[_Iterable[_Union[Receipt, _Mapping]]] = ..., snapshots: _Optional[_Iterable[str]] = ..., error: _Optional[_Union[_view_pb2.ViewError, _Mapping]] = ...) -> None: ...
 
 class RecoReport(_message.Message):
     __slots__ = ("schema", "report_id", "created_at", "source_bundle", "decision", "reason", "recommendations", "summary", "constraints_applied", "evidence_refs", "integrity")

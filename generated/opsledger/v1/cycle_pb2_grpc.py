@@ -60,6 +60,7 @@ class CycleServiceServicer:
 
     def RunCycle(self, request, context):
         """One live cycle; refused (FAILED_PRECONDITION) unless confirm is true.
+        Over HTTP, confirm may come as ?confirm=true with an empty body.
         Waits while another cycle runs (cycles never interleave).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -68,7 +69,7 @@ class CycleServiceServicer:
 
     def GetLatestCycle(self, request, context):
         """The latest receipt and the 10 newest snapshot refs; before any cycle,
-        status "no_cycle_yet" (not an error).
+        status "no_cycle_yet" with error code NO_CYCLE_YET (not a call failure).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

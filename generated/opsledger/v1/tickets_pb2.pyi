@@ -215,14 +215,16 @@ class GetTicketRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ...) -> None: ...
 
 class GetTicketResponse(_message.Message):
-    __slots__ = ("row", "request", "results")
+    __slots__ = ("row", "request", "results", "result_refs")
     ROW_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_REFS_FIELD_NUMBER: _ClassVar[int]
     row: BoardRow
     request: TicketRequest
     results: _containers.RepeatedCompositeFieldContainer[TicketResult]
-    def __init__(self, row: _Optional[_Union[BoardRow, _Mapping]] = ..., request: _Optional[_Union[TicketRequest, _Mapping]] = ..., results: _Optional[_Iterable[_Union[TicketResult, _Mapping]]] = ...) -> None: ...
+    result_refs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, row: _Optional[_Union[BoardRow, _Mapping]] = ..., request: _Optional[_Union[TicketRequest, _Mapping]] = ..., results: _Optional[_Iterable[_Union[TicketResult, _Mapping]]] = ..., result_refs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ConsumeNextRequest(_message.Message):
     __slots__ = ("processor_id", "message", "request_types", "wait_seconds")

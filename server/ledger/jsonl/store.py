@@ -19,12 +19,14 @@ Shell around the pure parts (decide, records, index):
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures
 import logging
 import os
 import queue
 import threading
 import time
+from array import array
 from collections.abc import Callable
 
 from dataclasses import dataclass
@@ -99,6 +101,10 @@ class JsonlLedger:
         self._waiters_lock = threading.Lock()
         self._sizes = {self.requests_path: 0, self.results_path: 0}
         self._line_numbers = {self.requests_path: 0, self.results_path: 0}
+        # Start offset of every results line (8 bytes a line): "line N" of the
+        # results log is evidence an auditor can cite, and a result's offset
+        # gives back its line number by bisection.
+        self._result_starts = array("Q")
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._fds: dict[Path, int] = {}
@@ -220,10 +226,24 @@ class JsonlLedger:
             if entry is None:
                 return None
             request_offset, result_offsets = entry.request_offset, entry.result_offsets()
+            lines = [bisect.bisect_left(self._result_starts, o) + 1 for o in result_offsets]
         res_fd = self._fds[self.results_path]
         request = orjson.loads(read_line(self._fds[self.requests_path], request_offset))
         results = [orjson.loads(read_line(res_fd, offset)) for offset in result_offsets]
-        return TicketView(records.board_row(request, results[-1] if results else None), request, results)
+        return TicketView(records.board_row(request, results[-1] if results else None), request, results, lines)
+
+    def result_line(self, n: int) -> bytes | None:
+        self._refresh()
+        with self.lock:
+            if not 1 <= n <= len(self._result_starts):
+                return None
+            offset = self._result_starts[n - 1]
+        return read_line(self._fds[self.results_path], offset)
+
+    def line_counts(self) -> tuple[int, int]:
+        self._refresh()
+        with self.lock:
+            return self._line_numbers[self.requests_path], self._line_numbers[self.results_path]
 
     def counts(self) -> dict[str, int]:
         self._refresh()
@@ -417,6 +437,7 @@ class JsonlLedger:
             offset = res_at
             for rec, line in zip(work.results, result_lines):
                 self.index.apply_result(rec, epoch_seconds(rec["processed_at"]), offset)
+                self._result_starts.append(offset)
                 offset += len(line)
             self._sizes[self.results_path] = offset
             self._line_numbers[self.results_path] += len(result_lines)
@@ -450,6 +471,7 @@ class JsonlLedger:
             raise CorruptLog(path, 0, f"file shrank from {start} to {end} bytes under us")
         offset = start
         line_no = self._line_numbers[path]
+        starts = self._result_starts if path == self.results_path else None
         pending = b""
         pos = start
         while pos < end:
@@ -473,6 +495,8 @@ class JsonlLedger:
                         self._line_numbers[path] = line_no - 1
                         self._sizes[path] = offset
                         return
+                    if starts is not None:
+                        starts.append(offset)
                     offset += len(line) + 1
         if pending:
             self._cut_torn_tail(path, offset, end, "last line has no newline")

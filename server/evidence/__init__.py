@@ -1,0 +1,1 @@
+"""Evidence refs: what opsledger writes into its reports resolves through here."""
