@@ -39,6 +39,7 @@ def test_readme_grpcurl_lines_work_as_printed(live):
     assert "opsledger.v1.TicketService" in out
     assert '"new_status": "IN_PROGRESS"' in out and '"new_status": "DONE"' in out
     assert '"decision": "COMPLETED"' in out and '"status": "SERVING"' in out
+    assert '"schema": "EVIDENCE_VIEW_V1"' in out and '"kind": "JSON_FILE"' in out
 
 
 def test_readme_curl_lines_work_as_printed(live):
@@ -47,3 +48,6 @@ def test_readme_curl_lines_work_as_printed(live):
     assert '"result":"CONFLICT"' in out and '"current_status":"IN_PROGRESS"' in out
     assert '"new_status":"DONE"' in out and '"schema":"TICKETS_BOARD_V1"' in out
     assert '"openapi":"3.1.0"' in out and '{"status":"SERVING","store":"jsonl"}' in out
+    # two runs (JSON body, ?confirm=true) and the latest envelope's rows[0]
+    assert out.count('"result":"OK","decision":"COMPLETED"') == 3
+    assert '"kind":"JSONL_LINE","path":"state/tickets/ticket_results.jsonl","line":1' in out
