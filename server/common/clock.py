@@ -72,7 +72,4 @@ def parse_iso(text: str) -> datetime:
 
 def epoch_seconds(text: str) -> int:
     """Seconds since the epoch of a contract timestamp (for ordering); ValueError without offset."""
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"timestamp without offset: {text!r}")
-    return int(moment.timestamp())
+    return int(parse_iso(text).timestamp())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from google.protobuf import descriptor, json_format
 
-from server.ledger.validation import restore_integers
+from server.common.struct_numbers import restore_integers
 
 _STRUCT = "google.protobuf.Struct"
 # Free JSON (Struct, and Value for a view's "data"): numbers come back as doubles.

@@ -6,12 +6,12 @@ is valid.
 """
 from __future__ import annotations
 
-import math
 import re
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from server.common.struct_numbers import restore_integers
 from server.errors import InvalidArgument, Violation
 from server.ledger.machine import DONE, FAILED
 
@@ -74,19 +74,6 @@ PAYLOAD_RULES: dict[str, tuple[frozenset, frozenset, Callable[[dict, list], None
     "ACKNOWLEDGE": (frozenset({"message_id"}), frozenset(), _acknowledge),
     "REQUEST_LIVE_CYCLE": (frozenset({"reason"}), frozenset(), _live_cycle),
 }
-
-
-def restore_integers(value: Any) -> Any:
-    """Struct carries numbers as doubles: give integral ones back as ints."""
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer():
-            return int(value)
-        return value
-    if isinstance(value, dict):
-        return {k: restore_integers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [restore_integers(v) for v in value]
-    return value
 
 
 def check_submit(

@@ -1,0 +1,49 @@
+"""One home per idea, in the right layer: who may import whom (read from the source)."""
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from tests.helpers import REPO
+
+PURE_STEPS = ["server/cycle/bundle.py", "server/cycle/reco.py", "server/cycle/summary.py",
+              "server/cycle/push.py", "server/cycle/receipt.py", "server/ledger/machine.py",
+              "server/ledger/records.py", "server/ledger/validation.py", "server/artifacts/layout.py"]
+
+
+def imports(rel: str) -> set[str]:
+    tree = ast.parse((REPO / rel).read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def modules(folder: str) -> list[str]:
+    return sorted(p.relative_to(REPO).as_posix() for p in (REPO / folder).rglob("*.py"))
+
+
+@pytest.mark.parametrize("rel", modules("server/common"))
+def test_common_is_the_bottom_layer(rel):
+    above = [m for m in imports(rel) if m.startswith("server.") and not m.startswith("server.common")
+             and m != "server.errors"]
+    assert above == []
+
+
+@pytest.mark.parametrize("rel", PURE_STEPS)
+def test_pure_modules_reach_no_store(rel):
+    """Contract refs come from layout/records, never from a store or its files."""
+    reached = [m for m in imports(rel)
+               if m.startswith(("server.ledger.jsonl", "server.artifacts.files", "server.ledger.backend"))
+               or m in ("fcntl", "os", "socket", "subprocess", "pathlib")]
+    assert reached == []
+
+
+@pytest.mark.parametrize("rel", modules("server/gateway"))
+def test_the_gateway_speaks_grpc_only(rel):
+    """The gateway maps HTTP onto the RPCs; the ledger's rules stay behind them."""
+    assert [m for m in imports(rel) if m.startswith(("server.ledger", "server.cycle", "server.artifacts"))] == []
