@@ -38,7 +38,7 @@ from server.ledger.backend import LedgerBackend
 from server.ledger.backends import make_backend
 from server.ledger.service import TicketService
 from server.observability import Metrics, event_log
-from server.settings import MAX_MESSAGE_BYTES, Settings, SettingsError
+from server.settings import MAX_MESSAGE_BYTES, Settings, SettingsError, check_addr
 
 log = event_log("opsledger.server")
 std_log = logging.getLogger("opsledger.server")
@@ -70,6 +70,36 @@ def check_exposure(s: Settings) -> None:
         )
 
 
+_CANNOT_LISTEN = ("cannot listen there (the port is taken, or the host is not an address of this machine): "
+                  "stop what holds the port or choose another address")
+
+
+def _bind(add_port) -> int:
+    """grpc's add_*_port raises a bare RuntimeError when the bind fails."""
+    try:
+        return add_port()
+    except RuntimeError:
+        return 0
+
+
+def _probe(flag: str, addr: str) -> None:
+    """Try the address first with a plain socket: a taken port is then named
+    plainly (grpc's own bind failure is a bare RuntimeError plus a core log line)."""
+    host, port = check_addr(flag, addr)
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise SettingsError(f"{flag} {addr}: host not found ({exc.strerror}): use an address of this machine") from None
+    family, kind, proto, _name, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        try:
+            sock.bind(sockaddr)
+        except OSError as exc:
+            raise SettingsError(f"{flag} {addr}: {exc.strerror}: {_CANNOT_LISTEN}") from None
+
+
 class Opsledger:
     """One running server: ``await start()``, later ``await stop()``."""
 
@@ -88,11 +118,15 @@ class Opsledger:
         self._private_dir: str | None = None
         self._reaper_task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = False
 
     # -- start ----------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         s = self.settings
+        _probe("--grpc-addr", s.grpc_addr)
+        if s.http_addr:
+            _probe("--http-addr", s.http_addr)
         check_exposure(s)
         if s.insecure_no_auth and not s.token:
             log.warning("auth_off", message="--insecure-no-auth: anyone who can reach this server can write")
@@ -155,6 +189,7 @@ class Opsledger:
             store=self.store.health().backend,
             tickets=sum(self.store.counts().values()),
         )
+        self._started = True
         if s.ready_file is not None:
             atomic_replace(Path(s.ready_file),
                            json.dumps({"grpc_port": self.grpc_port, "http_port": self.http_port}).encode())
@@ -166,11 +201,11 @@ class Opsledger:
                 root_certificates=Path(s.tls_client_ca).read_bytes() if s.tls_client_ca else None,
                 require_client_auth=bool(s.tls_client_ca),
             )
-            port = server.add_secure_port(s.grpc_addr, creds)
+            port = _bind(lambda: server.add_secure_port(s.grpc_addr, creds))
         else:
-            port = server.add_insecure_port(s.grpc_addr)
+            port = _bind(lambda: server.add_insecure_port(s.grpc_addr))
         if port == 0:
-            raise OSError(f"could not bind gRPC address {s.grpc_addr}")
+            raise SettingsError(f"--grpc-addr {s.grpc_addr}: {_CANNOT_LISTEN}")
         return port
 
     async def _start_gateway(self, http_addr: str, grpc_target: str) -> None:
@@ -183,7 +218,11 @@ class Opsledger:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, int(port)))
+        try:
+            sock.bind((host, int(port)))
+        except OSError as exc:
+            sock.close()
+            raise SettingsError(f"--http-addr {http_addr}: {exc.strerror}: {_CANNOT_LISTEN}") from None
         sock.listen(1024)
         sock.setblocking(False)
         self.http_port = sock.getsockname()[1]
@@ -250,12 +289,17 @@ class Opsledger:
             await asyncio.to_thread(self.store.close)
         if self._private_dir is not None:
             shutil.rmtree(self._private_dir, ignore_errors=True)
-        log.info("stopped")
+        if self._started:
+            log.info("stopped")
 
 
 async def serve_forever(settings: Settings) -> int:
     app = Opsledger(settings)
-    await app.start()
+    try:
+        await app.start()
+    except BaseException:
+        await app.stop(0)  # a start that fails half-way leaves no port, thread or file open
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

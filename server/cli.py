@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -15,9 +16,20 @@ import grpc
 from google.protobuf import json_format
 from grpc_status import rpc_status
 
-from server.settings import Settings, SettingsError, env, env_bool, read_token
+from server.settings import (
+    Settings,
+    SettingsError,
+    check_addr,
+    check_root,
+    check_zone,
+    env,
+    env_bool,
+    read_token,
+)
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+REQUEST_TYPES = ("REQUEST_RECONCILE", "REQUEST_REPORTS", "ACKNOWLEDGE", "REQUEST_LIVE_CYCLE")
+STATUSES = ("OPEN", "IN_PROGRESS", "DONE", "FAILED")
 
 
 def _to_json(message) -> dict:
@@ -54,7 +66,7 @@ def _client(args):
 
 # -- commands -----------------------------------------------------------------------
 def cmd_serve(args) -> int:
-    from server.app import serve_forever
+    from server.app import check_exposure, serve_forever
 
     settings = Settings(
         token=read_token(Path(args.token_file) if args.token_file else None),
@@ -77,6 +89,11 @@ def cmd_serve(args) -> int:
         raise SettingsError("--tls-cert and --tls-key go together")
     if settings.tls_client_ca and not settings.tls_cert:
         raise SettingsError("--tls-client-ca needs --tls-cert and --tls-key")
+    check_addr("--grpc-addr", settings.grpc_addr)
+    if settings.http_addr:
+        check_addr("--http-addr", settings.http_addr)
+    check_exposure(settings)
+    check_root(settings.root, init=args.init)  # last: refused settings create nothing
     return asyncio.run(serve_forever(settings))
 
 
@@ -84,7 +101,12 @@ def cmd_submit(args) -> int:
     try:
         payload = json.loads(args.payload)
     except json.JSONDecodeError as exc:
-        print(f"error: --payload is not JSON: {exc}", file=sys.stderr)
+        print(f"error: --payload is not JSON ({exc}): give a JSON object such as '{{\"message_id\": \"m1\"}}'",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if not isinstance(payload, dict):
+        print(f"error: --payload is a JSON {type(payload).__name__}, not an object: give a JSON object such as "
+              "'{\"message_id\": \"m1\"}'", file=sys.stderr)
         return EXIT_USAGE
     with _client(args) as c:
         _print_json(_to_json(c.submit(args.type, payload, args.trace_id, args.idempotency_key)))
@@ -128,6 +150,7 @@ def cmd_ticket(args) -> int:
 
 def cmd_reap(args) -> int:
     if args.local:
+        check_root(Path(args.root))
         # Straight on the root's files, beside any running server (same lock).
         from server.artifacts.files import FileArtifacts
         from server.common.clock import Clock
@@ -160,6 +183,7 @@ def cmd_worker(args) -> int:
 def cmd_fsck(args) -> int:
     from server.ledger.jsonl.fsck import fsck  # fsck checks the JSONL files themselves
 
+    check_root(Path(args.root))
     findings = fsck(Path(args.root))
     for f in findings:
         print(f)
@@ -196,6 +220,7 @@ def cmd_bundle_publish(args) -> int:
     from server.artifacts.layout import latest_ref
     from server.cycle.publish import PublishRefused, publish
 
+    check_root(Path(args.root), init=args.init)
     artifacts = FileArtifacts(Path(args.root))
     if args.if_missing and artifacts.read_latest("bundle") is not None:
         print(f"bundle already published at {latest_ref('bundle')}; left as is")
@@ -244,8 +269,15 @@ def _store_flag(p: argparse.ArgumentParser) -> None:
                    help="ledger backend: jsonl (the logs under --root, default) (OPSLEDGER_STORE)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line naming the flag and where to look (subcommands inherit it)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="opsledger", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="opsledger", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"))
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -274,11 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reap-interval", type=float, default=d.reap_interval,
                    help="run the reaper every N seconds (0: off)")
     p.add_argument("--ready-file", default=env("READY_FILE"), help="write bound ports here as JSON once serving")
+    p.add_argument("--init", action="store_true", default=env_bool("INIT"),
+                   help="create --root when it does not exist (otherwise a missing root is an error)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("submit", help="submit a ticket")
     _client_flags(p)
-    p.add_argument("--type", required=True, help="REQUEST_RECONCILE | REQUEST_REPORTS | ACKNOWLEDGE | REQUEST_LIVE_CYCLE")
+    p.add_argument("--type", required=True, choices=REQUEST_TYPES, metavar="TYPE", help=" | ".join(REQUEST_TYPES))
     p.add_argument("--payload", required=True, help="payload as a JSON object")
     p.add_argument("--trace-id")
     p.add_argument("--idempotency-key")
@@ -302,8 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("board", help="the status board, newest first")
     _client_flags(p)
-    p.add_argument("--status", action="append", default=[], help="filter; repeat for several")
-    p.add_argument("--type", action="append", default=[], help="filter; repeat for several")
+    p.add_argument("--status", action="append", default=[], choices=STATUSES, metavar="STATUS",
+                   help="filter (" + " | ".join(STATUSES) + "); repeat for several")
+    p.add_argument("--type", action="append", default=[], choices=REQUEST_TYPES, metavar="TYPE",
+                   help="filter; repeat for several")
     p.add_argument("--page-size", type=int, default=50)
     p.add_argument("--page-token", default="")
     p.add_argument("--json", action="store_true", help="print the response as JSON")
@@ -331,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("strategy", help="strategy JSON (name, version, universe, limits, ...)")
     q.add_argument("--key-file", default=env("BUNDLE_KEY_FILE"), help="HMAC key: sign the bundle")
     q.add_argument("--if-missing", action="store_true", help="do nothing when a bundle is already published")
+    q.add_argument("--init", action="store_true", help="create --root when it does not exist")
     q.set_defaults(func=cmd_bundle_publish)
 
     p = sub.add_parser("verify", help="verify a receipt: hash and every evidence ref")
@@ -356,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="claim and handle tickets: ConsumeNext -> handle -> CompleteTicket")
     _client_flags(p)
     p.add_argument("--processor", required=True, default=env("PROCESSOR"), help="this worker's processor_id")
-    p.add_argument("--types", nargs="*", default=[], help="only these request types")
+    p.add_argument("--types", nargs="*", default=[], choices=REQUEST_TYPES, metavar="TYPE",
+                   help="only these request types")
     p.add_argument("--wait", type=float, default=float(env("WORKER_WAIT", "20")), help="long-poll seconds (max 60)")
     p.add_argument("--once", action="store_true", help="handle one ticket (or none after the wait) and exit")
     p.set_defaults(func=cmd_worker)
@@ -373,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_logging(args.log_level)
     try:
+        check_zone()
         return args.func(args)
     except grpc.RpcError as exc:
         _print_rpc_error(exc)
@@ -380,6 +419,31 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - an operator gets one line, not a traceback
+        print(f"error: {operator_message(exc)}", file=sys.stderr)
+        logging.getLogger("opsledger.cli").debug("stack trace", exc_info=True)
+        return EXIT_FAIL
+
+
+def operator_message(exc: BaseException) -> str:
+    """One line: the cause, then what to do."""
+    from server.ledger.jsonl.store import CorruptLog
+
+    if isinstance(exc, CorruptLog):
+        return (f"{exc}: a corrupt line in the middle of a log stops start-up (nothing is guessed): "
+                "run `opsledger fsck --root DATA_ROOT` to list every problem, back the file up, then repair "
+                "or remove that line")
+    if isinstance(exc, IsADirectoryError):
+        return (f"{exc.filename}: is a folder where a file belongs: move the folder away, or point --root "
+                "at the right data root")
+    if isinstance(exc, NotADirectoryError):
+        return f"{exc.filename}: a file stands where a folder belongs: move it away"
+    if isinstance(exc, PermissionError):
+        return f"{exc.filename}: permission denied: run as the data root's owner or fix its permissions"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror}: check the path, its permissions and free space"
+    return (f"{type(exc).__name__}: {exc} (unexpected; rerun with --log-level DEBUG for the stack trace and "
+            "report it)")
 
 
 def _print_rpc_error(exc: grpc.RpcError) -> None:

@@ -12,6 +12,46 @@ class SettingsError(ValueError):
     """A setting that cannot be served as given; the message says what to change."""
 
 
+def check_addr(flag: str, value: str) -> tuple[str, int]:
+    """HOST:PORT of a listen address (IPv6 in brackets); SettingsError naming the flag otherwise."""
+    host, sep, port = str(value).rpartition(":")
+    host = host.strip("[]")
+    example = "e.g. 127.0.0.1:50051, [::1]:50051, 0.0.0.0:0 for any free port"
+    if not sep or not host or not port.isdigit():
+        raise SettingsError(f"{flag} {value!r}: expected HOST:PORT ({example})")
+    if not 0 <= int(port) <= 65535:
+        raise SettingsError(f"{flag} {value!r}: port must be 0-65535 ({example})")
+    return host, int(port)
+
+
+def check_zone() -> None:
+    """The configured zone exists (every timestamp and file stamp uses it)."""
+    from zoneinfo import ZoneInfoNotFoundError
+
+    from server.common.clock import configured_zone
+
+    try:
+        configured_zone()
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(
+            f"OPSLEDGER_TZ={os.environ.get('OPSLEDGER_TZ')!r} is not a known time zone ({exc}): "
+            "set an IANA name such as Asia/Seoul or UTC, or unset it for Asia/Seoul"
+        ) from None
+
+
+def check_root(root: Path, init: bool = False) -> None:
+    """The data root exists (``init``: create it); a mistyped --root must not start an empty ledger."""
+    root = Path(root)
+    if root.is_dir():
+        return
+    if root.exists():
+        raise SettingsError(f"--root {root}: not a folder: point --root (OPSLEDGER_ROOT) at the data root")
+    if not init:
+        raise SettingsError(f"--root {root}: no such folder: check the path, or pass --init to create it "
+                            "and start with empty logs")
+    root.mkdir(parents=True)
+
+
 def _path(name: str) -> Path | None:
     value = env(name)
     return Path(value) if value else None

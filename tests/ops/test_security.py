@@ -66,6 +66,7 @@ def test_non_loopback_bind_without_token_is_refused(root):
                           cwd=REPO, capture_output=True, text=True, timeout=30,
                           env={"PATH": "/usr/bin:/bin", "OPSLEDGER_TOKEN": ""})
     assert proc.returncode == 2 and "without a token" in proc.stderr
+    assert not root.exists()  # refused settings create nothing
 
 
 def test_insecure_no_auth_warns_at_start(root):
