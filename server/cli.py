@@ -427,12 +427,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def operator_message(exc: BaseException) -> str:
     """One line: the cause, then what to do."""
-    from server.ledger.jsonl.store import CorruptLog
+    from server.errors import StartupRefused
 
-    if isinstance(exc, CorruptLog):
-        return (f"{exc}: a corrupt line in the middle of a log stops start-up (nothing is guessed): "
-                "run `opsledger fsck --root DATA_ROOT` to list every problem, back the file up, then repair "
-                "or remove that line")
+    if isinstance(exc, StartupRefused):
+        return f"{exc}: {exc.fix}"
     if isinstance(exc, IsADirectoryError):
         return (f"{exc.filename}: is a folder where a file belongs: move the folder away, or point --root "
                 "at the right data root")

@@ -9,6 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+class StartupRefused(Exception):
+    """A start-up that stops on something an operator must fix first.
+
+    ``str()`` names the cause; ``fix`` says what to do (the CLI prints both
+    as one line).
+    """
+
+    fix = "see the server log"
+
+
 class OpsledgerError(Exception):
     """Base of every refusal a caller can see."""
 

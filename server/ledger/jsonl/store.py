@@ -36,7 +36,7 @@ import orjson
 
 from server.common.atomic import create_new, fsync_dir, write_all
 from server.common.clock import Clock, epoch_seconds, file_stamp
-from server.errors import Unavailable
+from server.errors import StartupRefused, Unavailable
 from server.ledger import records
 from server.ledger.backend import Anomaly, BatchObserver, Health, StaleTicket, TicketView
 from server.ledger.decide import Batch, Refusal, decide
@@ -54,8 +54,12 @@ OTHER_PROCESS_CHECK_S = 1.0
 _READ_CHUNK = 1 << 20
 
 
-class CorruptLog(Exception):
+class CorruptLog(StartupRefused):
     """A line in the middle of a log is not a record: start-up stops."""
+
+    fix = ("a corrupt line in the middle of a log stops start-up (nothing is guessed): run "
+           "`opsledger fsck --root DATA_ROOT` to list every problem, back the file up, then repair or remove "
+           "that line")
 
     def __init__(self, path: Path, line_no: int, reason: str) -> None:
         self.path, self.line_no, self.reason = path, line_no, reason
