@@ -48,6 +48,11 @@ class ServerThread:
             self._thread.join(10)
 
 
+def ledger_lines(srv: "ServerThread") -> tuple[list[bytes], list[bytes]]:
+    """The server's stored request and result lines, through its ledger backend."""
+    return srv.app.store.lines()
+
+
 def opsledger_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "server.cli", *args]
 

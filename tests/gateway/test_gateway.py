@@ -3,15 +3,15 @@ import uuid
 
 import pytest
 
-from server.ledger.jsonl.store import REQUESTS, RESULTS
 from tests.cycle.conftest import write_bundle
+from tests.helpers import ledger_lines
 
 RECONCILE = {"schema": "TICKET_SUBMIT_V1", "request_type": "REQUEST_RECONCILE",
              "payload": {"mode": "INCREMENTAL", "reason": "점검", "lookback_days": 7}}
 
 
-def logs(root):
-    return tuple((root / p).read_bytes() if (root / p).exists() else b"" for p in (REQUESTS, RESULTS))
+def logs(srv):
+    return ledger_lines(srv)
 
 
 def submit(gw, body=None):
@@ -152,20 +152,20 @@ BAD = [
 
 
 @pytest.mark.parametrize("name,path,body,headers,status,needle", BAD, ids=[b[0] for b in BAD])
-def test_bad_input_is_4xx_and_writes_nothing(gw, root, name, path, body, headers, status, needle):
+def test_bad_input_is_4xx_and_writes_nothing(gw, name, path, body, headers, status, needle):
     submit(gw)
-    before = logs(root)
+    before = logs(gw)
     r = gw.http.post(path, content=body, headers=headers)
     assert r.status_code == status, r.text
     assert r.json()["result"] == "FAIL" and needle in r.json()["message"]
-    assert logs(root) == before
+    assert logs(gw) == before
 
 
-def test_non_ascii_authorization_header_is_400_not_500(gw, root):
-    before = logs(root)
+def test_non_ascii_authorization_header_is_400_not_500(gw):
+    before = logs(gw)
     r = gw.http.post("/api/tickets", json=RECONCILE, headers={"Authorization": "Bearer \xe9t\xe9".encode("latin-1")})
     assert r.status_code == 400 and "authorization" in r.json()["message"]
-    assert logs(root) == before
+    assert logs(gw) == before
 
 
 def test_unknown_query_parameter_is_400(gw):

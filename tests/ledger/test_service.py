@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from opsledger.v1 import tickets_pb2 as pb
-from server.ledger.jsonl.store import REQUESTS, RESULTS
+from tests.helpers import ledger_lines
 
 RECONCILE = {"mode": "FULL", "reason": "r"}
 
@@ -27,11 +27,7 @@ def details(exc: grpc.RpcError):
     return out
 
 
-def file_bytes(root):
-    return tuple((root / p).read_bytes() if (root / p).exists() else b"" for p in (REQUESTS, RESULTS))
-
-
-def test_submit_consume_complete_board_ticket(client, root):
+def test_submit_consume_complete_board_ticket(server, client):
     sub = client.submit("REQUEST_RECONCILE", {"mode": "INCREMENTAL", "reason": "월말 재조정 ✓", "lookback_days": 7},
                         trace_id="trace-1")
     assert sub.result == "OK" and sub.status == pb.TicketStatus.OPEN and sub.appended
@@ -50,15 +46,15 @@ def test_submit_consume_complete_board_ticket(client, root):
     assert [r.status for r in t.results] == [pb.TicketStatus.IN_PROGRESS, pb.TicketStatus.DONE]
     assert list(t.results[1].artifacts) == ["reports/x/out.json", "state/tickets/ticket_results.jsonl:line1"]
     # the log keeps the integer and the Korean text exactly
-    stored = orjson.loads((root / REQUESTS).read_bytes().splitlines()[0])
+    stored = orjson.loads(ledger_lines(server)[0][0])
     assert stored["payload"] == {"mode": "INCREMENTAL", "reason": "월말 재조정 ✓", "lookback_days": 7}
     assert type(stored["payload"]["lookback_days"]) is int
-    assert "월말".encode() in (root / REQUESTS).read_bytes()  # UTF-8, not \u escapes
+    assert "월말".encode() in ledger_lines(server)[0][0]  # UTF-8, not \u escapes
 
 
-def test_invalid_argument_names_each_field_and_writes_nothing(client, root):
+def test_invalid_argument_names_each_field_and_writes_nothing(server, client):
     client.submit("ACKNOWLEDGE", {"message_id": "m"})
-    before = file_bytes(root)
+    before = ledger_lines(server)
     with pytest.raises(grpc.RpcError) as info:
         client.submit("REQUEST_REPORTS", {"mode": "REGEN", "scope": "X", "reason": "r", "bogus": 1})
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -76,7 +72,7 @@ def test_invalid_argument_names_each_field_and_writes_nothing(client, root):
             client.complete(str(uuid.uuid4()), "DONE", artifacts=[ref])
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, ref
         assert details(info.value)[0].field_violations[0].field == "artifacts[0]"
-    assert file_bytes(root) == before
+    assert ledger_lines(server) == before
 
 
 def test_unknown_ticket_is_not_found(client):
@@ -88,10 +84,10 @@ def test_unknown_ticket_is_not_found(client):
         assert details(info.value)[0].resource_name == rid
 
 
-def test_refused_transition_carries_who_won(client, root):
+def test_refused_transition_carries_who_won(server, client):
     rid = client.submit("ACKNOWLEDGE", {"message_id": "m"}).request_id
     first = client.consume(rid, "w1")
-    before = file_bytes(root)
+    before = ledger_lines(server)
     with pytest.raises(grpc.RpcError) as info:
         client.consume(rid, "w2")
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -104,8 +100,8 @@ def test_refused_transition_carries_who_won(client, root):
     with pytest.raises(grpc.RpcError) as info:
         client.complete(rid, "DONE", "w1")
     assert details(info.value)[0].metadata["current_status"] == "FAILED"
-    assert len(file_bytes(root)[1].splitlines()) == 2
-    assert before[0] == file_bytes(root)[0]
+    assert len(ledger_lines(server)[1]) == 2
+    assert before[0] == ledger_lines(server)[0]
 
 
 def test_paging_2500_without_loss_or_duplicates(client):
@@ -146,11 +142,11 @@ def test_board_filters_and_token_bound_to_filter(client):
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_idempotent_submit_through_rpc(client, root):
+def test_idempotent_submit_through_rpc(server, client):
     a = client.submit("ACKNOWLEDGE", {"message_id": "m"}, idempotency_key="same")
     b = client.submit("ACKNOWLEDGE", {"message_id": "m"}, idempotency_key="same")
     assert a.request_id == b.request_id and a.appended and not b.appended
-    assert len(file_bytes(root)[0].splitlines()) == 1
+    assert len(ledger_lines(server)[0]) == 1
 
 
 def test_health_and_reflection_are_on(server):

@@ -8,15 +8,14 @@ import httpx
 import pytest
 
 from client.ledger_client import OpsledgerClient
-from server.ledger.jsonl.store import REQUESTS, RESULTS
-from tests.helpers import REPO, ServerThread, opsledger_cmd
+from tests.helpers import REPO, ServerThread, ledger_lines, opsledger_cmd
 from tests.ops.certs import make_pki
 
 TOKEN = "tok-3f9a1c77e2b84d5e"
 
 
-def logs(root):
-    return tuple((root / p).read_bytes() if (root / p).exists() else b"" for p in (REQUESTS, RESULTS))
+def logs(srv):
+    return ledger_lines(srv)
 
 
 @pytest.fixture
@@ -26,10 +25,10 @@ def secured(root):
     srv.stop()
 
 
-def test_mutating_calls_need_the_token_reads_do_not(secured, root):
+def test_mutating_calls_need_the_token_reads_do_not(secured):
     with OpsledgerClient(secured.target, token=TOKEN, retries=0) as ok:
         rid = ok.submit("ACKNOWLEDGE", {"message_id": "m"}).request_id
-    before = logs(root)
+    before = logs(secured)
     near_miss = TOKEN[:-1] + ("x" if TOKEN[-1] != "x" else "y")
     for token in (None, "wrong", near_miss, TOKEN + "x", f"{TOKEN} "):
         with OpsledgerClient(secured.target, token=token, retries=0) as c:
@@ -42,14 +41,14 @@ def test_mutating_calls_need_the_token_reads_do_not(secured, root):
             assert c.board().total_count == 1  # reads stay open
             assert c.ticket(rid).row.request_id == rid
             assert c.latest_cycle().status == "no_cycle_yet"
-    assert logs(root) == before
+    assert logs(secured) == before
     base = f"http://127.0.0.1:{secured.app.http_port}"
     r = httpx.post(base + "/api/tickets/consume", json={"request_id": rid})
     assert r.status_code == 401 and r.json()["result"] == "FAIL"
     r = httpx.post(base + "/api/tickets/consume", json={"request_id": rid}, headers={"Authorization": f"Bearer {near_miss}"})
     assert r.status_code == 401
     assert httpx.get(base + "/api/tickets/latest").status_code == 200
-    assert logs(root) == before
+    assert logs(secured) == before
     r = httpx.post(base + "/api/tickets/consume", json={"request_id": rid}, headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.status_code == 200
 
@@ -113,11 +112,11 @@ def test_tls_and_mutual_tls(root, tmp_path):
         srv.stop()
 
 
-def test_over_limit_message_is_resource_exhausted(server, client, root):
+def test_over_limit_message_is_resource_exhausted(server, client):
     with pytest.raises(grpc.RpcError) as info:
         client.complete("6f1c1f8e-6b51-4f8e-9a59-3b7f0a4c1d2e", "DONE", message="x" * (1 << 20))
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert logs(root) == (b"", b"")
+    assert logs(server) == ([], [])
 
 
 def test_the_65th_concurrent_call_is_refused_while_64_complete(root):

@@ -1,0 +1,54 @@
+"""The ledger's promises, stated once for every backend (through ``LedgerBackend`` only).
+
+Adding a backend is one line in ``BACKENDS``: a name and a factory
+``(place, clock) -> LedgerBackend`` (not yet opened). Calling the factory
+again with the same ``place`` must reach the same data (that is a restart).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from server.common.clock import FixedClock, configured_zone
+from server.ledger.backends import make_backend
+
+BACKENDS = {
+    "jsonl": lambda place, clock: make_backend("jsonl", place, clock, fsync=False),
+}
+
+
+class Ledgers:
+    """Opens the backend under test on one place; reopens it like a restart."""
+
+    def __init__(self, kind: str, place: Path) -> None:
+        self.kind = kind
+        self.place = place
+        self.clock = FixedClock(datetime(2026, 1, 3, 14, 50, tzinfo=configured_zone()))
+        self.current = None
+
+    def open(self):
+        self.current = BACKENDS[self.kind](self.place, self.clock).open()
+        return self.current
+
+    def reopen(self):
+        self.close()
+        return self.open()
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+            self.current = None
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def ledgers(request, tmp_path):
+    opened = Ledgers(request.param, tmp_path / "ledger")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def ledger(ledgers):
+    return ledgers.open()
