@@ -22,11 +22,11 @@ from pathlib import Path
 import grpc
 from google.protobuf import struct_pb2
 
+from client.limits import MAX_MESSAGE_BYTES
 from opsledger.v1 import cycle_pb2, cycle_pb2_grpc
 from opsledger.v1 import tickets_pb2 as pb
 from opsledger.v1 import tickets_pb2_grpc
 
-MAX_MESSAGE_BYTES = 1 << 20
 
 
 def _always(_request) -> bool:

@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 from starlette.routing import Route
 
+from client.limits import MAX_MESSAGE_BYTES
 from opsledger.v1 import cycle_pb2, cycle_pb2_grpc, evidence_pb2, evidence_pb2_grpc, tickets_pb2, tickets_pb2_grpc
 from server.artifacts.files import FileArtifacts
 from server.artifacts.store import ArtifactStore
@@ -33,12 +34,13 @@ from server.common.clock import Clock
 from server.cycle.runner import CycleRunner
 from server.cycle.service import CycleService, ledger_view
 from server.evidence.service import EvidenceService, Resolver
-from server.interceptors import CallObserver, TokenAuth, mutating_methods
+from server.api import mutating_methods
+from server.interceptors import CallObserver, TokenAuth
 from server.ledger.backend import LedgerBackend
 from server.ledger.backends import make_backend
 from server.ledger.service import TicketService
 from server.observability import Metrics, event_log
-from server.settings import MAX_MESSAGE_BYTES, Settings, SettingsError, check_addr
+from server.settings import Settings, SettingsError, check_addr
 
 log = event_log("opsledger.server")
 std_log = logging.getLogger("opsledger.server")

@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 
 import grpc
-from google.protobuf import json_format
-from grpc_status import rpc_status
 
 from server.settings import (
     Settings,
@@ -446,17 +444,11 @@ def operator_message(exc: BaseException) -> str:
 
 def _print_rpc_error(exc: grpc.RpcError) -> None:
     print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
-    status = rpc_status.from_call(exc)
-    if status is not None:
-        from google.rpc import error_details_pb2
+    from server.rpc_status import decode_details
 
-        for detail in status.details:
-            for kind in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo, error_details_pb2.ResourceInfo):
-                if detail.Is(kind.DESCRIPTOR):
-                    msg = kind()
-                    detail.Unpack(msg)
-                    plain = json_format.MessageToDict(msg, preserving_proto_field_name=True)
-                    print(f"  {kind.DESCRIPTOR.name}: {json.dumps(plain, ensure_ascii=False)}", file=sys.stderr)
+    for item in decode_details(exc):
+        kind = item.pop("@type").rsplit(".", 1)[-1]
+        print(f"  {kind}: {json.dumps(item, ensure_ascii=False)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

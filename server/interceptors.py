@@ -1,7 +1,7 @@
 """gRPC server interceptors: one log line + metrics per call, bearer-token auth.
 
-Which methods need the token is read from the protos: every RPC whose
-``google.api.http`` verb is not GET changes something. Reads, health and
+Which methods need the token comes from the protos (``server.api``: every
+RPC whose ``google.api.http`` verb is not GET changes something). Reads, health and
 reflection stay open.
 """
 from __future__ import annotations
@@ -11,14 +11,9 @@ import time
 
 import grpc
 
-from server.gateway.rules import package_services, routes_of
 from server.observability import Metrics, event_log
 
 log = event_log("opsledger.rpc")
-
-
-def mutating_methods() -> frozenset[str]:
-    return frozenset(r.full_method for r in routes_of(package_services()) if r.verb != "GET")
 
 
 def _metadata(details: grpc.HandlerCallDetails, key: str) -> str | None:

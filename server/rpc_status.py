@@ -5,6 +5,9 @@ ErrorInfo (reason ILLEGAL_TRANSITION) with current_status, last_processor_id
 and last_result_id; NOT_FOUND a ResourceInfo. A view's refusal (evidence)
 carries an ErrorInfo whose reason is the envelope's error code and whose
 metadata names the envelope's schema and asof.
+
+``decode_details`` is the way back, for every reader of a refusal (the
+gateway's bodies, the CLI's messages).
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import functools
 import logging
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -101,3 +104,28 @@ def refusals_to_status(method):
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
 
     return wrapper
+
+
+# The google.rpc detail kinds opsledger sends (see ``_details``).
+DETAIL_KINDS = (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo, error_details_pb2.ResourceInfo)
+
+
+def decode_details(exc: grpc.RpcError) -> list[dict]:
+    """The google.rpc details of a failed call as plain dicts, each with its ``@type``.
+
+    Empty when the call carried none (or a status that does not match its code).
+    """
+    try:
+        status = rpc_status.from_call(exc)
+    except ValueError:
+        return []
+    out: list[dict] = []
+    for packed in status.details if status is not None else ():
+        for kind in DETAIL_KINDS:
+            if packed.Is(kind.DESCRIPTOR):
+                detail = kind()
+                packed.Unpack(detail)
+                item = json_format.MessageToDict(detail, preserving_proto_field_name=True)
+                item["@type"] = kind.DESCRIPTOR.full_name
+                out.append(item)
+    return out

@@ -5,8 +5,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MAX_MESSAGE_BYTES = 1 << 20
-
 
 class SettingsError(ValueError):
     """A setting that cannot be served as given; the message says what to change."""

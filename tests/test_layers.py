@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import re
 
 import pytest
 
@@ -47,3 +48,25 @@ def test_pure_modules_reach_no_store(rel):
 def test_the_gateway_speaks_grpc_only(rel):
     """The gateway maps HTTP onto the RPCs; the ledger's rules stay behind them."""
     assert [m for m in imports(rel) if m.startswith(("server.ledger", "server.cycle", "server.artifacts"))] == []
+
+
+def test_auth_reads_its_rules_from_the_api_not_the_gateway():
+    assert [m for m in imports("server/interceptors.py") if m.startswith("server.gateway")] == []
+    assert "server.api" in imports("server/app.py")
+
+
+def _sources() -> dict[str, str]:
+    return {rel: (REPO / rel).read_text(encoding="utf-8")
+            for folder in ("server", "client") for rel in modules(folder)}
+
+
+@pytest.mark.parametrize("idea, pattern, home", [
+    ("the message-size limit", r"^\s*MAX_MESSAGE_BYTES\s*=", "client/limits.py"),
+    ("unpacking google.rpc details", r"rpc_status\.from_call\(", "server/rpc_status.py"),
+    ("parsing a contract timestamp", r"fromisoformat\(", "server/common/clock.py"),
+    ("a Struct's integral numbers", r"def restore_integers\(", "server/common/struct_numbers.py"),
+    ("reading the google.api.http options", r"annotations_pb2\.http\b", "server/api.py"),
+])
+def test_each_idea_is_written_once(idea, pattern, home):
+    where = sorted(rel for rel, text in _sources().items() if re.search(pattern, text, re.M))
+    assert where == [home], idea

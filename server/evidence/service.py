@@ -12,6 +12,7 @@ import asyncio
 
 from google.protobuf import json_format
 
+from client.limits import MAX_MESSAGE_BYTES
 from opsledger.v1 import evidence_pb2 as pb
 from opsledger.v1 import evidence_pb2_grpc
 from server.artifacts.store import ArtifactStore, RawPathError
@@ -20,7 +21,6 @@ from server.errors import InvalidRef, ViewNotFound
 from server.evidence import refs, view
 from server.ledger.backend import LedgerBackend
 from server.rpc_status import refusals_to_status
-from server.settings import MAX_MESSAGE_BYTES
 
 # A view must fit one gRPC message with room to spare.
 MAX_EVIDENCE_BYTES = MAX_MESSAGE_BYTES // 2

@@ -22,15 +22,15 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from client.limits import MAX_MESSAGE_BYTES
+from server.api import HttpRoute, package_services, routes_of
 from server.gateway import mapping
-from server.observability import event_log
 from server.gateway.openapi import openapi_document
-from server.gateway.rules import HttpRoute, package_services, routes_of
+from server.observability import event_log
 
 _access = event_log("opsledger.http")
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 STATIC = Path(__file__).resolve().parent.parent / "static"  # the board page, shipped in the package
-MAX_BODY = 1 << 20
 CALL_TIMEOUT_S = 330.0  # above every server-side wait (RunCycle queueing, ConsumeNext)
 _JSON_TYPES = ("application/json", "application/x-www-form-urlencoded")
 
@@ -54,13 +54,13 @@ def _content_type_ok(request: Request) -> bool:
 
 async def _read_body(request: Request) -> bytes:
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY:
-        raise HTTPException(413, f"body over {MAX_BODY} bytes")
+    if length is not None and length.isdigit() and int(length) > MAX_MESSAGE_BYTES:
+        raise HTTPException(413, f"body over {MAX_MESSAGE_BYTES} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
-            raise HTTPException(413, f"body over {MAX_BODY} bytes")
+        if size > MAX_MESSAGE_BYTES:
+            raise HTTPException(413, f"body over {MAX_MESSAGE_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

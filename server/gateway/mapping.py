@@ -13,15 +13,17 @@ from __future__ import annotations
 import orjson
 from google.protobuf import descriptor, json_format
 from google.rpc import code_pb2, error_details_pb2
-from grpc_status import rpc_status
 
+from server.api import HttpRoute
 from server.common.contract_json import contract_dict
-from server.gateway.rules import HttpRoute
+from server.rpc_status import decode_details
 
 # Legacy keys that are not fields of the response message (SPEC §7), by RPC.
 LEGACY_EXTRAS: dict[str, dict] = {
     "opsledger.v1.TicketService.GetBoard": {"error": None},
 }
+
+_ERROR_INFO = error_details_pb2.ErrorInfo.DESCRIPTOR.full_name
 
 # google.rpc.Code -> HTTP status (the standard table of google/rpc/code.proto).
 HTTP_STATUS: dict[int, int] = {
@@ -124,22 +126,9 @@ def render_error(exc, route: HttpRoute | None = None) -> tuple[int, dict]:
     code_name = exc.code().name
     code = getattr(code_pb2, code_name, code_pb2.UNKNOWN)
     message = exc.details() or code_name
-    details: list[dict] = []
-    conflict = None
-    try:
-        status = rpc_status.from_call(exc)
-    except ValueError:
-        status = None
-    for packed in status.details if status is not None else ():
-        for kind in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo, error_details_pb2.ResourceInfo):
-            if packed.Is(kind.DESCRIPTOR):
-                detail = kind()
-                packed.Unpack(detail)
-                item = json_format.MessageToDict(detail, preserving_proto_field_name=True)
-                item["@type"] = kind.DESCRIPTOR.full_name
-                details.append(item)
-                if kind is error_details_pb2.ErrorInfo and detail.reason == "ILLEGAL_TRANSITION":
-                    conflict = detail.metadata.get("current_status")
+    details = decode_details(exc)
+    conflict = next((item.get("metadata", {}).get("current_status") for item in details
+                     if item["@type"] == _ERROR_INFO and item.get("reason") == "ILLEGAL_TRANSITION"), None)
     view = _view_error(route, details, message) if route is not None else None
     if view is not None:
         return HTTP_STATUS.get(code, 500), view
@@ -155,7 +144,7 @@ def _view_error(route: HttpRoute, details: list[dict], message: str) -> dict | N
         return None
     for item in details:
         metadata = item.get("metadata") or {}
-        if item["@type"] == error_details_pb2.ErrorInfo.DESCRIPTOR.full_name and "schema" in metadata:
+        if item["@type"] == _ERROR_INFO and "schema" in metadata:
             envelope = route.response_class()(status="error")
             for key in ("schema", "asof"):
                 if key in desc.fields_by_name:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from google.protobuf import descriptor
 
 from server.gateway.mapping import LEGACY_EXTRAS, is_view
-from server.gateway.rules import HttpRoute
+from server.api import HttpRoute
 
 FD = descriptor.FieldDescriptor
 _SCALARS = {

@@ -12,7 +12,7 @@ import uvicorn
 from grpc_tools import protoc
 
 from server.gateway.app import build_app
-from server.gateway.rules import package_services
+from server.api import package_services
 from tests.helpers import REPO
 
 PROTO = '''

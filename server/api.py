@@ -1,7 +1,9 @@
-"""HTTP rules read from the services' ``google.api.http`` options.
+"""The API as the protos declare it: services, HTTP rules, which RPCs write.
 
-Nothing here knows a route by name: every route comes from a method's
-annotation, so a new annotated RPC is a new route (and a new OpenAPI path).
+The one place the ``google.api.http`` options are read. The gateway makes
+its routes (and OpenAPI paths) from them and the auth interceptor its list
+of writing RPCs, so neither knows a route by name and a new annotated RPC
+is a new route with the right auth rule.
 """
 from __future__ import annotations
 
@@ -86,3 +88,8 @@ def package_services(package: str = "opsledger.v1") -> list[descriptor.ServiceDe
             module = importlib.import_module(f"{package}.{info.name}")
             services += list(module.DESCRIPTOR.services_by_name.values())
     return sorted(services, key=lambda s: s.full_name)
+
+
+def mutating_methods() -> frozenset[str]:
+    """Full gRPC method names that change something: every RPC whose HTTP verb is not GET."""
+    return frozenset(r.full_method for r in routes_of(package_services()) if r.verb != "GET")
