@@ -96,9 +96,11 @@ def cmd_serve(args) -> int:
 
 
 def cmd_submit(args) -> int:
+    from server.common import strict_json
+
     try:
-        payload = json.loads(args.payload)
-    except json.JSONDecodeError as exc:
+        payload = strict_json.loads(args.payload)
+    except ValueError as exc:  # not JSON, or an object with a repeated key
         print(f"error: --payload is not JSON ({exc}): give a JSON object such as '{{\"message_id\": \"m1\"}}'",
               file=sys.stderr)
         return EXIT_USAGE

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hmac
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from server.artifacts.layout import latest_ref
-from server.common import rawpath
+from server.common import rawpath, strict_json
 from server.common.canonical import legacy_sha256_hex, sha256_hex
 from server.common.clock import parse_iso
 
@@ -130,8 +129,8 @@ def check_bundle(
     if raw is None:
         return BundleCheck("NO_BUNDLE", problems=["no bundle at " + LATEST_REF])
     try:
-        bundle = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        bundle = strict_json.loads(raw.decode("utf-8"))
+    except ValueError as exc:  # not UTF-8, not JSON, or a repeated key
         return BundleCheck("FAIL", problems=[f"unreadable: {exc}"])
     if not isinstance(bundle, dict):
         return BundleCheck("FAIL", problems=["not a JSON object"])

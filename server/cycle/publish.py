@@ -5,13 +5,13 @@ written; a bundle that would FAIL is refused. Written latest + snapshot.
 """
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import uuid
 from pathlib import Path
 
 from server.artifacts.store import ArtifactStore
+from server.common import strict_json
 from server.common.canonical import pretty
 from server.common.clock import Clock, file_stamp, iso
 from server.cycle import bundle as bundle_step
@@ -31,7 +31,10 @@ def _git(*args: str) -> str | None:
 
 def publish(artifacts: ArtifactStore, strategy_path: Path, key_file: Path | None = None, clock: Clock | None = None) -> tuple[str, str, dict]:
     clock = clock or Clock()
-    strategy = json.loads(Path(strategy_path).read_text(encoding="utf-8"))
+    try:
+        strategy = strict_json.loads(Path(strategy_path).read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise PublishRefused(f"{strategy_path}: not a JSON strategy ({exc})") from None
     if not isinstance(strategy, dict):
         raise PublishRefused(f"{strategy_path}: a strategy must be a JSON object")
     if strategy.get("schema") == bundle_step.SCHEMA:

@@ -1,12 +1,11 @@
 """``opsledger verify receipt``: recompute a receipt's hash, check every ref and the seed's key order."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from server.artifacts import layout
 from server.artifacts.store import ArtifactStore
-from server.common import rawpath
+from server.common import rawpath, strict_json
 from server.common.canonical import report_sha256
 from server.cycle.receipt import SEED_KEYS, SEED_STEP_KEYS, STEP_EXTRA_KEY
 
@@ -61,7 +60,7 @@ def key_order_problems(receipt: dict) -> list[str]:
 def verify_receipt(artifacts: ArtifactStore, path: Path) -> list[str]:
     """Problems found (empty = the receipt verifies)."""
     try:
-        receipt = json.loads(Path(path).read_bytes())
+        receipt = strict_json.loads(Path(path).read_bytes())
     except (OSError, ValueError) as exc:
         return [f"{path}: cannot read receipt: {exc}"]
     if not isinstance(receipt, dict):

@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from server.common import strict_json
+
 from server.common.clock import epoch_seconds
 from server.ledger.machine import OPEN, STATUSES
 from server.ledger.validation import REQUEST_TYPES
@@ -112,8 +114,10 @@ def _epoch(value: Any, key: str) -> int:
 
 def _load(raw: bytes, schema: str) -> dict:
     try:
-        rec = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        rec = strict_json.loads_fast(raw)
+    except strict_json.DuplicateKey as exc:
+        raise LineError(str(exc)) from None
+    except ValueError as exc:  # orjson.JSONDecodeError is one
         raise LineError(f"not JSON ({exc})") from None
     if not isinstance(rec, dict):
         raise LineError("not a JSON object")

@@ -45,6 +45,15 @@ def fsck(root: Path) -> list[Finding]:
         path = root / rel
         if not path.exists():
             continue
+        if not path.is_file():
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            findings.append(Finding(rel, 0, f"is {kind}, not a log: start-up refuses it; move it away"))
+            continue
+        try:
+            path.open("rb").close()
+        except OSError as exc:
+            findings.append(Finding(rel, 0, f"cannot be read ({exc.strerror}): fix its permissions"))
+            continue
         for n, offset, line, has_nl in _lines(path):
             if not has_nl:
                 findings.append(Finding(rel, n, "torn last line (no newline); start-up will move it aside"))

@@ -66,6 +66,17 @@ class CorruptLog(StartupRefused):
         super().__init__(f"{path}:{line_no}: {reason}")
 
 
+class TornTailStuck(StartupRefused):
+    """A torn last line that cannot be cut off: the file refuses truncation."""
+
+    def __init__(self, path: Path, reason: str, exc: OSError) -> None:
+        self.path = path
+        self.fix = (f"a log that is append-only (chattr +a) or immutable cannot lose its torn tail: clear the flag "
+                    f"(chattr -a {path}), start once so the tail is moved aside to {path.name}.torn-*, then set "
+                    "it again")
+        super().__init__(f"{path}: {reason}, and the file cannot be cut ({exc.strerror})")
+
+
 @dataclass
 class Sync:
     """Only read what other processes appended."""
@@ -524,11 +535,29 @@ class JsonlLedger:
 
     def _cut_torn_tail(self, path: Path, cut_at: int, end: int, reason: str) -> None:
         fd = self._fds[path]
+        try:
+            # Same size: changes nothing, and fails exactly when the cut would
+            # (an append-only or immutable file), before any copy is made.
+            os.ftruncate(fd, end)
+        except OSError as exc:
+            raise TornTailStuck(path, f"{reason} ({end - cut_at} bytes)", exc) from None
         torn = os.pread(fd, end - cut_at, cut_at)
-        aside = create_new(path.parent, f"{path.name}.torn-{file_stamp(self.clock.now())}", "", torn)
+        aside = _aside_copy(path, torn, file_stamp(self.clock.now()))
         os.ftruncate(fd, cut_at)
         os.fsync(fd)
         log.warning("%s: %s; %d bytes moved aside to %s", path, reason, len(torn), aside.name)
+
+
+def _aside_copy(path: Path, torn: bytes, stamp: str) -> Path:
+    """``<file>.torn-<stamp>`` holding ``torn``; an identical copy left by an
+    earlier start-up that stopped before the cut is reused, not repeated."""
+    for earlier in sorted(path.parent.glob(path.name + ".torn-*")):
+        try:
+            if earlier.stat().st_size == len(torn) and earlier.read_bytes() == torn:
+                return earlier
+        except OSError:
+            continue
+    return create_new(path.parent, f"{path.name}.torn-{stamp}", "", torn)
 
 
 class _IndexView:
