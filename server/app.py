@@ -152,6 +152,7 @@ class Opsledger:
             maximum_concurrent_rpcs=s.max_concurrent_rpcs,
         )
         self.artifacts: ArtifactStore = FileArtifacts(Path(s.root))
+        await asyncio.to_thread(self.artifacts.recover)  # what a killed cycle left behind
         tickets_pb2_grpc.add_TicketServiceServicer_to_server(
             TicketService(self.store, self.clock, self.artifacts), server)
         self.runner = CycleRunner(self.artifacts, ledger_view(self.store), self.clock, s.bundle_max_age_s, s.bundle_key_file)

@@ -16,7 +16,11 @@ Promises every implementation keeps (``tests/artifacts`` checks them):
 - ``read_latest``/``read`` give the stored bytes exactly, or None when
   nothing is stored; a ref that breaks the raw-path rules (SPEC §5) raises
   ``RawPathError`` naming the rule.
-- ``snapshots`` lists a kind's snapshot refs newest first.
+- ``snapshots`` lists a kind's snapshot refs newest first, only those that
+  parse as a JSON object (one cut short by a crash is never listed).
+- ``recover()`` (once, at start-up) removes what writers killed mid-write
+  left behind (temp files, empty snapshots), never a write in progress
+  elsewhere; it returns what it removed.
 - ``resolve`` tells where a ref's bytes are kept (for messages), None when
   nothing is stored there, ``RawPathError`` for a bad ref.
 - ``exclusive(name)`` is a lock held across processes (and replicas) for
@@ -47,3 +51,5 @@ class ArtifactStore(Protocol):
     def resolve(self, ref: str) -> str | None: ...
 
     def exclusive(self, name: str) -> AbstractContextManager[None]: ...
+
+    def recover(self) -> list[str]: ...

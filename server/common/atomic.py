@@ -7,6 +7,7 @@ a name taken in the same second gets ``_2``, ``_3``, … before the suffix.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -39,9 +40,22 @@ def _fill(fd: int, path: Path, data: bytes) -> None:
     os.close(fd)
 
 
+# The temp files atomic_replace makes: a writer killed before its os.replace leaves one.
+_TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{32}\.tmp")
+
+
+def temp_name(target: Path) -> str:
+    return f".{target.name}.{uuid.uuid4().hex}.tmp"
+
+
+def is_temp_name(name: str) -> bool:
+    """True for a name ``atomic_replace`` gives its temp files (and nothing else)."""
+    return _TEMP_NAME.fullmatch(name) is not None
+
+
 def atomic_replace(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    tmp = path.parent / temp_name(path)
     _fill(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), tmp, data)
     try:
         os.replace(tmp, path)
