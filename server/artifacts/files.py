@@ -79,6 +79,8 @@ class FileArtifacts:
         """Remove what writers killed mid-write left: temp files of latest
         replaces and empty snapshots. Returns their paths (relative)."""
         removed: list[str] = []
+        if not any((self.root / d).is_dir() for k in layout.KINDS.values() for d in (k.latest_dir, k.snapshot_dir)):
+            return removed  # nothing was ever written: nothing to sweep, nothing to create
         with self._writes_lock(fcntl.LOCK_EX):
             for k in layout.KINDS.values():
                 for folder, is_debris in ((k.latest_dir, lambda p: is_temp_name(p.name)),
