@@ -1,5 +1,5 @@
-"""Which refs are evidence (pure): a report file opsledger writes, a ledger
-log, or one line of the results log. Everything else is an invalid ref.
+"""Which refs are evidence (SPEC §7.1, pure): a report file opsledger writes,
+a ledger log, or one line of the results log. Everything else is an invalid ref.
 
 The raw-path rules themselves (no ``..``, no ``\\``, no URL, no
 percent-escape, no NUL, ...) live in ``server.common.rawpath`` and where each

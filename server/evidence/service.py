@@ -1,4 +1,4 @@
-"""EvidenceService over grpc.aio: a ref -> EVIDENCE_VIEW_V1.
+"""EvidenceService over grpc.aio: a ref -> EVIDENCE_VIEW_V1 (SPEC §7.1).
 
 Backend-agnostic: report files come through the ``ArtifactStore``
 (``read(ref)``: the stored bytes, None when nothing is stored, RawPathError

@@ -87,7 +87,7 @@ def build_app(
 
     async def call(route: HttpRoute, request: Request) -> Response:
         raw = await _read_body(request) if route.body else b""
-        # An empty body means "fields from the query string" (legacy callers send
+        # An empty body means "fields from the query string" (SPEC §7; legacy callers send
         # POST ...?confirm=true with no body and no Content-Type); a body, when
         # sent, must be JSON and is then the only source of body fields.
         body_sent = bool(raw.strip())
