@@ -57,13 +57,13 @@ def check_lines(backend, ids):
 def test_result_lines_number_the_results_log(open_backend):
     backend = open_backend()
     assert backend.line_counts() == (0, 0) and backend.result_line(1) is None
-    ids = history(backend, 7)
+    ids = history(backend, 45)  # 113 result lines: several strides of the line index
     check_lines(backend, ids)
 
 
 def test_result_lines_survive_a_restart(open_backend):
     first = open_backend()
-    ids = history(first, 5)
+    ids = history(first, 40)
     first.close()
     check_lines(open_backend(), ids)
 

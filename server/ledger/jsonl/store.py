@@ -19,14 +19,12 @@ Shell around the pure parts (decide, records, index):
 from __future__ import annotations
 
 import asyncio
-import bisect
 import concurrent.futures
 import logging
 import os
 import queue
 import threading
 import time
-from array import array
 from collections.abc import Callable
 
 from dataclasses import dataclass
@@ -43,6 +41,7 @@ from server.ledger.decide import Batch, Refusal, decide
 from server.ledger.jsonl import replay
 from server.ledger.jsonl.files import LOCK, REQUESTS, RESULTS, FileLock, read_line
 from server.ledger.jsonl.index import Entry, LedgerIndex
+from server.ledger.jsonl.lines import SparseLines, count_lines, skip_lines
 
 log = logging.getLogger("opsledger.store")
 
@@ -116,10 +115,9 @@ class JsonlLedger:
         self._waiters_lock = threading.Lock()
         self._sizes = {self.requests_path: 0, self.results_path: 0}
         self._line_numbers = {self.requests_path: 0, self.results_path: 0}
-        # Start offset of every results line (8 bytes a line): "line N" of the
-        # results log is evidence an auditor can cite, and a result's offset
-        # gives back its line number by bisection.
-        self._result_starts = array("Q")
+        # "line N" of the results log is evidence an auditor can cite; a sparse
+        # index of line starts answers it (and a result's line from its offset).
+        self._result_lines = SparseLines()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._fds: dict[Path, int] = {}
@@ -241,8 +239,9 @@ class JsonlLedger:
             if entry is None:
                 return None
             request_offset, result_offsets = entry.request_offset, entry.result_offsets()
-            lines = [bisect.bisect_left(self._result_starts, o) + 1 for o in result_offsets]
+            marks = [self._result_lines.mark_before(o) for o in result_offsets]
         res_fd = self._fds[self.results_path]
+        lines = [first + count_lines(res_fd, mark, o) for (first, mark), o in zip(marks, result_offsets)]
         request = orjson.loads(read_line(self._fds[self.requests_path], request_offset))
         results = [orjson.loads(read_line(res_fd, offset)) for offset in result_offsets]
         return TicketView(records.board_row(request, results[-1] if results else None), request, results, lines)
@@ -250,10 +249,11 @@ class JsonlLedger:
     def result_line(self, n: int) -> bytes | None:
         self._refresh()
         with self.lock:
-            if not 1 <= n <= len(self._result_starts):
-                return None
-            offset = self._result_starts[n - 1]
-        return read_line(self._fds[self.results_path], offset)
+            where = self._result_lines.locate(n)
+        if where is None:
+            return None
+        fd = self._fds[self.results_path]
+        return read_line(fd, skip_lines(fd, *where))
 
     def line_counts(self) -> tuple[int, int]:
         self._refresh()
@@ -452,7 +452,7 @@ class JsonlLedger:
             offset = res_at
             for rec, line in zip(work.results, result_lines):
                 self.index.apply_result(rec, epoch_seconds(rec["processed_at"]), offset)
-                self._result_starts.append(offset)
+                self._result_lines.add(offset)
                 offset += len(line)
             self._sizes[self.results_path] = offset
             self._line_numbers[self.results_path] += len(result_lines)
@@ -486,7 +486,7 @@ class JsonlLedger:
             raise CorruptLog(path, 0, f"file shrank from {start} to {end} bytes under us")
         offset = start
         line_no = self._line_numbers[path]
-        starts = self._result_starts if path == self.results_path else None
+        numbered = self._result_lines if path == self.results_path else None
         pending = b""
         pos = start
         while pos < end:
@@ -510,8 +510,8 @@ class JsonlLedger:
                         self._line_numbers[path] = line_no - 1
                         self._sizes[path] = offset
                         return
-                    if starts is not None:
-                        starts.append(offset)
+                    if numbered is not None:
+                        numbered.add(offset)
                     offset += len(line) + 1
         if pending:
             self._cut_torn_tail(path, offset, end, "last line has no newline")
