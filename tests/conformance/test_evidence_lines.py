@@ -1,4 +1,4 @@
-"""The evidence queries every ledger backend answers (SPEC §5.1): result_line(n),
+"""The evidence queries every ledger backend answers (SPEC §7.1): result_line(n),
 line_counts() and each ticket's result_lines, through LedgerBackend only."""
 import orjson
 
