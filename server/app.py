@@ -298,15 +298,17 @@ class Opsledger:
 
 async def serve_forever(settings: Settings) -> int:
     app = Opsledger(settings)
+    # Handlers first: start() writes the ready file, and a SIGTERM sent as soon
+    # as it appears must drain like any other, not kill the process.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
         await app.start()
     except BaseException:
         await app.stop(0)  # a start that fails half-way leaves no port, thread or file open
         raise
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("draining", grace_s=settings.grace, pid=os.getpid())
     await app.stop()
