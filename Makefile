@@ -24,12 +24,13 @@ $(TEST_STAMP): $(STAMP)
 venv: $(STAMP)
 test-deps: $(TEST_STAMP)
 
-# The board page tests drive Debian's Chromium (no browser download: no internet).
+# The board page tests drive Debian's Chromium (no browser download: no internet);
+# the legacy cron check runs the real curl.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser-deps:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! command -v curl >/dev/null; then \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
-	    chromium chromium-driver fonts-noto-cjk >/dev/null; fi
+	    chromium chromium-driver fonts-noto-cjk curl >/dev/null; fi
 
 ## run: set up and start the server (gRPC 127.0.0.1:50051, HTTP 127.0.0.1:8080)
 run: $(STAMP)

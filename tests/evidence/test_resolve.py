@@ -192,3 +192,30 @@ def test_files_deleted_under_a_running_server_are_not_found(ev, root):
     shutil.rmtree(root / "reports")
     r = resolve(ev, receipt["reco"]["latest_ref"])
     assert r.status_code == 404
+
+
+def test_nothing_outside_the_root_is_even_opened(ev, root, tmp_path):
+    """The escaping target is a FIFO: opening it for reading would block (no
+    writer), so a prompt 400 proves the server refused before any open."""
+    import os
+
+    write_bundle(root)
+    receipt = ev.http.post("/api/live/cycle/run?confirm=true").json()["receipt"]
+    fifo = tmp_path / "outside.fifo"
+    os.mkfifo(fifo)
+    target = root / receipt["snapshot_ref"]
+    target.unlink()
+    target.symlink_to(fifo)
+    r = ev.http.get(RESOLVE, params={"ref": receipt["snapshot_ref"]}, timeout=20)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "INVALID_REF"
+    assert "outside the data root" in r.json()["error"]["message"]
+
+
+def test_openapi_describes_the_resolver(ev):
+    doc = ev.http.get("/openapi.json").json()
+    op = doc["paths"]["/api/evidence/resolve"]["get"]
+    assert [p["name"] for p in op["parameters"]] == ["ref"]
+    assert {"200", "400", "404"} <= set(op["responses"])
+    ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    schema = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert list(schema["properties"]) == ["status", "schema", "asof", "row_count", "rows", "error"]
