@@ -292,11 +292,25 @@ def test_worker_sigterm_finishes_the_ticket_in_hand(root):
         assert srv.terminate() == 0
 
 
+def handles_sigterm(pid: int) -> bool:
+    """Linux: the process has a SIGTERM handler (bit 15 of SigCgt in /proc)."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
 def test_worker_sigterm_during_a_long_poll_exits_and_claims_nothing(root):
     srv = ServerProcess(root)
     try:
         worker = subprocess.Popen(opsledger_cmd("worker", "--target", srv.target, "--processor", "w-idle",
                                                 "--wait", "30"), cwd=REPO, stdout=subprocess.PIPE, text=True)
+        # SIGTERM only once the worker handles it (a loaded machine may take
+        # longer than any fixed sleep to import and start), then let it poll.
+        deadline = time.monotonic() + 60
+        while not handles_sigterm(worker.pid):
+            assert worker.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
         time.sleep(1.0)  # now blocked in ConsumeNext
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(10) == 0
