@@ -23,6 +23,7 @@ from server import errors
 
 log = logging.getLogger("opsledger.rpc")
 DOMAIN = "opsledger"
+TRANSITION_KEYS = ("request_id", "current_status", "attempted", "last_processor_id", "last_result_id")
 
 _CODES: dict[type, int] = {
     errors.InvalidArgument: code_pb2.INVALID_ARGUMENT,
@@ -52,16 +53,13 @@ def _details(exc: errors.OpsledgerError) -> list[any_pb2.Any]:
             for v in exc.violations
         ]))]
     if isinstance(exc, errors.IllegalTransition):
+        # ErrorInfo metadata holds strings only: a value the ticket does not
+        # have yet (no result while OPEN) is left out, and HTTP shows it null.
+        values = {key: getattr(exc, key) for key in TRANSITION_KEYS}
         return [_pack(error_details_pb2.ErrorInfo(
             reason="ILLEGAL_TRANSITION",
             domain=DOMAIN,
-            metadata={
-                "request_id": exc.request_id,
-                "current_status": exc.current_status,
-                "attempted": exc.attempted,
-                "last_processor_id": exc.last_processor_id,
-                "last_result_id": exc.last_result_id,
-            },
+            metadata={k: v for k, v in values.items() if v},
         ))]
     if isinstance(exc, errors.ViewRefused):
         # metadata "schema" tells the gateway to answer in that view's envelope.

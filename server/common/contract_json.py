@@ -15,6 +15,7 @@ from server.common.struct_numbers import restore_integers
 _STRUCT = "google.protobuf.Struct"
 # Free JSON (Struct, and Value for a view's "data"): numbers come back as doubles.
 _JSON_VALUES = (_STRUCT, "google.protobuf.Value", "google.protobuf.ListValue")
+_UNSPECIFIED = "VALUE_UNSPECIFIED"
 
 
 def complete(desc: descriptor.Descriptor, d: dict) -> dict:
@@ -31,8 +32,8 @@ def complete(desc: descriptor.Descriptor, d: dict) -> dict:
         elif f.is_repeated:
             items = value or []
             out[f.name] = [complete(sub, i) for i in items] if sub is not None else items
-        elif value is None:
-            out[f.name] = None
+        elif value is None or (f.enum_type is not None and value == _UNSPECIFIED):
+            out[f.name] = None  # "no value" is null, never the proto's zero name
         else:
             out[f.name] = complete(sub, value) if sub is not None else value
     return out

@@ -19,8 +19,10 @@ import orjson
 
 
 class DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, where: str | None = None, folded: dict | None = None) -> None:
         self.key = key
+        self.where = where or key  # dotted path of the repeated key, e.g. payload.reason
+        self.folded = folded  # the object holding it, as a last-wins parser sees it
         super().__init__(f"duplicate key {key!r} in a JSON object")
 
 
@@ -28,9 +30,28 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict:
     obj: dict = {}
     for key, value in pairs:
         if key in obj:
-            raise DuplicateKey(key)
+            raise DuplicateKey(key, folded=dict(pairs))
         obj[key] = value
     return obj
+
+
+def _path_of(value: Any, target: dict, key: str, trail: str = "", depth: int = 0) -> str | None:
+    """Dotted path of ``key`` inside the object equal to ``target`` (depth-first)."""
+    if depth > 64:
+        return None
+    if isinstance(value, dict):
+        if value == target:
+            return f"{trail}.{key}" if trail else key
+        items = ((k if not trail else f"{trail}.{k}", v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{trail}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for sub, v in items:
+        found = _path_of(v, target, key, sub, depth + 1)
+        if found is not None:
+            return found
+    return None
 
 
 def _no_constant(name: str):
@@ -47,4 +68,18 @@ def loads_fast(raw: bytes) -> Any:
     value = orjson.loads(raw)
     if isinstance(value, dict) and orjson.dumps(value) != raw:
         loads(raw)  # raises for a repeated key; otherwise the line is merely formatted differently
+    return value
+
+
+def loads_located(raw: bytes) -> Any:
+    """For request bodies: orjson's text rules (no invalid UTF-8, no lone surrogate,
+    no NaN), and a repeated key refused with ``where`` naming its path."""
+    value = orjson.loads(raw)  # orjson.JSONDecodeError is a ValueError
+    if b"{" in raw:
+        try:
+            loads(raw)
+        except DuplicateKey as dup:
+            raise DuplicateKey(dup.key, _path_of(value, dup.folded, dup.key)) from None
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
     return value

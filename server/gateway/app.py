@@ -6,6 +6,7 @@ every rule of the server (validation, auth, limits) applies unchanged; the
 """
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections import defaultdict
@@ -42,8 +43,39 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
-def _fail(status: int, message: str, code: str) -> JSONResponse:
-    return JSONResponse(mapping.fail_body(message, code), status_code=status)
+def _fail(status: int, message: str, code: str, violation: tuple[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(mapping.fail_body(message, code, violation), status_code=status)
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns once the client has gone (the body was read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_disconnected(request: Request, upstream):
+    """The upstream call's answer, or None after cancelling it because the client left.
+
+    A client that closes its connection (a long-poll given up, a timeout)
+    cancels the gRPC call, exactly as a gRPC caller's cancellation would:
+    a ConsumeNext still waiting claims nothing.
+    """
+    answer = asyncio.ensure_future(_await(upstream))
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not answer.done():
+            upstream.cancel()  # the gRPC call itself: the server sees CANCELLED
+            answer.cancel()
+    if answer.cancelled():
+        return None
+    return answer.result()
+
+
+async def _await(call):
+    return await call
 
 
 def _content_type_ok(request: Request) -> bool:
@@ -99,7 +131,12 @@ def build_app(
             message = mapping.build_request(route, body, dict(request.path_params),
                                             [] if body_sent else query)
         except mapping.BadRequest as exc:
-            return _fail(400, str(exc), "INVALID_ARGUMENT")
+            return _fail(400, str(exc), "INVALID_ARGUMENT", (exc.field, exc.description))
+        if message.ByteSize() > MAX_MESSAGE_BYTES:
+            # JSON can be far smaller than its protobuf (a list of zeros):
+            # the request is too large, not a server out of resources.
+            return _fail(413, f"body: encodes to {message.ByteSize()} bytes, over the {MAX_MESSAGE_BYTES}-byte "
+                         "message limit", "RESOURCE_EXHAUSTED", ("body", "over the message size limit"))
         metadata = []
         auth = request.headers.get("authorization")
         if auth:
@@ -110,7 +147,10 @@ def build_app(
         if request.client:
             metadata.append(("x-forwarded-for", request.client.host))
         try:
-            reply = await calls[route.key](message, timeout=CALL_TIMEOUT_S, metadata=metadata)
+            reply = await _unless_disconnected(
+                request, calls[route.key](message, timeout=CALL_TIMEOUT_S, metadata=metadata))
+            if reply is None:
+                return Response(status_code=499)  # nobody is left to read it
         except grpc.aio.AioRpcError as exc:
             status, payload = mapping.render_error(exc, route)
             return JSONResponse(payload, status_code=status)

@@ -1,8 +1,11 @@
 """JSON <-> protobuf for the gateway, and gRPC errors -> legacy HTTP bodies.
 
 Requests: the body (``body: "*"``), path variables and query parameters
-become one request message through protobuf's ``json_format``; an unknown
-field, a wrong type or an unknown enum value is a 400 naming the field.
+become one request message through protobuf's ``json_format``. The body is
+held to the contract's own shape first (``check_body``): snake_case field
+names, enum names (never numbers), JSON types as the field's, no repeated
+keys, REQUIRED fields present and not null. Anything else is a 400 whose
+BadRequest detail names the field.
 
 Responses: the message as contract JSON (``server.common.contract_json``:
 snake_case, every field present, unset optional ones ``null``), plus the
@@ -10,13 +13,16 @@ legacy extras below.
 """
 from __future__ import annotations
 
-import orjson
+import re
+
+from google.api import field_behavior_pb2
 from google.protobuf import descriptor, json_format
 from google.rpc import code_pb2, error_details_pb2
 
 from server.api import HttpRoute
+from server.common import strict_json
 from server.common.contract_json import contract_dict
-from server.rpc_status import decode_details
+from server.rpc_status import TRANSITION_KEYS, decode_details
 
 # Legacy keys that are not fields of the response message (SPEC §7), by RPC.
 LEGACY_EXTRAS: dict[str, dict] = {
@@ -47,11 +53,92 @@ HTTP_STATUS: dict[int, int] = {
 }
 
 VIEW_ERROR = "opsledger.v1.ViewError"
+_STRUCT = "google.protobuf.Struct"
+_FREE_FORM = {_STRUCT, "google.protobuf.Value", "google.protobuf.ListValue"}
 _BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False}
+_UNSPECIFIED = "VALUE_UNSPECIFIED"
+FD = descriptor.FieldDescriptor
+_INTEGERS = {FD.TYPE_INT32, FD.TYPE_SINT32, FD.TYPE_UINT32, FD.TYPE_INT64, FD.TYPE_SINT64, FD.TYPE_UINT64,
+             FD.TYPE_FIXED32, FD.TYPE_FIXED64, FD.TYPE_SFIXED32, FD.TYPE_SFIXED64}
+_NUMBERS = {FD.TYPE_DOUBLE, FD.TYPE_FLOAT}
 
 
 class BadRequest(ValueError):
-    """A request the gateway refuses itself (400), before any gRPC call."""
+    """A request the gateway refuses itself (400), before any gRPC call; names the field."""
+
+    def __init__(self, field: str, description: str | None = None) -> None:
+        if description is None:  # one "field: rule" text
+            field, _, description = field.partition(": ")
+        self.field = field
+        self.description = description
+        super().__init__(f"{field}: {description}")
+
+
+def required(field: descriptor.FieldDescriptor) -> bool:
+    behaviors = field.GetOptions().Extensions[field_behavior_pb2.field_behavior]
+    return field_behavior_pb2.REQUIRED in behaviors
+
+
+def _scalar_problem(f: descriptor.FieldDescriptor, value) -> str | None:
+    if f.enum_type is not None:
+        names = [v.name for v in f.enum_type.values if v.name != _UNSPECIFIED]
+        if not isinstance(value, str):
+            return f"must be an enum name ({', '.join(names)}), not a number or other JSON type"
+        if value not in f.enum_type.values_by_name or value == _UNSPECIFIED:
+            return f"must be one of {', '.join(names)}"
+        return None
+    if f.type == FD.TYPE_STRING:
+        return None if isinstance(value, str) else "must be a string"
+    if f.type == FD.TYPE_BOOL:
+        return None if isinstance(value, bool) else "must be true or false"
+    if f.type in _INTEGERS:
+        return None if isinstance(value, int) and not isinstance(value, bool) else "must be an integer"
+    if f.type in _NUMBERS:
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "must be a number"
+    return None
+
+
+def check_body(desc: descriptor.Descriptor, body: dict, trail: str = "") -> None:
+    """The body in the contract's terms: known snake_case names and the field's JSON type."""
+    for key, value in body.items():
+        where = f"{trail}{key}"
+        f = desc.fields_by_name.get(key)
+        if f is None:
+            named = next((g.name for g in desc.fields if g.json_name == key), None)
+            hint = f" (the contract spells it {trail}{named})" if named else ""
+            raise BadRequest(where, f"unknown field{hint}")
+        if value is None:
+            if required(f):
+                raise BadRequest(where, "is required and may not be null")
+            continue
+        sub = f.message_type
+        if f.is_repeated:
+            if not isinstance(value, list):
+                raise BadRequest(where, "must be a list")
+            items = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+        else:
+            items = [(where, value)]
+        for at, item in items:
+            if sub is not None and sub.full_name in _FREE_FORM:
+                if sub.full_name == _STRUCT and not isinstance(item, dict):
+                    raise BadRequest(at, "must be an object")
+            elif sub is not None:
+                if not isinstance(item, dict):
+                    raise BadRequest(at, "must be an object")
+                check_body(sub, item, f"{at}.")
+            else:
+                problem = _scalar_problem(f, item)
+                if problem:
+                    raise BadRequest(at, problem)
+
+
+def _check_required(desc: descriptor.Descriptor, data: dict) -> None:
+    for f in desc.fields:
+        if required(f) and data.get(f.name) is None:
+            raise BadRequest(f.name, "is required")
+
+
+_PARSE_FIELD = re.compile(r"Failed to parse (\w+) field")
 
 
 def _first_line(text: str) -> str:
@@ -64,42 +151,49 @@ def build_request(route: HttpRoute, body: dict | None, path: dict[str, str], que
     fields = cls.DESCRIPTOR.fields_by_name
     data: dict = {}
     if body is not None:
+        check_body(cls.DESCRIPTOR, body)
         data.update(body)
     for name, value in path.items():
         if name in data and data[name] != value:
-            raise BadRequest(f"{name}: path says {value!r}, body says {data[name]!r}")
+            raise BadRequest(name, f"path says {value!r}, body says {data[name]!r}")
         data[name] = value
     for name, value in query:
         field = fields.get(name)
         if field is None or name in path:
-            raise BadRequest(f"{name}: unknown query parameter")
+            raise BadRequest(name, "unknown query parameter")
         if field.message_type is not None:
-            raise BadRequest(f"{name}: an object, not a query parameter; send it in a JSON body")
+            raise BadRequest(name, "an object, not a query parameter; send it in a JSON body")
         if field.type == descriptor.FieldDescriptor.TYPE_BOOL:
             if value.lower() not in _BOOL_WORDS:
-                raise BadRequest(f"{name}: must be true or false")
+                raise BadRequest(name, "must be true or false")
             value = _BOOL_WORDS[value.lower()]
         if field.is_repeated:
             data.setdefault(name, []).append(value)
         elif name in data:
-            raise BadRequest(f"{name}: given more than once")
+            raise BadRequest(name, "given more than once")
         else:
             data[name] = value
+    if route.body:
+        _check_required(cls.DESCRIPTOR, data)
     try:
         return json_format.ParseDict(data, cls())
     except json_format.ParseError as exc:
-        raise BadRequest(_first_line(str(exc))) from None
+        text = _first_line(str(exc))
+        named = _PARSE_FIELD.search(text)
+        raise BadRequest(named.group(1) if named else "body", text) from None
 
 
 def parse_body(raw: bytes) -> dict:
     if not raw.strip():
         return {}
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"body: not valid JSON ({exc})") from None
+        body = strict_json.loads_located(raw)
+    except strict_json.DuplicateKey as dup:
+        raise BadRequest(dup.where, "key given more than once (duplicate keys are refused)") from None
+    except ValueError as exc:
+        raise BadRequest("body", f"not valid JSON ({exc})") from None
     if not isinstance(body, dict):
-        raise BadRequest("body: must be a JSON object")
+        raise BadRequest("body", "must be a JSON object")
     return body
 
 
@@ -127,6 +221,11 @@ def render_error(exc, route: HttpRoute | None = None) -> tuple[int, dict]:
     code = getattr(code_pb2, code_name, code_pb2.UNKNOWN)
     message = exc.details() or code_name
     details = decode_details(exc)
+    for item in details:
+        if item["@type"] == _ERROR_INFO and item.get("reason") == "ILLEGAL_TRANSITION":
+            # Every key present; what the ticket lacks (OPEN: no last result) is null, never "".
+            metadata = item.get("metadata", {})
+            item["metadata"] = {k: metadata.get(k) or None for k in TRANSITION_KEYS}
     conflict = next((item.get("metadata", {}).get("current_status") for item in details
                      if item["@type"] == _ERROR_INFO and item.get("reason") == "ILLEGAL_TRANSITION"), None)
     view = _view_error(route, details, message) if route is not None else None
@@ -155,5 +254,9 @@ def _view_error(route: HttpRoute, details: list[dict], message: str) -> dict | N
     return None
 
 
-def fail_body(message: str, code: str) -> dict:
-    return {"result": "FAIL", "message": message, "code": code, "details": []}
+def fail_body(message: str, code: str, violation: tuple[str, str] | None = None) -> dict:
+    details = []
+    if violation is not None:
+        details.append({"field_violations": [{"field": violation[0], "description": violation[1]}],
+                        "@type": error_details_pb2.BadRequest.DESCRIPTOR.full_name})
+    return {"result": "FAIL", "message": message, "code": code, "details": details}

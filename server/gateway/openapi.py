@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from google.protobuf import descriptor
 
-from server.gateway.mapping import LEGACY_EXTRAS, is_view
+from server.gateway.mapping import LEGACY_EXTRAS, is_view, required
 from server.api import HttpRoute
 
 FD = descriptor.FieldDescriptor
@@ -67,6 +67,10 @@ class _Schemas:
         schema = {"type": "object", "properties": props, "additionalProperties": False}
         if response:
             schema["required"] = list(props)
+        else:
+            needed = [f.name for f in desc.fields if required(f)]
+            if needed:
+                schema["required"] = needed
         return schema
 
     def field(self, f: descriptor.FieldDescriptor, response: bool) -> dict:
@@ -79,7 +83,10 @@ class _Schemas:
         elif f.message_type is not None:
             item = self.ref(f.message_type, response)
         elif f.enum_type is not None:
-            item = {"type": "string", "enum": [v.name for v in f.enum_type.values]}
+            names = [v.name for v in f.enum_type.values if v.name != "VALUE_UNSPECIFIED"]
+            item = {"type": "string", "enum": names}
+            if response and not f.is_repeated:
+                return {"anyOf": [item, {"type": "null"}]}  # no value is null, never VALUE_UNSPECIFIED
         else:
             item = dict(_SCALARS.get(f.type, {}))
         if f.is_repeated:

@@ -67,7 +67,7 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
     async def SubmitTicket(self, request: pb.SubmitTicketRequest, context) -> pb.SubmitTicketResponse:
         request_type = _enum_name(TYPE_NAME, request.request_type, "request_type")
         payload = json_format.MessageToDict(request.payload) if request.HasField("payload") else None
-        trace_id = request.trace_id if request.HasField("trace_id") else None
+        trace_id = request.trace_id or None  # an empty trace id is none: stored null, never ""
         key = request.idempotency_key if request.HasField("idempotency_key") else None
         clean = validation.check_submit(request.schema, request_type, payload, trace_id, key)
         outcome = await self.store.run(Submit(request_type, clean, trace_id, key))

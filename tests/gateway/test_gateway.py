@@ -142,7 +142,7 @@ BAD = [
     ("missing content type", "/api/tickets", b'{"request_type":"ACKNOWLEDGE","payload":{"message_id":"m"}}', {}, 415, "content-type"),
     ("text/plain", "/api/tickets", b'{"request_type":"ACKNOWLEDGE","payload":{"message_id":"m"}}', {"content-type": "text/plain"}, 415, "content-type"),
     ("invalid UUID", "/api/tickets/consume", b'{"request_id":"not-a-uuid"}', {"content-type": "application/json"}, 400, "request_id"),
-    ("status OPEN", "/api/tickets/complete", b'{"request_id":"6f1c1f8e-6b51-4f8e-9a59-3b7f0a4c1d2e","status":"OPEN"}',
+    ("status OPEN", "/api/tickets/complete", b'{"request_id":"6f1c1f8e-6b51-4f8e-9a59-3b7f0a4c1d2e","status":"OPEN","message":"m"}',
      {"content-type": "application/json"}, 400, "status"),
     ("invalid UTF-8", "/api/tickets", b'{"request_type":"ACKNOWLEDGE","payload":{"message_id":"\xff\xfe"}}',
      {"content-type": "application/json"}, 400, "JSON"),

@@ -35,7 +35,7 @@ def test_one_json_line_per_call_and_no_secret_anywhere(root):
                 bad.complete(rid, "DONE", "proc-42")
             except grpc.RpcError:
                 pass
-        httpx.post(http + "/api/tickets/complete", json={"request_id": rid, "status": "DONE", "processor_id": "proc-42"},
+        httpx.post(http + "/api/tickets/complete", json={"request_id": rid, "status": "DONE", "processor_id": "proc-42", "message": "ok"},
                    headers={"Authorization": f"Bearer {TOKEN}"})
     finally:
         assert srv.terminate() == 0
