@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -34,13 +35,15 @@ from server.common.clock import Clock
 from server.cycle.runner import CycleRunner
 from server.cycle.service import CycleService, ledger_view
 from server.evidence.service import EvidenceService, Resolver
+from server.admission import Admission
 from server.api import mutating_methods
-from server.interceptors import CallObserver, TokenAuth
+from server.fdbudget import FD_RESERVE, connection_caps, raise_nofile_limit
+from server.interceptors import CallObserver, TokenAuth, token_matches
 from server.ledger.backend import LedgerBackend
 from server.ledger.backends import make_backend
 from server.ledger.service import TicketService
 from server.observability import Metrics, event_log
-from server.settings import Settings, SettingsError, check_addr
+from server.settings import Settings, SettingsError, check_addr, clean_token
 
 log = event_log("opsledger.server")
 std_log = logging.getLogger("opsledger.server")
@@ -121,6 +124,7 @@ class Opsledger:
         self._reaper_task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
+        self._gateway_secret = secrets.token_hex(16)  # proves a call came through our own gateway
 
     # -- start ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -129,7 +133,10 @@ class Opsledger:
         _probe("--grpc-addr", s.grpc_addr)
         if s.http_addr:
             _probe("--http-addr", s.http_addr)
+        s.token = clean_token(s.token, "token (OPSLEDGER_TOKEN or --token-file)")
         check_exposure(s)
+        if s.protect_reads and not s.token:
+            raise SettingsError("--protect-reads needs a token: set OPSLEDGER_TOKEN or --token-file")
         if s.insecure_no_auth and not s.token:
             log.warning("auth_off", message="--insecure-no-auth: anyone who can reach this server can write")
         self.store = make_backend(s.store, s.root, self.clock, fsync=(s.fsync == "always"),
@@ -139,17 +146,23 @@ class Opsledger:
             log.warning("ledger_anomaly", file=a.file, line=a.line_no, reason=a.reason)
         self.metrics.watch_store(self.store)
 
-        interceptors = [CallObserver(self.metrics)]
+        self.caps = connection_caps(s.http_max_connections if s.http_addr else 0, s.grpc_max_connections)
+        if self.caps.scaled:
+            log.warning("connection_caps_lowered", http=self.caps.http, grpc=self.caps.grpc,
+                        nofile=self.caps.soft_limit, reserve=FD_RESERVE,
+                        message="RLIMIT_NOFILE is low: connection caps lowered to keep descriptors for files")
+        interceptors = [CallObserver(self.metrics, self._gateway_secret),
+                        Admission(s.max_concurrent_rpcs, s.max_long_polls, self.metrics)]
         if s.token:
-            interceptors.append(TokenAuth(s.token, mutating_methods()))
+            interceptors.append(TokenAuth(s.token, mutating_methods(), protect_reads=s.protect_reads))
         server = grpc.aio.server(
             interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
+                ("grpc.max_allowed_incoming_connections", self.caps.grpc),
             ],
-            maximum_concurrent_rpcs=s.max_concurrent_rpcs,
         )
         self.artifacts: ArtifactStore = FileArtifacts(Path(s.root))
         await asyncio.to_thread(self.artifacts.recover)  # what a killed cycle left behind
@@ -187,7 +200,9 @@ class Opsledger:
             http=f"{s.http_addr.rsplit(':', 1)[0]}:{self.http_port}" if self.http_port else None,
             root=str(Path(s.root).resolve()),
             fsync=s.fsync,
-            auth="on" if s.token else "off",
+            auth=("on, reads too" if s.protect_reads else "on") if s.token else "off",
+            nofile=self.caps.soft_limit,
+            max_connections={"http": self.caps.http if self.http_port else None, "grpc": self.caps.grpc},
             tls="mutual" if s.tls_client_ca else ("on" if s.tls_cert else "off"),
             store=self.store.health().backend,
             tickets=sum(self.store.counts().values()),
@@ -213,6 +228,7 @@ class Opsledger:
 
     async def _start_gateway(self, http_addr: str, grpc_target: str) -> None:
         from server.gateway.app import build_app
+        from server.gateway.connections import guarded_protocol
 
         host, port = http_addr.rsplit(":", 1)
         host = host.strip("[]")
@@ -235,14 +251,21 @@ class Opsledger:
         ])
         registry = self.metrics.registry
 
-        async def metrics(_request) -> Response:
+        s = self.settings
+
+        async def metrics(request) -> Response:
+            if s.protect_reads and not token_matches(request.headers.get("authorization"), s.token):
+                return Response(b'{"result":"FAIL","message":"authorization: a valid Bearer token is required",'
+                                b'"code":"UNAUTHENTICATED","details":[]}', status_code=401,
+                                media_type="application/json", headers={"www-authenticate": "Bearer"})
             return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
         app = build_app(self._gateway_channel, extra_routes=[Route("/metrics", metrics, methods=["GET"])],
-                        metrics=self.metrics, health_extra={"store": self.store.health().backend})
-        s = self.settings
+                        metrics=self.metrics, health_extra={"store": self.store.health().backend},
+                        gateway_secret=None if s.grpc_target else self._gateway_secret)
         config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=s.grace,
+            http=guarded_protocol(self.caps.http, s.http_request_timeout),
             ssl_certfile=str(s.tls_cert) if s.tls_cert else None,
             ssl_keyfile=str(s.tls_key) if s.tls_key else None,
         )
@@ -297,6 +320,7 @@ class Opsledger:
 
 
 async def serve_forever(settings: Settings) -> int:
+    raise_nofile_limit()
     app = Opsledger(settings)
     # Handlers first: start() writes the ready file, and a SIGTERM sent as soon
     # as it appears must drain like any other, not kill the process.

@@ -69,10 +69,15 @@ def cmd_serve(args) -> int:
     settings = Settings(
         token=read_token(Path(args.token_file) if args.token_file else None),
         insecure_no_auth=args.insecure_no_auth,
+        protect_reads=args.protect_reads,
         tls_cert=Path(args.tls_cert) if args.tls_cert else None,
         tls_key=Path(args.tls_key) if args.tls_key else None,
         tls_client_ca=Path(args.tls_client_ca) if args.tls_client_ca else None,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
+        max_long_polls=args.max_long_polls,
+        http_max_connections=args.http_max_connections,
+        grpc_max_connections=args.grpc_max_connections,
+        http_request_timeout=args.http_request_timeout,
         root=Path(args.root),
         store=args.store,
         grpc_addr=args.grpc_addr,
@@ -297,12 +302,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bearer token for mutating calls (or OPSLEDGER_TOKEN)")
     p.add_argument("--insecure-no-auth", action="store_true", default=d.insecure_no_auth,
                    help="allow a non-loopback bind without a token (warned at every start)")
+    p.add_argument("--protect-reads", action="store_true", default=d.protect_reads,
+                   help="the token also guards reads, /metrics and reflection (health stays open)")
     p.add_argument("--tls-cert", default=d.tls_cert, help="server certificate (PEM): TLS for gRPC and HTTP")
     p.add_argument("--tls-key", default=d.tls_key, help="server private key (PEM)")
     p.add_argument("--tls-client-ca", default=d.tls_client_ca,
                    help="CA of client certificates: require mutual TLS on gRPC")
     p.add_argument("--max-concurrent-rpcs", type=int, default=d.max_concurrent_rpcs,
-                   help="calls beyond this many at once get RESOURCE_EXHAUSTED")
+                   help="calls (other than waiting long-polls and health) beyond this many at once "
+                        "get RESOURCE_EXHAUSTED")
+    p.add_argument("--max-long-polls", type=int, default=d.max_long_polls,
+                   help="ConsumeNext calls waiting at once (wait_seconds > 0); more get RESOURCE_EXHAUSTED")
+    p.add_argument("--http-max-connections", type=int, default=d.http_max_connections,
+                   help="HTTP connections at once (lowered to fit the descriptor limit)")
+    p.add_argument("--grpc-max-connections", type=int, default=d.grpc_max_connections,
+                   help="gRPC connections at once (lowered to fit the descriptor limit)")
+    p.add_argument("--http-request-timeout", type=float, default=d.http_request_timeout,
+                   help="seconds to send a whole HTTP request; slower connections are closed")
     p.add_argument("--reap-interval", type=float, default=d.reap_interval,
                    help="run the reaper every N seconds (0: off)")
     p.add_argument("--ready-file", default=env("READY_FILE"), help="write bound ports here as JSON once serving")

@@ -1,19 +1,27 @@
 """gRPC server interceptors: one log line + metrics per call, bearer-token auth.
 
 Which methods need the token comes from the protos (``server.api``: every
-RPC whose ``google.api.http`` verb is not GET changes something). Reads, health and
-reflection stay open.
+RPC whose ``google.api.http`` verb is not GET changes something). Reads and
+reflection stay open unless ``protect_reads`` is set; health is always open
+(an orchestrator must never be locked out of it).
 """
 from __future__ import annotations
 
 import hmac
+import re
 import time
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from server.observability import Metrics, event_log
 
 log = event_log("opsledger.rpc")
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
+# The in-process gateway proves itself with this metadata key (a per-process
+# secret): only then is its x-forwarded-for taken as the client's address.
+GATEWAY_KEY = "x-opsledger-gateway"
+_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*) +(\S+)")  # RFC 7235: scheme 1*SP token68
 
 
 def _metadata(details: grpc.HandlerCallDetails, key: str) -> str | None:
@@ -27,33 +35,103 @@ def _refusal(code: grpc.StatusCode, message: str, like: grpc.RpcMethodHandler) -
     async def refuse(_request, context):
         await context.abort(code, message)
 
-    return grpc.unary_unary_rpc_method_handler(
-        refuse, request_deserializer=like.request_deserializer, response_serializer=like.response_serializer
-    )
+    kinds = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }
+    make = kinds[(bool(like.request_streaming), bool(like.response_streaming))]
+    return make(refuse, request_deserializer=like.request_deserializer,
+                response_serializer=like.response_serializer)
+
+
+def bearer(header: str | None) -> str | None:
+    """The credentials of an ``Authorization: Bearer <token>`` value; the scheme is case-insensitive."""
+    if header is None:
+        return None
+    m = _CREDENTIALS.fullmatch(header)
+    if m is None or m.group(1).lower() != "bearer":
+        return None
+    return m.group(2)
+
+
+def token_matches(header: str | None, token: str) -> bool:
+    given = bearer(header)
+    return given is not None and hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), token.encode("utf-8"))
 
 
 class TokenAuth(grpc.aio.ServerInterceptor):
-    def __init__(self, token: str, protected: frozenset[str]) -> None:
-        self._expected = f"Bearer {token}".encode()
+    """Mutating methods (and, with ``protect_reads``, every method but health) need the token."""
+
+    def __init__(self, token: str, protected: frozenset[str], protect_reads: bool = False) -> None:
+        self.token = token
         self.protected = protected
+        self.protect_reads = protect_reads
+
+    def guards(self, method: str) -> bool:
+        if method.startswith(HEALTH_PREFIX):
+            return False
+        return self.protect_reads or method in self.protected
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
-        if handler is None or details.method not in self.protected:
+        if handler is None or not self.guards(details.method):
             return handler
         given = _metadata(details, "authorization")
         if given is None:
             return _refusal(grpc.StatusCode.UNAUTHENTICATED, "authorization: a Bearer token is required", handler)
-        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self._expected):
+        if not token_matches(given, self.token):
             return _refusal(grpc.StatusCode.UNAUTHENTICATED, "authorization: the token is not valid", handler)
         return handler
 
 
-class CallObserver(grpc.aio.ServerInterceptor):
-    """One structured log line and the metrics of every unary call."""
+class Undecodable:
+    """Stands in for a request whose bytes do not parse (garbage, a Struct nested too deeply).
 
-    def __init__(self, metrics: Metrics) -> None:
+    grpc.aio answers a raising deserializer with UNKNOWN and a logged stack
+    trace; returning this instead lets the call answer INVALID_ARGUMENT.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def tolerant(deserializer):
+    if deserializer is None:
+        return None
+
+    def decode(raw: bytes):
+        try:
+            return deserializer(raw)
+        except DecodeError as exc:
+            reason = str(exc).rsplit(": ", 1)[-1] or "malformed"
+            if "MaxDepth" in reason or "recursion" in reason.lower():
+                reason = "nested deeper than the protobuf parser's limit of 100 levels"
+            return Undecodable(reason)
+
+    return decode
+
+
+class CallObserver(grpc.aio.ServerInterceptor):
+    """One structured log line and the metrics of every unary call.
+
+    ``via`` (the HTTP client's address) is logged only for calls from the
+    in-process gateway, which proves itself with ``gateway_secret``: any
+    other caller could write whatever it likes into x-forwarded-for.
+    """
+
+    def __init__(self, metrics: Metrics, gateway_secret: str | None = None) -> None:
         self.metrics = metrics
+        self.gateway_secret = gateway_secret
+
+    def _forwarded(self, details) -> str | None:
+        proof = _metadata(details, GATEWAY_KEY)
+        if self.gateway_secret is None or proof is None or not hmac.compare_digest(
+                proof.encode("latin-1"), self.gateway_secret.encode()):
+            return None
+        return _metadata(details, "x-forwarded-for")
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
@@ -61,12 +139,16 @@ class CallObserver(grpc.aio.ServerInterceptor):
             return handler
         inner = handler.unary_unary
         method = details.method
-        forwarded = _metadata(details, "x-forwarded-for")
+        forwarded = self._forwarded(details)
 
         async def observed(request, context):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
+                if isinstance(request, Undecodable):
+                    code = grpc.StatusCode.INVALID_ARGUMENT
+                    await context.abort(code, f"request: not a valid {method.rsplit('/', 1)[-1]} message "
+                                              f"({request.reason})")
                 return await inner(request, context)
             except BaseException:
                 code = context.code() or grpc.StatusCode.UNKNOWN
@@ -90,5 +172,6 @@ class CallObserver(grpc.aio.ServerInterceptor):
                 )
 
         return grpc.unary_unary_rpc_method_handler(
-            observed, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+            observed, request_deserializer=tolerant(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
         )

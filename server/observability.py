@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -35,6 +36,43 @@ structlog.configure(
 )
 
 
+class RepeatFilter(logging.Filter):
+    """At most ``burst`` identical warnings/errors per ``window`` seconds, then one summary line.
+
+    A fault that repeats per accept or per request (descriptors exhausted, a
+    disk gone) must not flood stderr: the first lines say what happened, the
+    summary says how often. Lines below WARNING pass untouched (no cost).
+    """
+
+    def __init__(self, burst: int = 5, window: float = 10.0, clock=time.monotonic) -> None:
+        super().__init__()
+        self.burst, self.window, self.clock = burst, window, clock
+        self._seen: dict[tuple, list] = {}  # key -> [window start, count]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is not ours to drop
+            return True
+        key = (record.name, record.levelno, text if not isinstance(record.msg, dict) else
+               tuple(sorted((k, str(v)) for k, v in record.msg.items() if k != "timestamp")))
+        now = self.clock()
+        entry = self._seen.get(key)
+        if entry is None or now - entry[0] >= self.window:
+            suppressed = entry[1] - self.burst if entry is not None and entry[1] > self.burst else 0
+            if len(self._seen) > 1000:
+                self._seen.clear()  # bounded memory under many distinct messages
+            self._seen[key] = [now, 1]
+            if suppressed:
+                record.msg = f"{text} [and {suppressed} identical lines suppressed in the last {self.window:g}s]"
+                record.args = ()
+            return True
+        entry[1] += 1
+        return entry[1] <= self.burst
+
+
 def configure_logging(level: str = "INFO", json_lines: bool | None = None) -> None:
     """One renderer for our structlog events and every stdlib logger (grpc, uvicorn)."""
     if json_lines is None:
@@ -46,6 +84,7 @@ def configure_logging(level: str = "INFO", json_lines: bool | None = None) -> No
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         foreign_pre_chain=shared[1:],  # stdlib records were level-filtered already
     ))
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, str(level).upper(), logging.INFO))
@@ -72,6 +111,8 @@ class Metrics:
                                     registry=r, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
         self.cycles = Counter("opsledger_cycles", "live cycles run, by result", ["result"], registry=r)
         self.read_only = Gauge("opsledger_store_read_only", "1 after a failed write or fsync", registry=r)
+        self.in_progress = Gauge("opsledger_calls_in_progress", "calls being served, by budget (calls, long-polls)",
+                                 ["budget"], registry=r)
         self._store = None
         r.register(_TicketCollector(self))
 

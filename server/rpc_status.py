@@ -40,6 +40,39 @@ _CODES: dict[type, int] = {
 }
 
 
+# The status travels in the trailers (grpc-message, grpc-status-details-bin),
+# which peers cap at 8 KiB by default: past it a refusal arrives as
+# RESOURCE_EXHAUSTED instead of itself. So a refusal lists at most
+# MAX_LISTED_VIOLATIONS violations, each clipped, then one saying how many
+# more there were (worst case ~3 KiB of details, ~4 KiB base64).
+MAX_LISTED_VIOLATIONS = 10
+MAX_FIELD_CHARS = 128
+MAX_DESCRIPTION_CHARS = 160
+MAX_MESSAGE_CHARS = 600
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _base_field(name: str) -> str:
+    return name.split("[", 1)[0].split(".", 1)[0]
+
+
+def bounded_violations(violations: list[errors.Violation]) -> list[errors.Violation]:
+    """The first MAX_LISTED_VIOLATIONS (clipped), then a count of the rest naming their fields."""
+    listed = [errors.Violation(_clip(v.field, MAX_FIELD_CHARS), _clip(v.description, MAX_DESCRIPTION_CHARS))
+              for v in violations[:MAX_LISTED_VIOLATIONS]]
+    rest = violations[MAX_LISTED_VIOLATIONS:]
+    if rest:
+        fields = ", ".join(dict.fromkeys(_base_field(v.field) for v in rest))
+        listed.append(errors.Violation(
+            _clip(fields, MAX_FIELD_CHARS),
+            f"{len(rest)} more violations not listed ({len(violations)} in all)",
+        ))
+    return listed
+
+
 def _pack(detail) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(detail)
@@ -50,7 +83,7 @@ def _details(exc: errors.OpsledgerError) -> list[any_pb2.Any]:
     if isinstance(exc, errors.InvalidArgument):
         return [_pack(error_details_pb2.BadRequest(field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in exc.violations
+            for v in bounded_violations(exc.violations)
         ]))]
     if isinstance(exc, errors.IllegalTransition):
         # ErrorInfo metadata holds strings only: a value the ticket does not
@@ -82,7 +115,11 @@ def _details(exc: errors.OpsledgerError) -> list[any_pb2.Any]:
 
 def to_status(exc: errors.OpsledgerError) -> grpc.Status:
     code = next(c for t, c in _CODES.items() if isinstance(exc, t))
-    return rpc_status.to_status(status_pb2.Status(code=code, message=str(exc), details=_details(exc)))
+    message = _clip(str(exc), MAX_MESSAGE_CHARS)
+    if isinstance(exc, errors.InvalidArgument):
+        listed = bounded_violations(exc.violations)
+        message = _clip("; ".join(f"{v.field}: {v.description}" for v in listed), MAX_MESSAGE_CHARS)
+    return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=_details(exc)))
 
 
 def refusals_to_status(method):

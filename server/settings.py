@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,14 +56,36 @@ def _path(name: str) -> Path | None:
     return Path(value) if value else None
 
 
+# A bearer token is at least this long (after stripping surrounding
+# whitespace): a blank or guessable-short one would pass the non-loopback
+# guard while protecting nothing.
+MIN_TOKEN_CHARS = 16
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces: it travels in a header
+
+
+def clean_token(value: str | None, source: str) -> str | None:
+    """The token from ``source`` stripped, or SettingsError naming what is wrong with it."""
+    if value is None:
+        return None
+    token = value.strip()
+    if not token:
+        raise SettingsError(f"{source}: the token is blank")
+    if len(token) < MIN_TOKEN_CHARS:
+        raise SettingsError(f"{source}: the token must be at least {MIN_TOKEN_CHARS} characters")
+    if not _TOKEN_CHARS.fullmatch(token):
+        raise SettingsError(f"{source}: the token must be printable ASCII without spaces")
+    return token
+
+
 def read_token(token_file: Path | None) -> str | None:
     """The bearer token: ``--token-file`` wins over ``OPSLEDGER_TOKEN``."""
     if token_file is not None:
-        token = Path(token_file).read_text().strip()
-        if not token:
-            raise SettingsError(f"{token_file}: token file is empty")
-        return token
-    return env("TOKEN")
+        try:
+            text = Path(token_file).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"{token_file}: cannot read the token file ({exc})") from None
+        return clean_token(text, str(token_file))
+    return clean_token(os.environ.get("OPSLEDGER_TOKEN") or None, "OPSLEDGER_TOKEN")
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -88,10 +111,19 @@ class Settings:
     fsync: str = field(default_factory=lambda: env("FSYNC", "always"))
     token: str | None = field(default_factory=lambda: env("TOKEN"))
     insecure_no_auth: bool = field(default_factory=lambda: env_bool("INSECURE_NO_AUTH"))
+    # The token also guards reads (board, tickets, cycles, /metrics, reflection); health stays open.
+    protect_reads: bool = field(default_factory=lambda: env_bool("PROTECT_READS"))
     tls_cert: Path | None = field(default_factory=lambda: _path("TLS_CERT"))
     tls_key: Path | None = field(default_factory=lambda: _path("TLS_KEY"))
     tls_client_ca: Path | None = field(default_factory=lambda: _path("TLS_CLIENT_CA"))
     max_concurrent_rpcs: int = field(default_factory=lambda: int(env("MAX_CONCURRENT_RPCS", "256")))
+    # ConsumeNext long-polls (wait_seconds > 0) have their own budget: a waiting call costs a future.
+    max_long_polls: int = field(default_factory=lambda: int(env("MAX_LONG_POLLS", "4096")))
+    # Connection caps (lowered at start to fit RLIMIT_NOFILE minus a reserve for files).
+    http_max_connections: int = field(default_factory=lambda: int(env("HTTP_MAX_CONNECTIONS", "1024")))
+    grpc_max_connections: int = field(default_factory=lambda: int(env("GRPC_MAX_CONNECTIONS", "1024")))
+    # Seconds a client has to send a whole HTTP request once it starts (or connects).
+    http_request_timeout: float = field(default_factory=lambda: float(env("HTTP_REQUEST_TIMEOUT", "10")))
     grace: float = field(default_factory=lambda: float(env("GRACE", "10")))
     reap_interval: float = field(default_factory=lambda: float(env("REAP_INTERVAL", "0")))
     ready_file: Path | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -64,7 +65,7 @@ class ServerProcess:
     """
 
     def __init__(self, root: Path, *extra: str, env: dict | None = None, grpc_addr: str = "127.0.0.1:0",
-                 http: bool = True, log_level: str = "INFO") -> None:
+                 http: bool = True, log_level: str = "INFO", nofile: tuple[int, int] | None = None) -> None:
         self.root = Path(root)
         self.ready = self.root / f".ready-{os.getpid()}-{id(self)}.json"
         self.ready.unlink(missing_ok=True)
@@ -77,7 +78,10 @@ class ServerProcess:
             "--ready-file", str(self.ready), *extra,
         )
         full_env = dict(os.environ, OPSLEDGER_LOG_LEVEL=log_level, **(env or {}))
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, env=full_env)
+        # nofile: the server's RLIMIT_NOFILE (soft, hard), set in the child before it starts.
+        limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, nofile)) if nofile else None
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, env=full_env,
+                                     preexec_fn=limit)
         self.info = self._wait_ready()
 
     def _wait_ready(self, timeout: float = 120) -> dict:

@@ -26,8 +26,9 @@ from starlette.staticfiles import StaticFiles
 from client.limits import MAX_MESSAGE_BYTES
 from server.api import HttpRoute, package_services, routes_of
 from server.gateway import mapping
-from server.gateway.openapi import openapi_document
+from server.interceptors import GATEWAY_KEY
 from server.observability import event_log
+from server.gateway.openapi import openapi_document
 
 _access = event_log("opsledger.http")
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
@@ -103,6 +104,7 @@ def build_app(
     extra_routes: list[Route] | None = None,
     metrics=None,
     health_extra: dict | None = None,
+    gateway_secret: str | None = None,
 ) -> Starlette:
     """``health_extra``: fields added to every ``/healthz`` body (the ledger backend in use)."""
     http_routes = routes_of(services if services is not None else package_services())
@@ -144,8 +146,9 @@ def build_app(
             if not _PRINTABLE_ASCII.fullmatch(auth):
                 return _fail(400, "authorization: header must be printable ASCII", "INVALID_ARGUMENT")
             metadata.append(("authorization", auth))
-        if request.client:
-            metadata.append(("x-forwarded-for", request.client.host))
+        if request.client and gateway_secret:
+            # The server trusts x-forwarded-for only with the in-process gateway's secret.
+            metadata += [("x-forwarded-for", request.client.host), (GATEWAY_KEY, gateway_secret)]
         try:
             reply = await _unless_disconnected(
                 request, calls[route.key](message, timeout=CALL_TIMEOUT_S, metadata=metadata))

@@ -124,7 +124,7 @@ def test_board_detail_filter_cycle_and_xss(browser, root):
 
 
 def test_run_cycle_is_refused_visibly_without_a_token(browser, root):
-    srv = ServerProcess(root, env={"OPSLEDGER_TOKEN": "board-token-1"})
+    srv = ServerProcess(root, env={"OPSLEDGER_TOKEN": "board-token-1-7f3c9e"})
     try:
         browser.get(f"http://127.0.0.1:{srv.info['http_port']}/")
         wait(browser, lambda d: d.find_element(By.ID, "cycle-empty").is_displayed())
@@ -134,7 +134,7 @@ def test_run_cycle_is_refused_visibly_without_a_token(browser, root):
             By.ID, "run-msg").text else None)
         assert "needs a token" in msg.text and "error" in msg.get_attribute("class")
         assert not (root / "reports/live/cycle/latest/live_cycle_latest.json").exists()
-        browser.find_element(By.ID, "token").send_keys("board-token-1")
+        browser.find_element(By.ID, "token").send_keys("board-token-1-7f3c9e")
         browser.find_element(By.ID, "run-cycle").click()
         browser.switch_to.alert.accept()
         wait(browser, lambda d: d.find_element(By.ID, "cycle").is_displayed(), timeout=30)
