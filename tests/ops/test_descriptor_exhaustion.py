@@ -53,7 +53,7 @@ def test_idle_sockets_leave_descriptors_for_the_cycle_and_health(root):
         assert receipt.result == cycle_pb2.CycleResult.OK and receipt.snapshot_ref, receipt
         assert (root / receipt.snapshot_ref).exists()
         r = httpx.get(f"http://{host}:{port}/healthz", timeout=10)
-        assert r.status_code == 200 and r.json() == {"status": "SERVING"}
+        assert r.status_code == 200 and r.json()["status"] == "SERVING"
 
         slow.settimeout(30)
         assert slow.recv(1024) == b"", "a request that never finished its headers was not closed"
