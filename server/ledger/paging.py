@@ -9,9 +9,12 @@ import base64
 import hashlib
 
 from server.errors import InvalidArgument
+from server.settings import MAX_MESSAGE_BYTES
 
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 5000
+# Room left in a page for its own fields (status, schema, asof, counts, token).
+PAGE_ENVELOPE_BYTES = 4096
 
 
 def _fingerprint(statuses: tuple[str, ...], types: tuple[str, ...]) -> str:
@@ -44,3 +47,21 @@ def page_size(requested: int) -> int:
     if requested < 0 or requested > MAX_PAGE_SIZE:
         raise InvalidArgument.one("page_size", f"must be 0-{MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE})")
     return requested or DEFAULT_PAGE_SIZE
+
+
+def _varint_len(n: int) -> int:
+    length = 1
+    while n >= 0x80:
+        n >>= 7
+        length += 1
+    return length
+
+
+def rows_that_fit(row_sizes: list[int], limit: int = MAX_MESSAGE_BYTES - PAGE_ENVELOPE_BYTES) -> int:
+    """How many leading rows (their encoded sizes) fit in one message; at least one."""
+    used = 0
+    for i, size in enumerate(row_sizes):
+        used += 1 + _varint_len(size) + size  # tag, length, row
+        if used > limit:
+            return max(i, 1)
+    return len(row_sizes)

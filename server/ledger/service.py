@@ -114,13 +114,21 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
             raise InvalidArgument(violations)
         size = paging.page_size(request.page_size)
         before = paging.read_token(request.page_token, statuses, types)
-        rows, cursor, total = await asyncio.to_thread(self.store.page, statuses, types, size, before)
+        while True:
+            rows, cursor, total = await asyncio.to_thread(self.store.page, statuses, types, size, before)
+            messages = [row_message(r) for r in rows]
+            fit = paging.rows_that_fit([m.ByteSize() for m in messages])
+            if fit >= len(messages):
+                break
+            # A page is at most page_size rows AND fits the message limit: ask
+            # again for the rows that fit, so the cursor is that page's own.
+            size = fit
         return pb.GetBoardResponse(
             status="ready",
             schema="TICKETS_BOARD_V1",
             asof=self.clock.now_iso(),
-            row_count=len(rows),
-            rows=[row_message(r) for r in rows],
+            row_count=len(messages),
+            rows=messages,
             next_page_token=paging.make_token(cursor, statuses, types) if cursor is not None else "",
             total_count=total,
         )
