@@ -90,7 +90,8 @@ BAD_CODES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 def fuzz_rpcs(root: Path, examples: int, log=print) -> dict:
     srv = ServerThread(root, http_addr="127.0.0.1:0").start()
     base = f"http://127.0.0.1:{srv.app.http_port}"
-    stats = {"grpc_examples": 0, "http_examples": 0, "failures": []}
+    stats = {"grpc_examples": 0, "http_examples": 0, "malformed_pb_examples": 0, "duplicate_key_examples": 0,
+             "failures": []}
     channel = grpc.insecure_channel(srv.target)
     stub = tickets_pb2_grpc.TicketServiceStub(channel)
     try:
@@ -159,12 +160,129 @@ def fuzz_rpcs(root: Path, examples: int, log=print) -> dict:
             stats["http_examples"] += 1
 
         http_queries()
+        fuzz_malformed_protobuf(channel, root, examples, stats)
+        log(f"fuzz malformed protobuf: {stats['malformed_pb_examples']} examples")
+        fuzz_duplicate_keys(http, root, examples, stats)
+        log(f"fuzz duplicate-key JSON: {stats['duplicate_key_examples']} examples")
         http.close()
         log(f"fuzz HTTP: {stats['http_examples']} examples")
     finally:
         channel.close()
         srv.stop(1)
     return stats
+
+
+def _varint(n: int) -> bytes:
+    out = b""
+    while True:
+        low, n = n & 0x7F, n >> 7
+        if n:
+            out += bytes([low | 0x80])
+        else:
+            return out + bytes([low])
+
+
+def nested_struct_submit(depth: int) -> bytes:
+    """A wire-valid SubmitTicketRequest whose payload Struct nests ``depth`` levels."""
+    inner = b""
+    for _ in range(depth):
+        value = b"\x2a" + _varint(len(inner)) + inner  # Value.struct_value
+        entry = b"\x0a\x01a\x12" + _varint(len(value)) + value  # map entry {key "a", value}
+        inner = b"\x0a" + _varint(len(entry)) + entry  # Struct.fields
+    return b"\x10\x03\x1a" + _varint(len(inner)) + inner
+
+
+# RunCycle is left out: a mutation that decodes to confirm=true would run cycles, which is not the point here.
+RAW_METHODS = [f"/opsledger.v1.TicketService/{m}" for m in REQUESTS_BY_RPC] + [
+    "/opsledger.v1.CycleService/GetLatestCycle", "/opsledger.v1.CycleService/GetLatestReco"]
+
+
+def _mutate(raw: bytes, flips: list[tuple[int, int]], cut: int | None) -> bytes:
+    data = bytearray(raw)
+    for at, mask in flips:
+        if data:
+            data[at % len(data)] ^= mask or 1
+    return bytes(data[:cut] if cut is not None else data)
+
+
+def fuzz_malformed_protobuf(channel, root: Path, examples: int, stats: dict) -> None:
+    """Bytes that are not the method's message (random, bit-flipped, truncated, nested too deep).
+
+    Property: never INTERNAL/UNKNOWN (undecodable is INVALID_ARGUMENT), and a
+    refusal writes nothing.
+    """
+    valid = pb.SubmitTicketRequest(request_type=pb.RequestType.ACKNOWLEDGE, payload=_struct({"message_id": "m"}))
+    raw_calls = {m: channel.unary_unary(m, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+                 for m in RAW_METHODS}
+    body = st.one_of(
+        st.binary(max_size=300),
+        st.builds(_mutate, st.just(valid.SerializeToString()),
+                  st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=4),
+                  st.one_of(st.none(), st.integers(0, 40))),
+        st.integers(95, 400).map(nested_struct_submit),
+    )
+
+    @settings(max_examples=examples * 2, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(RAW_METHODS), body)
+    def check(method, raw):
+        before = _sizes(root)
+        try:
+            raw_calls[method](raw, timeout=10)
+        except grpc.RpcError as exc:
+            if exc.code() in BAD_CODES:
+                stats["failures"].append(f"{method}: {exc.code().name} {exc.details()} for {raw[:60]!r}"[:500])
+            if _sizes(root) != before and exc.code() != grpc.StatusCode.UNAVAILABLE:
+                stats["failures"].append(f"{method}: refused ({exc.code().name}) but the log grew")
+        stats["malformed_pb_examples"] += 1
+
+    check()
+
+
+_DUP_ROUTES = {
+    "/api/tickets": {"request_type": "ACKNOWLEDGE", "payload": {"message_id": "m"}},
+    "/api/tickets/consume": {"request_id": "6f1c1f8e-6b51-4f8e-9a59-3b7f0a4c1d2e"},
+    "/api/tickets/complete": {"request_id": "6f1c1f8e-6b51-4f8e-9a59-3b7f0a4c1d2e", "status": "DONE", "message": "m"},
+    "/api/tickets/consume-next": {"processor_id": "w"},
+    "/api/tickets/reaper/run": {"dry_run": True},
+    "/api/live/cycle/run": {"confirm": False},
+}
+
+
+def _with_duplicate(base: dict, key: str, first, second, in_payload: bool) -> bytes:
+    """``base`` as JSON text with ``key`` given twice (at the top, or inside ``payload``)."""
+    def obj(d: dict, dup: tuple | None) -> str:
+        parts = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in d.items() if not dup or k != dup[0]]
+        if dup:
+            parts += [f"{json.dumps(dup[0])}: {json.dumps(dup[1])}", f"{json.dumps(dup[0])}: {json.dumps(dup[2])}"]
+        return "{" + ", ".join(parts) + "}"
+
+    if in_payload and "payload" in base:
+        rest = {k: v for k, v in base.items() if k != "payload"}
+        text = obj(rest, None)[:-1] + (", " if rest else "") + '"payload": ' + obj(base["payload"], (key, first, second)) + "}"
+        return text.encode()
+    return obj(base, (key, first, second)).encode()
+
+
+def fuzz_duplicate_keys(http, root: Path, examples: int, stats: dict) -> None:
+    """JSON objects with a key given twice: always a 400 naming the key, nothing written."""
+
+    @settings(max_examples=examples * 2, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(sorted(_DUP_ROUTES)), st.data(), JSONISH, JSONISH, st.booleans())
+    def check(route, data, first, second, in_payload):
+        base = _DUP_ROUTES[route]
+        keys = sorted(base["payload"]) if in_payload and "payload" in base else sorted(base) + ["bogus", "x"]
+        key = data.draw(st.one_of(st.sampled_from(keys), TEXT))
+        raw = _with_duplicate(base, key, first, second, in_payload)
+        before = _sizes(root)
+        r = http.post(route, content=raw, headers={"content-type": "application/json"})
+        ok = r.status_code == 400 and "more than once" in r.json().get("message", "")
+        if not ok:
+            stats["failures"].append(f"POST {route} duplicate key {key!r} -> {r.status_code} {r.text[:120]}")
+        if _sizes(root) != before:
+            stats["failures"].append(f"POST {route} duplicate key {key!r}: the log grew")
+        stats["duplicate_key_examples"] += 1
+
+    check()
 
 
 def fuzz_bundles(work: Path, examples: int, log=print) -> dict:

@@ -113,6 +113,8 @@ opsledger or by `fsck`; the flips above hit the record's structure.
 |---|---|---|
 | every TicketService RPC, random fields (Unicode edge cases, NUL, huge strings, unknown enum numbers, NaN/∞) over gRPC | {fz['grpc_examples']:,} | {len([f for f in fz['failures']])} |
 | the HTTP gateway: random bytes (invalid UTF-8 included), random JSON, wrong content types, random `Authorization` headers, random query strings | {fz['http_examples']:,} | (in the row above: one list) |
+| gRPC bytes that are not the message: random, bit-flipped, truncated, a Struct nested 95–400 levels (INVALID_ARGUMENT, never INTERNAL/UNKNOWN) | {fz.get('malformed_pb_examples', 0):,} | (in the row above: one list) |
+| HTTP bodies with a key given twice (top level or inside `payload`): always 400 naming the key, nothing written | {fz.get('duplicate_key_examples', 0):,} | (in the row above: one list) |
 | bundles for the live cycle: mutated STRATEGY_BUNDLE_V1, random JSON, random bytes | {fb['bundle_examples']:,} | {len(fb['failures'])} |
 
 Properties: no INTERNAL/UNKNOWN status and no 5xx, no crash, no line written for a refused
