@@ -50,14 +50,14 @@ REFUSED = [
 @pytest.mark.parametrize("name,path,raw,field", REFUSED, ids=[r[0] for r in REFUSED])
 def test_off_contract_bodies_are_400_naming_the_field(gw, root, name, path, raw, field):
     submit(gw)
-    before = logs(root)
+    before = logs(gw)
     r = gw.http.post(path, content=raw, headers=JSON)
     assert r.status_code == 400, r.text
     body = r.json()
     assert body["result"] == "FAIL" and body["code"] == "INVALID_ARGUMENT"
     assert bad_request_field(body) == field, body
     assert body["message"].startswith(field + ":"), body
-    assert logs(root) == before
+    assert logs(gw) == before
 
 
 def test_complete_with_a_message_still_works_and_empty_message_is_a_message(gw):
@@ -107,11 +107,11 @@ def test_body_small_as_json_but_over_the_limit_as_protobuf_is_413(gw, root):
     zeros = b",".join([b"0"] * 300_000)
     raw = b'{"request_type": "ACKNOWLEDGE", "payload": {"message_id": "m", "n": [' + zeros + b"]}}"
     assert len(raw) < 1 << 20
-    before = logs(root)
+    before = logs(gw)
     r = gw.http.post("/api/tickets", content=raw, headers=JSON)
     assert r.status_code == 413, r.text
     assert r.json()["code"] == "RESOURCE_EXHAUSTED" and r.json()["message"].startswith("body:")
-    assert logs(root) == before
+    assert logs(gw) == before
 
 
 def _counted(gw, method: str) -> int:
@@ -142,13 +142,13 @@ def test_http_long_poll_that_disconnects_claims_nothing(gw):
 def test_cli_refuses_a_payload_with_a_duplicate_key(gw, root):
     """Item 11 on the CLI: the JSON it accepts is held to the same rule as HTTP bodies."""
     submit(gw)
-    before = logs(root)
+    before = logs(gw)
     out = subprocess.run(opsledger_cmd("submit", "--target", gw.target, "--type", "ACKNOWLEDGE",
                                        "--payload", '{"message_id": "a", "message_id": "b"}'),
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert "message_id" in out.stderr and "duplicate key" in out.stderr and "Traceback" not in out.stderr
-    assert logs(root) == before
+    assert logs(gw) == before
     strategy = root / "dup-strategy.json"
     strategy.write_text('{"schema": "x", "schema": "y"}')
     out = subprocess.run(opsledger_cmd("bundle", "publish", "--root", str(root), str(strategy)),

@@ -24,6 +24,7 @@ TOKEN = "tok-5d0c2b9e41f74a8c"
 
 
 def serve_refused(root, env: dict, *extra: str) -> subprocess.CompletedProcess:
+    root.mkdir(parents=True, exist_ok=True)
     return subprocess.run(opsledger_cmd("serve", "--root", str(root), "--grpc-addr", "127.0.0.1:0", "--no-http",
                                         *extra),
                           cwd=REPO, capture_output=True, text=True, timeout=60,
