@@ -9,7 +9,7 @@ import base64
 import hashlib
 
 from server.errors import InvalidArgument
-from server.settings import MAX_MESSAGE_BYTES
+from client.limits import MAX_MESSAGE_BYTES
 
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 5000

@@ -6,7 +6,7 @@ completion messages); read back over real gRPC and real HTTP.
 import httpx
 
 from client.ledger_client import OpsledgerClient
-from server.settings import MAX_MESSAGE_BYTES
+from client.limits import MAX_MESSAGE_BYTES
 from tests.helpers import ServerThread
 
 TICKETS = 220
