@@ -199,8 +199,13 @@ def build_app(
     async def board_page(_request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
+    async def favicon(_request: Request) -> Response:
+        # Browsers and tools ask for /favicon.ico whatever the page says: answer, not 404.
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
     routes = routes + [
         Route("/", board_page, methods=["GET"]),
+        Route("/favicon.ico", favicon, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),

@@ -6,6 +6,9 @@ const REFRESH_MS = 4000;
 const STATUSES = ["OPEN", "IN_PROGRESS", "DONE", "FAILED"];
 const state = { status: "", type: "", size: 50, token: "", back: [], detail: null };
 const $ = (id) => document.getElementById(id);
+let detailPanel = null; // held here: the panel is moved between rows and is briefly out of the document
+const panelEl = () => detailPanel || (detailPanel = $("detail-panel"));
+const inPanel = (id) => panelEl().querySelector("#" + id);
 
 function el(tag, text, cls) {
   const node = document.createElement(tag);
@@ -63,13 +66,15 @@ async function refreshBoard() {
     tr.dataset.status = r.current_status;
     const st = el("td"); st.append(badge(r.current_status));
     const msg = el("td", r.last_message === null ? "—" : r.last_message, "msg-cell");
-    tr.append(st, el("td", r.request_type), el("td", fmtTime(r.requested_at)),
-      el("td", fmtTime(r.last_processed_at)), msg, el("td", r.request_id.slice(0, 8)));
+    tr.classList.toggle("selected", r.request_id === state.detail);
+    tr.append(st, el("td", r.request_type), el("td", fmtTime(r.requested_at), "time"),
+      el("td", fmtTime(r.last_processed_at), "time"), msg, idCell(r.request_id));
     tr.addEventListener("click", () => openDetail(r.request_id));
     tr.addEventListener("keydown", (e) => { if (e.key === "Enter") openDetail(r.request_id); });
     return tr;
   });
   $("rows").replaceChildren(...rows);
+  placeDetail();
   $("asof").textContent = "as of " + fmtTime(body.asof);
   state.next = body.next_page_token;
   $("next").disabled = !body.next_page_token;
@@ -79,32 +84,84 @@ async function refreshBoard() {
     ? `${first + 1}–${first + body.row_count} of ${body.total_count}` : `0 of ${body.total_count}`;
 }
 
+function idCell(id) {
+  const td = el("td", null, "id-cell");
+  const code = el("code", id);
+  code.title = id;
+  td.append(code);
+  return td;
+}
+
+// The detail lives in a row right under its ticket (re-placed after each
+// refresh); when the ticket is not on this page, at the top of the table.
+function placeDetail() {
+  const panel = panelEl();
+  const old = document.querySelector("#rows tr.detail-row");
+  if (!state.detail) {
+    $("detail-home").append(panel);
+    if (old) old.remove();
+    return;
+  }
+  const row = old || el("tr", null, "detail-row");
+  if (!old) { const td = el("td"); td.colSpan = 6; row.append(td); }
+  row.firstChild.append(panel);
+  const ticket = [...document.querySelectorAll("#rows tr.ticket")].find((tr) => tr.dataset.requestId === state.detail);
+  if (ticket) ticket.after(row); else $("rows").prepend(row);
+}
+
 async function openDetail(id) {
   state.detail = id;
+  for (const tr of document.querySelectorAll("#rows tr.ticket")) {
+    tr.classList.toggle("selected", tr.dataset.requestId === id);
+  }
   await refreshDetail();
-  $("detail-panel").hidden = false;
+  placeDetail();
+  const panel = panelEl();
+  panel.hidden = false;
+  panel.focus({ preventScroll: true });
+  // Keep the clicked row and the start of its detail in sight.
+  const box = panel.getBoundingClientRect();
+  if (box.top > window.innerHeight * 0.6 || box.top < 0) {
+    const ticket = document.querySelector("#rows tr.ticket.selected");
+    (ticket || panel).scrollIntoView({ block: "start" });
+  }
+}
+
+function closeDetail() {
+  state.detail = null;
+  panelEl().hidden = true;
+  for (const tr of document.querySelectorAll("#rows tr.selected")) tr.classList.remove("selected");
+  placeDetail();
 }
 
 async function refreshDetail() {
   if (!state.detail) return;
   const t = await getJSON("/api/tickets/" + encodeURIComponent(state.detail));
-  $("d-id").textContent = t.row.request_id;
-  const kv = $("d-summary");
+  inPanel("d-id").textContent = t.row.request_id;
+  const kv = inPanel("d-summary");
   kv.replaceChildren();
   const add = (k, v) => { kv.append(el("dt", k)); const dd = el("dd"); dd.append(v); kv.append(dd); };
   add("Status", badge(t.row.current_status));
   add("Type", t.row.request_type);
   add("Requested", fmtTime(t.row.requested_at));
+  kv.lastChild.classList.add("time");
   add("Trace", t.row.trace_id === null ? "—" : t.row.trace_id);
-  $("d-payload").textContent = JSON.stringify(t.request.payload, null, 2);
+  inPanel("d-payload").textContent = JSON.stringify(t.request.payload, null, 2);
   const rows = t.results.map((r, i) => {
     const tr = el("tr");
     const st = el("td"); st.append(badge(r.status));
-    tr.append(el("td", i + 1), st, el("td", fmtTime(r.processed_at)), el("td", r.processor_id),
+    tr.append(el("td", i + 1), st, el("td", fmtTime(r.processed_at), "time"), el("td", r.processor_id),
       el("td", r.message, "msg-cell"), el("td", r.artifacts.join("\n") || "—", "msg-cell"));
     return tr;
   });
-  $("d-results").querySelector("tbody").replaceChildren(...rows);
+  inPanel("d-results").querySelector("tbody").replaceChildren(...rows);
+}
+
+// Fresh or stale is said only of a bundle that was read and is valid.
+function bundleState(b) {
+  if (b.decision === "NO_BUNDLE") return "none published";
+  if (!b.valid) return "unusable";
+  return b.stale ? "stale" : "fresh";
 }
 
 function stepText(parts) { return parts.filter((p) => p !== null && p !== undefined && p !== "").join(" · "); }
@@ -121,7 +178,7 @@ async function refreshCycle() {
   $("c-reason").textContent = r.reason;
   $("c-id").textContent = r.cycle_id;
   $("c-asof").textContent = fmtTime(r.asof);
-  $("c-bundle").textContent = stepText([r.bundle.decision, r.bundle.stale ? "stale" : "fresh", r.bundle.error]);
+  $("c-bundle").textContent = stepText([r.bundle.decision, bundleState(r.bundle), r.bundle.error]);
   $("c-reco").textContent = stepText([r.reco.decision, r.reco.reason, r.reco.error]);
   $("c-summary").textContent = stepText([r.ops_summary.snapshot_ref || "not written", r.ops_summary.error]);
   $("c-push").textContent = stepText([r.push.delivery_actual, r.push.error]);
@@ -129,15 +186,36 @@ async function refreshCycle() {
   $("c-hash").textContent = r.integrity.payload_sha256;
   const reco = await getJSON("/api/live/reco/latest");
   const tbody = $("reco").querySelector("tbody");
-  if (reco.status !== "ready") { tbody.replaceChildren(); $("r-meta").textContent = ""; return; }
+  if (reco.status !== "ready") {
+    $("r-meta").textContent = "";
+    tbody.replaceChildren(emptyReco("No recommendation report yet" + (r.reco.error ? ": " + r.reco.error : ".")));
+    return;
+  }
   const rep = reco.report;
   $("r-meta").textContent = `${rep.decision} · cash ${rep.summary.cash_pct}`;
+  if (!rep.recommendations.length) {
+    // Say why the table is empty: blocked (and the receipt's reason) or nothing to hold.
+    const why = rep.decision === "BLOCKED"
+      ? `Blocked: no recommendations (${rep.reason})` + (r.reco.error ? ` — ${r.reco.error}` : "")
+      : `No recommendations: ${rep.decision} (${rep.reason})`;
+    tbody.replaceChildren(emptyReco(why));
+    return;
+  }
   tbody.replaceChildren(...rep.recommendations.map((x) => {
     const tr = el("tr");
     tr.append(el("td", x.ticker), el("td", x.name === null ? "—" : x.name), el("td", x.action),
       el("td", (x.weight_pct * 100).toFixed(2) + "%"), el("td", x.signal_score), el("td", x.rationale, "msg-cell"));
     return tr;
   }));
+}
+
+function emptyReco(text) {
+  const tr = el("tr");
+  const td = el("td", text, "empty");
+  td.id = "r-empty";
+  td.colSpan = 6;
+  tr.append(td);
+  return tr;
 }
 
 async function runCycle() {
@@ -198,7 +276,8 @@ function init() {
   for (const id of ["f-status", "f-type", "f-size"]) $(id).addEventListener("change", readFilters);
   $("next").addEventListener("click", () => { if (state.next) { state.back.push(state.next); refreshBoard(); } });
   $("prev").addEventListener("click", () => { state.back.pop(); refreshBoard(); });
-  $("d-close").addEventListener("click", () => { state.detail = null; $("detail-panel").hidden = true; });
+  inPanel("d-close").addEventListener("click", closeDetail);
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape" && state.detail) closeDetail(); });
   $("run-cycle").addEventListener("click", runCycle);
   refreshAll();
   setInterval(refreshAll, REFRESH_MS);

@@ -141,3 +141,82 @@ def test_run_cycle_is_refused_visibly_without_a_token(browser, root):
         assert (root / "reports/live/cycle/latest/live_cycle_latest.json").exists()
     finally:
         assert srv.terminate() == 0
+
+
+def in_view(driver, element_id):
+    """The element's box intersects the window (what the operator sees without scrolling)."""
+    return driver.execute_script(
+        "const r = document.getElementById(arguments[0]).getBoundingClientRect();"
+        "return r.height > 0 && r.top < window.innerHeight && r.bottom > 0 && r.left < window.innerWidth;",
+        element_id)
+
+
+def line_boxes(driver, cell):
+    """How many lines a cell's text takes (one client rect per line box)."""
+    return driver.execute_script(
+        "const range = document.createRange(); range.selectNodeContents(arguments[0]);"
+        "return range.getClientRects().length;", cell)
+
+
+def test_board_shows_detail_in_view_and_says_what_it_means(browser, root):
+    import httpx
+
+    root.mkdir(parents=True)
+    bundle = root / "state/strategy_bundle/latest/strategy_bundle_latest.json"
+    bundle.parent.mkdir(parents=True)
+    bundle.write_bytes(b"\x00\xff not a bundle")  # unreadable
+    srv = ServerProcess(root)
+    try:
+        base = f"http://127.0.0.1:{srv.info['http_port']}/"
+        favicon = httpx.get(base + "favicon.ico")
+        assert favicon.status_code == 200 and favicon.headers["content-type"].startswith("image/")
+        with OpsledgerClient(srv.target) as c:
+            ids = [c.submit("ACKNOWLEDGE", {"message_id": f"m{i}"}).request_id for i in range(45)]
+            for rid in ids[:45:3]:
+                c.consume(rid, "w1", "started by the night batch with a longish message to fill the column")
+            receipt = c.run_cycle().receipt
+        browser.set_window_size(1100, 800)
+        browser.get(base)
+        wait(browser, lambda d: len(rows(d)) == 45)
+
+        # Full id: the cell's text (what a copy takes) and its title (what a hover shows).
+        first = browser.find_element(By.CSS_SELECTOR, f'#rows tr[data-request-id="{ids[-1]}"]')
+        cell = first.find_elements(By.TAG_NAME, "td")[5]
+        assert cell.get_attribute("textContent").strip() == ids[-1]
+        assert cell.find_element(By.CSS_SELECTOR, "[title]").get_attribute("title") == ids[-1]
+
+        # Timestamps keep to one line, here and at phone width.
+        for width in (1100, 390):
+            browser.set_window_size(width, 800)
+            time.sleep(0.3)
+            for tr in rows(browser)[:10]:
+                for td in tr.find_elements(By.TAG_NAME, "td")[2:4]:
+                    if td.is_displayed():  # the phone layout hides the processed column
+                        assert line_boxes(browser, td) == 1, (width, td.text)
+        browser.set_window_size(1100, 800)
+
+        # The detail opens where the operator is looking: near the top, and far down the page.
+        for rid in (ids[-3], ids[2]):
+            row = browser.find_element(By.CSS_SELECTOR, f'#rows tr[data-request-id="{rid}"]')
+            browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", row)
+            row.click()
+            wait(browser, lambda d, rid=rid: d.find_element(By.ID, "d-id").text == rid)
+            assert in_view(browser, "detail-panel") and in_view(browser, "d-id") and in_view(browser, "d-close")
+            if rid == ids[2]:
+                time.sleep(4.5)  # one auto-refresh later: still there, still under its row
+                assert browser.find_element(By.ID, "d-id").text == rid and in_view(browser, "detail-panel")
+                below = browser.execute_script(
+                    "return document.querySelector('#rows tr.selected').nextElementSibling.contains("
+                    "document.getElementById('detail-panel'))")
+                assert below and browser.find_element(By.ID, "conn").text == ""
+            browser.find_element(By.ID, "d-close").click()
+            assert not browser.find_element(By.ID, "detail-panel").is_displayed()
+
+        # An unreadable bundle is not "fresh"; a BLOCKED reco says so instead of an empty table.
+        wait(browser, lambda d: d.find_element(By.ID, "c-id").text == receipt.cycle_id, timeout=30)
+        said = browser.find_element(By.ID, "c-bundle").text
+        assert said.startswith("FAIL") and "fresh" not in said and "unusable" in said and "unreadable" in said
+        empty = wait(browser, lambda d: d.find_element(By.ID, "r-empty"))
+        assert "Blocked" in empty.text and "BUNDLE_FAIL" in empty.text
+    finally:
+        assert srv.terminate() == 0
