@@ -101,11 +101,7 @@ class FileArtifacts:
         return self.read(layout.latest_ref(kind))
 
     def read(self, ref: str) -> bytes | None:
-        target = rawpath.resolve(self.root, ref)
-        try:
-            return target.read_bytes()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return None
+        return rawpath.read_inside(self.root, ref)
 
     def snapshots(self, kind: str, limit: int = 10) -> list[str]:
         k = layout.kind(kind)

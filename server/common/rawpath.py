@@ -3,11 +3,15 @@
 A ref is a relative POSIX path from the data root: 1–512 chars, segments of
 ``[A-Za-z0-9._-]`` joined by ``/``, no empty, ``.`` or ``..`` segment, and
 optionally ``:lineN`` (N ≥ 1) after a ``.jsonl`` path. Whatever it resolves
-to (symlinks followed) must stay inside the root.
+to (symlinks followed) must stay inside the root, also when a path is
+swapped for a symlink between the check and the read (``read_inside``).
 """
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from pathlib import Path
 
 MAX_LEN = 512
@@ -66,7 +70,39 @@ def resolve(root: Path, ref: str) -> Path:
     path = check_syntax(ref)
     base = root.resolve()
     target = (base / path).resolve()
-    if target != base and base not in target.parents:
+    if not _inside(base, target):
         raise RawPathError("resolves outside the data root")
     return target
 
+
+
+def _inside(base: Path, target: Path) -> bool:
+    return target == base or base in target.parents
+
+
+def read_inside(root: Path, ref: str) -> bytes | None:
+    """The bytes of the regular file a ref names, or None when none is there.
+
+    The file is opened (never following a last-component symlink, never
+    blocking on a FIFO) and the real path of the opened descriptor is checked
+    to be inside the root before a byte is read: a symlink swapped in after
+    ``resolve`` cannot lead the read outside. Linux (``/proc/self/fd``).
+    """
+    target = resolve(root, ref)
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # became a symlink after resolve(): a swap under us
+            raise RawPathError("resolves outside the data root") from None
+        raise
+    try:
+        if not _inside(Path(root).resolve(), Path(os.readlink(f"/proc/self/fd/{fd}"))):
+            raise RawPathError("resolves outside the data root")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None  # a FIFO, device or folder is no stored artifact
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read()
+    finally:
+        os.close(fd)

@@ -219,3 +219,14 @@ def test_openapi_describes_the_resolver(ev):
     ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     schema = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
     assert list(schema["properties"]) == ["status", "schema", "asof", "row_count", "rows", "error"]
+
+
+def test_a_fifo_at_a_valid_ref_is_not_found_and_blocks_nothing(ev, root):
+    import os
+
+    write_bundle(root)
+    receipt = ev.http.post("/api/live/cycle/run?confirm=true").json()["receipt"]
+    (root / receipt["snapshot_ref"]).unlink()
+    os.mkfifo(root / receipt["snapshot_ref"])
+    r = ev.http.get(RESOLVE, params={"ref": receipt["snapshot_ref"]}, timeout=20)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"
