@@ -8,13 +8,15 @@ answer, not a fault), with jittered exponential backoff, and only for a call
 that ``RETRY_POLICY`` says is safe to repeat: a read always; a write only
 when its request carries a token that makes a repeat answer the first
 attempt's result (Submit's ``idempotency_key``, the transitions' and
-RunCycle's idempotency token once the server takes one). UNAVAILABLE from
+RunCycle's ``idempotency_key``, which this client sets on every such call
+unless the caller passes its own). UNAVAILABLE from
 the transport can follow a call the server already carried out, so a write
 without a token is never repeated blindly.
 """
 from __future__ import annotations
 
 import random
+import uuid
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -65,6 +67,11 @@ RETRY_POLICY = {
     # A dry run writes nothing; a real run writes a report each time.
     "ReapStaleTickets": lambda request: request.dry_run,
 }
+
+
+def new_token() -> str:
+    """A fresh retry token: one per logical call, the same for each of its retries."""
+    return str(uuid.uuid4())
 
 
 def may_retry(rpc: str, request) -> bool:
@@ -154,8 +161,10 @@ class OpsledgerClient:
             req.idempotency_key = idempotency_key
         return self.call("SubmitTicket", self.tickets.SubmitTicket, req)
 
-    def consume(self, request_id: str, processor_id: str = "", message: str | None = None) -> pb.ConsumeTicketResponse:
-        req = pb.ConsumeTicketRequest(request_id=request_id, processor_id=processor_id)
+    def consume(self, request_id: str, processor_id: str = "", message: str | None = None,
+                idempotency_key: str | None = None) -> pb.ConsumeTicketResponse:
+        req = pb.ConsumeTicketRequest(request_id=request_id, processor_id=processor_id,
+                                      idempotency_key=idempotency_key or new_token())
         if message is not None:
             req.message = message
         return self.call("ConsumeTicket", self.tickets.ConsumeTicket, req)
@@ -167,6 +176,7 @@ class OpsledgerClient:
         processor_id: str = "",
         message: str = "",
         artifacts: Sequence[str] = (),
+        idempotency_key: str | None = None,
     ) -> pb.CompleteTicketResponse:
         req = pb.CompleteTicketRequest(
             request_id=request_id,
@@ -174,6 +184,7 @@ class OpsledgerClient:
             processor_id=processor_id,
             message=message,
             artifacts=list(artifacts),
+            idempotency_key=idempotency_key or new_token(),
         )
         return self.call("CompleteTicket", self.tickets.CompleteTicket, req)
 
@@ -197,11 +208,12 @@ class OpsledgerClient:
 
     @staticmethod
     def _consume_next_request(processor_id: str, types: Iterable[str], wait_seconds: float,
-                              message: str | None) -> pb.ConsumeNextRequest:
+                              message: str | None, idempotency_key: str | None = None) -> pb.ConsumeNextRequest:
         req = pb.ConsumeNextRequest(
             processor_id=processor_id,
             request_types=[pb.RequestType.Value.Value(t) for t in types],
             wait_seconds=wait_seconds,
+            idempotency_key=idempotency_key or new_token(),
         )
         if message is not None:
             req.message = message
@@ -213,8 +225,9 @@ class OpsledgerClient:
         types: Iterable[str] = (),
         wait_seconds: float = 0.0,
         message: str | None = None,
+        idempotency_key: str | None = None,
     ) -> pb.ConsumeNextResponse:
-        req = self._consume_next_request(processor_id, types, wait_seconds, message)
+        req = self._consume_next_request(processor_id, types, wait_seconds, message, idempotency_key)
         return self.call("ConsumeNext", self.tickets.ConsumeNext, req, timeout=wait_seconds + self.timeout)
 
     def consume_next_future(self, processor_id: str = "", types: Iterable[str] = (), wait_seconds: float = 0.0):
@@ -227,9 +240,10 @@ class OpsledgerClient:
         return self.call("ReapStaleTickets", self.tickets.ReapStaleTickets, req)
 
     # -- live cycle ---------------------------------------------------------------
-    def run_cycle(self, timeout: float = 300.0) -> cycle_pb2.RunCycleResponse:
+    def run_cycle(self, timeout: float = 300.0, idempotency_key: str | None = None) -> cycle_pb2.RunCycleResponse:
         """One live cycle; waits while another runs, hence the longer deadline."""
-        return self.call("RunCycle", self.cycles.RunCycle, cycle_pb2.RunCycleRequest(confirm=True), timeout=timeout)
+        req = cycle_pb2.RunCycleRequest(confirm=True, idempotency_key=idempotency_key or new_token())
+        return self.call("RunCycle", self.cycles.RunCycle, req, timeout=timeout)
 
     def latest_cycle(self) -> cycle_pb2.GetLatestCycleResponse:
         return self.call("GetLatestCycle", self.cycles.GetLatestCycle, cycle_pb2.GetLatestCycleRequest())

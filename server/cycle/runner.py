@@ -12,6 +12,7 @@ for the whole run, across processes; the next caller waits its turn.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
@@ -31,6 +32,9 @@ from server.cycle import summary as summary_step
 
 log = logging.getLogger("opsledger.cycle")
 
+# A RunCycle retry token is honoured while its receipt is among this many newest.
+TOKEN_RECEIPTS = 20
+
 # (ticket counts by status, {"done", "failed", "stale_in_progress"}) at a moment
 LedgerView = Callable[[datetime], tuple[dict[str, int], dict[str, int]]]
 
@@ -45,6 +49,15 @@ class ReceiptNotWritten(Exception):
         self.cycle_id = cycle_id
         self.refs = refs
         super().__init__(message)
+
+
+def cycle_id_for(token: str | None) -> str:
+    """A fresh random cycle id, or, for a retry token, the id every retry of that
+    call derives: still a version-4 UUID (the contract's form), from a hash of the token."""
+    if token is None:
+        return str(uuid.uuid4())
+    digest = hashlib.sha256(b"opsledger-cycle\n" + token.encode("utf-8")).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 def _error(exc: BaseException) -> str:
@@ -75,15 +88,33 @@ class CycleRunner:
             "push": push_step.build,
         }
 
-    def run(self) -> dict:
+    def run(self, token: str | None = None) -> dict:
+        """Run one cycle. With a retry token whose cycle already wrote its receipt,
+        run nothing and return that receipt (the caller's retry of the same call)."""
+        cycle_id = cycle_id_for(token)
         with self.artifacts.exclusive("cycle"):
-            return self._run_locked()
+            if token is not None:
+                earlier = self._receipt_of(cycle_id)
+                if earlier is not None:
+                    log.info("live cycle %s: a retry of the same call; its receipt answers again", cycle_id)
+                    return earlier
+            return self._run_locked(cycle_id)
+
+    def _receipt_of(self, cycle_id: str) -> dict | None:
+        for ref in self.artifacts.snapshots("cycle", TOKEN_RECEIPTS):
+            try:
+                receipt = json.loads(self.artifacts.read(ref) or b"null")
+            except ValueError:
+                continue  # an unreadable snapshot is nobody's answer
+            if isinstance(receipt, dict) and receipt.get("cycle_id") == cycle_id:
+                return receipt
+        return None
 
     def _read_latest_json(self, kind: str) -> dict | None:
         raw = self.artifacts.read_latest(kind)
         return None if raw is None else json.loads(raw)
 
-    def _run_locked(self) -> dict:
+    def _run_locked(self, cycle_id: str) -> dict:
         now = self.clock.now()
         asof, stamp = iso(now), file_stamp(now)
         state = receipt_step.StepState()
@@ -160,7 +191,6 @@ class CycleRunner:
             log.error("live cycle system error: %s", state.system_error)
 
         # 5. receipt: always attempted
-        cycle_id = str(uuid.uuid4())
         receipts: dict[str, dict] = {}
 
         def render(snapshot_ref: str) -> bytes:

@@ -19,6 +19,7 @@ from server.cycle import receipt as receipt_step
 from server.cycle.runner import CycleRunner, ReceiptNotWritten
 from server.cycle.summary import WINDOW_HOURS
 from server.errors import CycleRefused, NotRecorded
+from server.ledger import validation
 from server.ledger.backend import LedgerBackend
 from server.rpc_status import refusals_to_status
 
@@ -54,8 +55,10 @@ class CycleService(cycle_pb2_grpc.CycleServiceServicer):
     async def RunCycle(self, request: pb.RunCycleRequest, context) -> pb.RunCycleResponse:
         if not request.confirm:
             raise CycleRefused(f"confirm: must be true to run a live cycle; {CONFIRM_HOW}")
+        token = validation.check_idempotency_key(
+            request.idempotency_key if request.HasField("idempotency_key") else None)
         try:
-            receipt = await asyncio.to_thread(self.runner.run)
+            receipt = await asyncio.to_thread(self.runner.run, token)
         except ReceiptNotWritten as exc:
             if self.metrics is not None:
                 self.metrics.cycles.labels("NO_RECEIPT").inc()

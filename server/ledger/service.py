@@ -82,8 +82,9 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
     @refusals_to_status
     async def ConsumeTicket(self, request: pb.ConsumeTicketRequest, context) -> pb.ConsumeTicketResponse:
         message = request.message if request.HasField("message") else None
-        rid, processor, text = validation.check_consume(request.request_id, request.processor_id, message)
-        rec = await self.store.run(Transition(rid, Event.CONSUME, processor, text))
+        token = _token(request)
+        rid, processor, text = validation.check_consume(request.request_id, request.processor_id, message, token)
+        rec = await self.store.run(Transition(rid, Event.CONSUME, processor, text, token=token))
         return pb.ConsumeTicketResponse(
             result="OK", request_id=rid, new_status=pb.TicketStatus.IN_PROGRESS, result_id=rec["result_id"]
         )
@@ -98,9 +99,10 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
             request.message,
             list(request.artifacts),
             self.artifacts.resolve,
+            _token(request),
         )
         event = Event.COMPLETE_DONE if status == "DONE" else Event.COMPLETE_FAILED
-        rec = await self.store.run(Transition(rid, event, processor, message, artifacts))
+        rec = await self.store.run(Transition(rid, event, processor, message, artifacts, _token(request)))
         return pb.CompleteTicketResponse(
             result="OK", request_id=rid, new_status=pb.TicketStatus.Value.Value(status), result_id=rec["result_id"]
         )
@@ -140,7 +142,9 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
         if violations:
             raise InvalidArgument(violations)
         message = request.message if request.HasField("message") else None
-        processor, text, wait = validation.check_consume_next(request.processor_id, message, request.wait_seconds)
+        token = _token(request)
+        processor, text, wait = validation.check_consume_next(request.processor_id, message, request.wait_seconds,
+                                                              token)
         left = context.time_remaining()
         if left is not None:
             wait = max(0.0, min(wait, left - 0.25))  # answer before the caller's deadline
@@ -148,7 +152,7 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
         deadline = loop.time() + wait
         while True:
             seen = self.store.open_version()  # read before the attempt: no wake-up is missed
-            rec = await self.store.run(ClaimNext(types, processor, text))
+            rec = await self.store.run(ClaimNext(types, processor, text, token))
             if rec is not None:
                 view = await asyncio.to_thread(self.store.ticket, rec["request_id"])
                 return pb.ConsumeNextResponse(
@@ -183,6 +187,11 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
             results=[result_message(r) for r in view.results],
             result_refs=[line_ref(RESULTS_REF, n) for n in view.result_lines],
         )
+
+
+def _token(request) -> str | None:
+    """The caller's retry token (AIP-155), when it sent one."""
+    return request.idempotency_key if request.HasField("idempotency_key") else None
 
 
 def _names(name_of, values, where: str, violations: list[Violation]) -> tuple[str, ...]:

@@ -102,11 +102,25 @@ def check_submit(
         rules(payload, out)
     if trace_id is not None and len(trace_id) > MAX_TRACE_ID:
         out.append(Violation("trace_id", f"must be at most {MAX_TRACE_ID} characters"))
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-        out.append(Violation("idempotency_key", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters"))
+    _idempotency_key(idempotency_key, out)
     if out:
         raise InvalidArgument(out)
     return payload
+
+
+def check_idempotency_key(value: str | None) -> str | None:
+    """A retry token (RunCycle's ``idempotency_key``): None or 1-128 characters."""
+    out: list[Violation] = []
+    _idempotency_key(value, out)
+    if out:
+        raise InvalidArgument(out)
+    return value
+
+
+def _idempotency_key(value: str | None, out: list[Violation]) -> None:
+    """Submit's key and the transitions' retry token share one rule."""
+    if value is not None and not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY:
+        out.append(Violation("idempotency_key", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters"))
 
 
 def check_request_id(value: str, where: str = "request_id") -> str:
@@ -144,10 +158,12 @@ def _request_id(value: str, out: list[Violation]) -> str:
         return value
 
 
-def check_consume(request_id: str, processor_id: str, message: str | None) -> tuple[str, str, str]:
+def check_consume(request_id: str, processor_id: str, message: str | None,
+                  idempotency_key: str | None = None) -> tuple[str, str, str]:
     out: list[Violation] = []
     rid = _request_id(request_id, out)
     processor, text = _claim(processor_id, message, out)
+    _idempotency_key(idempotency_key, out)
     if out:
         raise InvalidArgument(out)
     return rid, processor, text
@@ -156,9 +172,11 @@ def check_consume(request_id: str, processor_id: str, message: str | None) -> tu
 MAX_WAIT_SECONDS = 60.0
 
 
-def check_consume_next(processor_id: str, message: str | None, wait_seconds: float) -> tuple[str, str, float]:
+def check_consume_next(processor_id: str, message: str | None, wait_seconds: float,
+                       idempotency_key: str | None = None) -> tuple[str, str, float]:
     out: list[Violation] = []
     processor, text = _claim(processor_id, message, out)
+    _idempotency_key(idempotency_key, out)
     if not (0 <= wait_seconds <= MAX_WAIT_SECONDS):  # also refuses NaN
         out.append(Violation("wait_seconds", f"must be 0-{MAX_WAIT_SECONDS:g}"))
     if out:
@@ -173,10 +191,12 @@ def check_complete(
     message: str,
     artifacts: list[str],
     check_ref: Callable[[str], object],
+    idempotency_key: str | None = None,
 ) -> tuple[str, str, str, str, list[str]]:
     """``check_ref`` raises ValueError for a ref breaking RAW_PATH_ONLY."""
     out: list[Violation] = []
     rid = _request_id(request_id, out)
+    _idempotency_key(idempotency_key, out)
     if status not in (DONE, FAILED):
         out.append(Violation("status", "must be DONE or FAILED"))
     processor = _processor(processor_id, out)

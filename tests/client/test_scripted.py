@@ -48,12 +48,8 @@ def test_unavailable_is_retried_with_backoff_then_answered(fake):
 
 
 @pytest.mark.parametrize("call, rpc_name", [
-    (lambda c: c.consume(RID, "w1"), "ConsumeTicket"),
-    (lambda c: c.complete(RID, "DONE", "w1", "ok"), "CompleteTicket"),
-    (lambda c: c.consume_next("w1"), "ConsumeNext"),
     (lambda c: c.submit("ACKNOWLEDGE", {"message_id": "m"}), "SubmitTicket"),
     (lambda c: c.reap(), "ReapStaleTickets"),
-    (lambda c: c.run_cycle(), "RunCycle"),
 ])
 def test_a_write_without_a_token_is_never_repeated(fake, call, rpc_name):
     # UNAVAILABLE from the transport may follow a call the server carried out.
@@ -71,17 +67,37 @@ def test_a_write_without_a_token_is_never_repeated(fake, call, rpc_name):
 @pytest.mark.parametrize("call, rpc_name", [
     (lambda c: c.submit("ACKNOWLEDGE", {"message_id": "m"}, idempotency_key="k1"), "SubmitTicket"),
     (lambda c: c.reap(dry_run=True), "ReapStaleTickets"),
+    # The transitions and RunCycle carry a token the client picks once per call.
+    (lambda c: c.consume(RID, "w1"), "ConsumeTicket"),
+    (lambda c: c.complete(RID, "DONE", "w1", "ok"), "CompleteTicket"),
+    (lambda c: c.consume_next("w1"), "ConsumeNext"),
+    (lambda c: c.run_cycle(), "RunCycle"),
 ])
 def test_a_write_that_is_safe_to_repeat_is_retried(fake, call, rpc_name):
     channel, client, pool = fake
     result = pool.submit(call, client)
-    _, first, rpc = channel.take_unary_unary(method(rpc_name))
-    rpc.terminate(reply(method(rpc_name)), (), grpc.StatusCode.UNAVAILABLE, "down")
-    _, again, rpc = channel.take_unary_unary(method(rpc_name))
+    service = CYCLES if rpc_name == "RunCycle" else TICKETS
+    _, first, rpc = channel.take_unary_unary(service.methods_by_name[rpc_name])
+    rpc.terminate(reply(service.methods_by_name[rpc_name]), (), grpc.StatusCode.UNAVAILABLE, "down")
+    _, again, rpc = channel.take_unary_unary(service.methods_by_name[rpc_name])
     assert again == first  # the same request, token and all
-    rpc.terminate(reply(method(rpc_name)), (), grpc.StatusCode.OK, "")
+    if rpc_name != "ReapStaleTickets":
+        assert first.idempotency_key  # a token was set
+    rpc.terminate(reply(service.methods_by_name[rpc_name]), (), grpc.StatusCode.OK, "")
     result.result(5)
     assert len(client.sleeps) == 1
+
+
+def test_each_logical_call_gets_its_own_token(fake):
+    channel, client, pool = fake
+    tokens = []
+    for _ in range(2):
+        result = pool.submit(client.consume, RID, "w1")
+        _, request, rpc = channel.take_unary_unary(method("ConsumeTicket"))
+        tokens.append(request.idempotency_key)
+        rpc.terminate(pb.ConsumeTicketResponse(), (), grpc.StatusCode.OK, "")
+        result.result(5)
+    assert len(set(tokens)) == 2 and all(tokens)
 
 
 def test_other_codes_are_answers_not_retried(fake):

@@ -193,10 +193,12 @@ class Receipt(_message.Message):
     def __init__(self, schema: _Optional[str] = ..., cycle_id: _Optional[str] = ..., asof: _Optional[str] = ..., result: _Optional[_Union[CycleResult.Value, str]] = ..., decision: _Optional[_Union[CycleDecision.Value, str]] = ..., reason: _Optional[_Union[CycleReason.Value, str]] = ..., bundle: _Optional[_Union[Receipt.Bundle, _Mapping]] = ..., reco: _Optional[_Union[Receipt.Reco, _Mapping]] = ..., ops_summary: _Optional[_Union[Receipt.OpsSummary, _Mapping]] = ..., push: _Optional[_Union[Receipt.Push, _Mapping]] = ..., snapshot_ref: _Optional[str] = ..., evidence_refs: _Optional[_Iterable[str]] = ..., integrity: _Optional[_Union[Receipt.Integrity, _Mapping]] = ...) -> None: ...
 
 class RunCycleRequest(_message.Message):
-    __slots__ = ("confirm",)
+    __slots__ = ("confirm", "idempotency_key")
     CONFIRM_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     confirm: bool
-    def __init__(self, confirm: _Optional[bool] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, confirm: _Optional[bool] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class RunCycleResponse(_message.Message):
     __slots__ = ("receipt",)

@@ -131,14 +131,16 @@ class SubmitTicketResponse(_message.Message):
     def __init__(self, result: _Optional[str] = ..., request_id: _Optional[str] = ..., requested_at: _Optional[str] = ..., status: _Optional[_Union[TicketStatus.Value, str]] = ..., appended: _Optional[bool] = ...) -> None: ...
 
 class ConsumeTicketRequest(_message.Message):
-    __slots__ = ("request_id", "processor_id", "message")
+    __slots__ = ("request_id", "processor_id", "message", "idempotency_key")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PROCESSOR_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     processor_id: str
     message: str
-    def __init__(self, request_id: _Optional[str] = ..., processor_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, request_id: _Optional[str] = ..., processor_id: _Optional[str] = ..., message: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class ConsumeTicketResponse(_message.Message):
     __slots__ = ("result", "request_id", "new_status", "result_id")
@@ -153,18 +155,20 @@ class ConsumeTicketResponse(_message.Message):
     def __init__(self, result: _Optional[str] = ..., request_id: _Optional[str] = ..., new_status: _Optional[_Union[TicketStatus.Value, str]] = ..., result_id: _Optional[str] = ...) -> None: ...
 
 class CompleteTicketRequest(_message.Message):
-    __slots__ = ("request_id", "status", "processor_id", "message", "artifacts")
+    __slots__ = ("request_id", "status", "processor_id", "message", "artifacts", "idempotency_key")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PROCESSOR_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     status: TicketStatus.Value
     processor_id: str
     message: str
     artifacts: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, request_id: _Optional[str] = ..., status: _Optional[_Union[TicketStatus.Value, str]] = ..., processor_id: _Optional[str] = ..., message: _Optional[str] = ..., artifacts: _Optional[_Iterable[str]] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, request_id: _Optional[str] = ..., status: _Optional[_Union[TicketStatus.Value, str]] = ..., processor_id: _Optional[str] = ..., message: _Optional[str] = ..., artifacts: _Optional[_Iterable[str]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class CompleteTicketResponse(_message.Message):
     __slots__ = ("result", "request_id", "new_status", "result_id")
@@ -227,16 +231,18 @@ class GetTicketResponse(_message.Message):
     def __init__(self, row: _Optional[_Union[BoardRow, _Mapping]] = ..., request: _Optional[_Union[TicketRequest, _Mapping]] = ..., results: _Optional[_Iterable[_Union[TicketResult, _Mapping]]] = ..., result_refs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ConsumeNextRequest(_message.Message):
-    __slots__ = ("processor_id", "message", "request_types", "wait_seconds")
+    __slots__ = ("processor_id", "message", "request_types", "wait_seconds", "idempotency_key")
     PROCESSOR_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_TYPES_FIELD_NUMBER: _ClassVar[int]
     WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     processor_id: str
     message: str
     request_types: _containers.RepeatedScalarFieldContainer[RequestType.Value]
     wait_seconds: float
-    def __init__(self, processor_id: _Optional[str] = ..., message: _Optional[str] = ..., request_types: _Optional[_Iterable[_Union[RequestType.Value, str]]] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, processor_id: _Optional[str] = ..., message: _Optional[str] = ..., request_types: _Optional[_Iterable[_Union[RequestType.Value, str]]] = ..., wait_seconds: _Optional[float] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class ConsumeNextResponse(_message.Message):
     __slots__ = ("result", "claimed", "request_id", "new_status", "result_id", "ticket")
