@@ -137,7 +137,7 @@ def test_envelope_keeps_grpc_callers_working(gw, root):
 def test_openapi_describes_query_confirm_and_the_envelope(gw):
     doc = gw.http.get("/openapi.json").json()
     run = doc["paths"]["/api/live/cycle/run"]["post"]
-    assert [p["name"] for p in run["parameters"]] == ["confirm"]
+    assert [p["name"] for p in run["parameters"]] == ["confirm", "idempotency_key"]  # the scalars of RunCycleRequest
     assert run["requestBody"]["required"] is False
     latest = doc["paths"]["/api/live/cycle/latest"]["get"]["responses"]["200"]["content"]["application/json"]
     schema = doc["components"]["schemas"][latest["schema"]["$ref"].rsplit("/", 1)[1]]
