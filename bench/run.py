@@ -31,13 +31,13 @@ REPO = Path(__file__).resolve().parents[1]
 SIZES = {
     "full": dict(rounds=3, p1_pairs={1: 1500, 8: 4000, 32: 4000}, p2_per_thread={1: 400, 32: 40},
                  p3_tickets=1_000_000, p3_in_progress=1000, p4_iters=300, p5_tickets=100_000, p5_runs=15,
-                 p6_tickets=4000),
+                 p6_tickets=4000, p13_tickets=10_000, p13_walks=10),
     "quick": dict(rounds=1, p1_pairs={1: 300, 8: 800, 32: 800}, p2_per_thread={1: 150, 32: 10},
                   p3_tickets=50_000, p3_in_progress=100, p4_iters=100, p5_tickets=10_000, p5_runs=5,
-                  p6_tickets=800),
+                  p6_tickets=800, p13_tickets=10_000, p13_walks=3),
     "smoke": dict(rounds=1, p1_pairs={1: 10, 8: 16, 32: 32}, p2_per_thread={1: 5, 32: 1},
                   p3_tickets=300, p3_in_progress=10, p4_iters=5, p5_tickets=200, p5_runs=2,
-                  p6_tickets=64),
+                  p6_tickets=64, p13_tickets=2500, p13_walks=1),
 }
 
 
@@ -288,6 +288,31 @@ def p6(work: Path, size: dict) -> dict:
     return {"rate": median(http), "base": median(grpc_)}
 
 
+# -- P13 --------------------------------------------------------------------------------
+def p13(work: Path, size: dict) -> dict:
+    """The whole board walked in pages of 1,000 over HTTP, and the same over gRPC."""
+    n = size["p13_tickets"]
+    root = fresh_root(work, "p13")
+    generate(root, n, in_progress=n)  # every ticket consumed once: n tickets, n results
+    srv = ServerProcess(root, log_level="WARNING")
+    http, grpc_ = [], []
+    try:
+        for r in range(size["rounds"]):
+            order = [("board-http", srv.http_base, http), ("board-grpc", srv.target, grpc_)]
+            if r % 2:
+                order.reverse()
+            for kind, target, out in order:
+                res = client(kind, target, 1, count=size["p13_walks"])
+                assert res["rows"] == n, res
+                out.append(res)
+    finally:
+        srv.terminate()
+    return {"tickets": n, "walk_ms": median([x["p50_ms"] for x in http]),
+            "base_walk_ms": median([x["p50_ms"] for x in grpc_]),
+            "page_ms": median([x["page_p50_ms"] for x in http]),
+            "base_page_ms": median([x["page_p50_ms"] for x in grpc_])}
+
+
 # -- report -----------------------------------------------------------------------------
 def machine() -> str:
     cpu = "unknown CPU"
@@ -310,35 +335,47 @@ def rows(res: dict) -> list[list[str]]:
         return "met" if ok else "MISSED"
 
     out = []
-    for conc, v in res["P1"].items():
+    for conc, v in res.get("P1", {}).items():
         rr = ratio(v["rate"], v["base"])
         out.append([f"P1 c={conc}", f"{v['rate']:.0f} pairs/s (p50 {v['p50_ms']:.2f} ms, p99 {v['p99_ms']:.2f} ms)",
                     f"{v['base']:.0f} no-op pairs/s", f"{rr:.2f}",
                     "≥ 0.7" if conc == 32 else "—", verdict(rr >= 0.7) if conc == 32 else "—"])
-    for conc, v in res["P2"].items():
+    for conc, v in res.get("P2", {}).items():
         rr = ratio(v["rate"], v["base"])
         need = 1.0 if conc == 1 else 3.0
         out.append([f"P2 c={conc}", f"{v['rate']:.0f} transitions/s", f"{v['base']:.0f} transitions/s (SQLite)",
                     f"{rr:.2f}", f"≥ {need:g}×", verdict(rr >= need)])
-    v = res["P3"]
-    rr = ratio(v["seconds"], v["base"])
-    out.append([f"P3 {v['tickets']:,} tickets / {v['results']:,} results",
-                f"{v['seconds']:.2f} s, peak RSS {v['rss'] / 2**20:.0f} MiB "
-                f"({v['rss_per_million'] / 2**20:.0f} MiB per 1M tickets held)",
-                f"{v['base']:.2f} s parse-only", f"{rr:.2f}", "≤ 1.5×, ≤ 1.5 GB",
-                verdict(rr <= 1.5 and v["rss"] <= 1.5e9)])
-    v = res["P4"]
-    rr = ratio(v["filtered_ms"], v["base_ms"])
-    out.append([f"P4 page of 100, IN_PROGRESS ({v['in_progress']:,} of them)", f"{v['filtered_ms']:.2f} ms p50",
-                f"{v['base_ms']:.2f} ms unfiltered", f"{rr:.2f}", "≤ 5 ms, ≤ 2",
-                verdict(v["filtered_ms"] <= 5 and rr <= 2)])
-    v = res["P5"]
-    out.append(["P5 RunCycle, 100 tickers", f"{v['ms']:.1f} ms p50", f"{v['base_ms']:.1f} ms bundle + counts only",
-                f"{ratio(v['ms'], v['base_ms']):.1f}", "≤ 100 ms", verdict(v["ms"] <= 100)])
-    v = res["P6"]
-    rr = ratio(v["rate"], v["base"])
-    out.append(["P6 ConsumeTicket via HTTP, c=32", f"{v['rate']:.0f} calls/s", f"{v['base']:.0f} calls/s gRPC",
-                f"{rr:.2f}", "≥ 0.5", verdict(rr >= 0.5)])
+    if "P3" in res:
+        v = res["P3"]
+        rr = ratio(v["seconds"], v["base"])
+        out.append([f"P3 {v['tickets']:,} tickets / {v['results']:,} results",
+                    f"{v['seconds']:.2f} s, peak RSS {v['rss'] / 2**20:.0f} MiB "
+                    f"({v['rss_per_million'] / 2**20:.0f} MiB per 1M tickets held)",
+                    f"{v['base']:.2f} s parse-only", f"{rr:.2f}", "≤ 1.5×, ≤ 1.5 GB",
+                    verdict(rr <= 1.5 and v["rss"] <= 1.5e9)])
+    if "P4" in res:
+        v = res["P4"]
+        rr = ratio(v["filtered_ms"], v["base_ms"])
+        out.append([f"P4 page of 100, IN_PROGRESS ({v['in_progress']:,} of them)", f"{v['filtered_ms']:.2f} ms p50",
+                    f"{v['base_ms']:.2f} ms unfiltered", f"{rr:.2f}", "≤ 5 ms, ≤ 2",
+                    verdict(v["filtered_ms"] <= 5 and rr <= 2)])
+    if "P5" in res:
+        v = res["P5"]
+        out.append(["P5 RunCycle, 100 tickers", f"{v['ms']:.1f} ms p50", f"{v['base_ms']:.1f} ms bundle + counts only",
+                    f"{ratio(v['ms'], v['base_ms']):.1f}", "≤ 100 ms", verdict(v["ms"] <= 100)])
+    if "P6" in res:
+        v = res["P6"]
+        rr = ratio(v["rate"], v["base"])
+        out.append(["P6 ConsumeTicket via HTTP, c=32", f"{v['rate']:.0f} calls/s", f"{v['base']:.0f} calls/s gRPC",
+                    f"{rr:.2f}", "≥ 0.5", verdict(rr >= 0.5)])
+    if "P13" in res:
+        v = res["P13"]
+        out.append([f"P13 whole board via HTTP, {v['tickets']:,} tickets × {v['tickets']:,} results, pages of 1,000",
+                    f"{v['walk_ms']:.0f} ms p50", f"{v['base_walk_ms']:.0f} ms via gRPC GetBoard",
+                    f"{ratio(v['walk_ms'], v['base_walk_ms']):.2f}", "≤ 150 ms", verdict(v["walk_ms"] <= 150)])
+        out.append(["P13 one 1,000-row page via HTTP", f"{v['page_ms']:.1f} ms p50",
+                    f"{v['base_page_ms']:.1f} ms via gRPC GetBoard", f"{ratio(v['page_ms'], v['base_page_ms']):.2f}",
+                    "—", "—"])
     return out
 
 
@@ -351,18 +388,26 @@ def table(lines: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def run_all(mode: str, work: Path) -> dict:
+ROWS = ("P1", "P2", "P3", "P4", "P5", "P6", "P13")
+
+
+def run_all(mode: str, work: Path, only: tuple[str, ...] = ROWS) -> dict:
     size = SIZES[mode]
     res = {}
     t0 = time.perf_counter()
-    res["P1"] = p1(work, size)
-    res["P2"] = p2(work, size)
-    data = fresh_root(work, "p3")
-    counts = generate(data, size["p3_tickets"], in_progress=size["p3_in_progress"])
-    res["P3"] = p3(data, size, counts)
-    res["P4"] = p4(data, size)
-    res["P5"] = p5(work, size)
-    res["P6"] = p6(work, size)
+    for name in ("P1", "P2"):
+        if name in only:
+            res[name] = globals()[name.lower()](work, size)
+    if "P3" in only or "P4" in only:
+        data = fresh_root(work, "p3")
+        counts = generate(data, size["p3_tickets"], in_progress=size["p3_in_progress"])
+        if "P3" in only:
+            res["P3"] = p3(data, size, counts)
+        if "P4" in only:
+            res["P4"] = p4(data, size)
+    for name in ("P5", "P6", "P13"):
+        if name in only:
+            res[name] = globals()[name.lower()](work, size)
     res["seconds"] = time.perf_counter() - t0
     return res
 
@@ -373,11 +418,14 @@ def main() -> int:
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--out", default=str(REPO / "docs" / "BENCHMARKS.md"), help="'-' to write no file")
     p.add_argument("--work", help="scratch folder (default: a temp folder, removed afterwards)")
+    p.add_argument("--only", default=",".join(ROWS),
+                   help="comma-separated rows to run (e.g. P13); a partial run writes no file")
     args = p.parse_args()
     mode = "smoke" if args.smoke else ("quick" if args.quick else "full")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="opsledger-bench-"))
     try:
-        res = run_all(mode, work)
+        only = tuple(x.strip() for x in args.only.split(",") if x.strip())
+        res = run_all(mode, work, only)
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
@@ -385,7 +433,7 @@ def main() -> int:
     text = table(lines)
     print(text)
     print(f"\n({mode} run, {res['seconds']:.0f} s, medians of {SIZES[mode]['rounds']} round(s))")
-    if args.out != "-":
+    if args.out != "-" and set(only) == set(ROWS):
         from bench.report import write_report
 
         write_report(Path(args.out), text, mode, machine(), res, " ".join(["python -m bench.run"] + sys.argv[1:]))

@@ -5,8 +5,20 @@ order, with an unset optional field as ``null`` and an empty list as ``[]``
 (protobuf's own JSON leaves both out), and Struct/Value numbers that are integral
 given back as integers. The gateway's bodies and the CLI's output both come
 from here, so what they print is what is stored.
+
+``generic_dict`` states the rule: json_format, then ``complete``. json_format
+decides each field's handling again for every value it meets, and a
+1,000-row board page spent most of its gateway time there; so
+``contract_dict`` runs a function generated once per message type that gives
+exactly the same result (tests/common/test_contract_json.py checks it on
+random messages of every response type) with plain attribute reads. A type
+using something the generator does not handle (maps, Any, wrappers, other
+well-known types) goes through ``generic_dict``.
 """
 from __future__ import annotations
+
+import math
+from collections.abc import Callable
 
 from google.protobuf import descriptor, json_format
 
@@ -16,6 +28,13 @@ _STRUCT = "google.protobuf.Struct"
 # Free JSON (Struct, and Value for a view's "data"): numbers come back as doubles.
 _JSON_VALUES = (_STRUCT, "google.protobuf.Value", "google.protobuf.ListValue")
 _UNSPECIFIED = "VALUE_UNSPECIFIED"
+_VALUE = "google.protobuf.Value"
+_LIST_VALUE = "google.protobuf.ListValue"
+FD = descriptor.FieldDescriptor
+_INT64 = {FD.CPPTYPE_INT64, FD.CPPTYPE_UINT64}
+_FLOATS = {FD.CPPTYPE_FLOAT, FD.CPPTYPE_DOUBLE}
+
+Render = Callable[[object], dict]
 
 
 def complete(desc: descriptor.Descriptor, d: dict) -> dict:
@@ -39,8 +58,127 @@ def complete(desc: descriptor.Descriptor, d: dict) -> dict:
     return out
 
 
-def contract_dict(message) -> dict:
+def generic_dict(message) -> dict:
     plain = json_format.MessageToDict(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
     return complete(message.DESCRIPTOR, plain)
+
+
+def contract_dict(message) -> dict:
+    fast = renderer(message.DESCRIPTOR)
+    return fast(message) if fast is not None else generic_dict(message)
+
+
+class Unsupported(Exception):
+    """A message type this compiler leaves to the generic path."""
+
+
+# -- Struct / Value / ListValue: JSON values, integral numbers as ints ----------------
+def _number(x: float):
+    if math.isinf(x) or math.isnan(x):
+        # json_format refuses these too (they would read back as strings)
+        raise ValueError("Struct number is not finite")
+    return int(x) if x.is_integer() else x
+
+
+def value_plain(v):
+    kind = v.WhichOneof("kind")
+    if kind == "string_value":
+        return v.string_value
+    if kind == "number_value":
+        return _number(v.number_value)
+    if kind == "bool_value":
+        return v.bool_value
+    if kind == "struct_value":
+        return struct_plain(v.struct_value)
+    if kind == "list_value":
+        return list_plain(v.list_value)
+    return None  # null_value or unset
+
+
+def list_plain(lv) -> list:
+    return [value_plain(x) for x in lv.values]
+
+
+def struct_plain(s) -> dict:
+    return {key: value_plain(v) for key, v in s.fields.items()}  # the map's own order, as json_format
+
+
+# -- scalars --------------------------------------------------------------------------
+_PRINTER = json_format._Printer(preserving_proto_field_name=True)  # enum names as json_format spells them
+
+
+def _scalar(f: FD) -> Callable[[object], object] | None:
+    """How json_format converts this scalar; None when the value is already its JSON form."""
+    if f.cpp_type == FD.CPPTYPE_ENUM:
+        if f.enum_type.is_closed:
+            raise Unsupported(f.full_name)
+        names = {v.number: _PRINTER._FieldToJsonObject(f, v.number) for v in f.enum_type.values}
+        if not f.is_repeated:  # "no value" is null, never the proto's zero name (as ``complete``)
+            names = {n: None if name == _UNSPECIFIED else name for n, name in names.items()}
+        return lambda v: names.get(v, v)  # an unknown number of an open enum stays a number
+    if f.cpp_type in _INT64 or f.type == FD.TYPE_BYTES or f.cpp_type in _FLOATS:
+        return lambda v: _PRINTER._FieldToJsonObject(f, v)  # strings for int64, base64, Infinity/NaN
+    return None  # str, bool and 32-bit integers come out of upb as their JSON values
+
+
+def _converter(f: FD, compiled: dict) -> Callable[[object], object] | None:
+    sub = f.message_type
+    if sub is None:
+        return _scalar(f)
+    if sub.GetOptions().map_entry:
+        raise Unsupported(f.full_name)
+    if sub.full_name == _STRUCT:
+        return struct_plain
+    if sub.full_name == _VALUE:
+        return value_plain
+    if sub.full_name == _LIST_VALUE:
+        return list_plain
+    if sub.full_name.startswith("google.protobuf."):
+        raise Unsupported(sub.full_name)  # other well-known types have their own JSON forms
+    return _compile(sub, compiled)
+
+
+def _compile(desc: descriptor.Descriptor, compiled: dict) -> Render:
+    """One generated function per message type: a dict display of its fields."""
+    if desc.full_name in compiled:
+        return compiled[desc.full_name]
+    namespace: dict = {}
+
+    def render(m):  # replaced below; lets a message type contain itself
+        return namespace["render"](m)
+
+    compiled[desc.full_name] = render
+    items = []
+    for i, f in enumerate(desc.fields):
+        conv = _converter(f, compiled)
+        get = f"m.{f.name}"
+        if conv is not None:
+            namespace[f"c{i}"] = conv
+        if f.is_repeated:
+            expr = f"[c{i}(x) for x in {get}]" if conv is not None else f"list({get})"
+        else:
+            one = f"c{i}({get})" if conv is not None else get
+            if f.message_type is not None or f.has_presence:
+                expr = f"({one} if m.HasField({f.name!r}) else None)"
+            else:
+                expr = one
+        items.append(f"{f.name!r}: {expr}")
+    source = "def render(m):\n    return {" + ", ".join(items) + "}\n"
+    exec(compile(source, f"<render {desc.full_name}>", "exec"), namespace)  # noqa: S102 - our own text
+    compiled[desc.full_name] = namespace["render"]
+    return namespace["render"]
+
+
+_CACHE: dict[str, Render | None] = {}
+
+
+def renderer(desc: descriptor.Descriptor) -> Render | None:
+    """The compiled renderer of ``desc``, or None when it needs ``generic_dict``."""
+    if desc.full_name not in _CACHE:
+        try:
+            _CACHE[desc.full_name] = _compile(desc, {})
+        except Unsupported:
+            _CACHE[desc.full_name] = None
+    return _CACHE[desc.full_name]

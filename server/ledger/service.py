@@ -35,18 +35,34 @@ def _enum_name(name_of: Callable[[int], str], value: int, where: str) -> str:
     return "" if name == "VALUE_UNSPECIFIED" else name
 
 
-def row_message(row: dict) -> pb.BoardRow:
-    msg = pb.BoardRow(
+_TYPE_NUMBER = {name: pb.RequestType.Value.Value(name) for name in pb.RequestType.Value.keys()}
+_STATUS_NUMBER = {name: pb.TicketStatus.Value.Value(name) for name in pb.TicketStatus.Value.keys()}
+
+
+def _row_fields(row: dict) -> dict:
+    # None leaves an optional field unset (null in JSON)
+    return dict(
         request_id=row["request_id"],
         requested_at=row["requested_at"],
-        request_type=pb.RequestType.Value.Value(row["request_type"]),
-        current_status=pb.TicketStatus.Value.Value(row["current_status"]),
+        request_type=_TYPE_NUMBER[row["request_type"]],
+        current_status=_STATUS_NUMBER[row["current_status"]],
+        trace_id=row["trace_id"],
+        last_message=row["last_message"],
+        last_processed_at=row["last_processed_at"],
     )
+
+
+def row_message(row: dict) -> pb.BoardRow:
+    msg = pb.BoardRow(**_row_fields(row))
     msg.payload.update(row["payload"])
-    for key in ("trace_id", "last_message", "last_processed_at"):
-        if row[key] is not None:
-            setattr(msg, key, row[key])
     return msg
+
+
+def add_rows(target, rows: list[dict]) -> None:
+    """Board rows built in place in a repeated field (no per-row copy into the reply)."""
+    add = target.add
+    for row in rows:
+        add(**_row_fields(row)).payload.update(row["payload"])
 
 
 def request_message(rec: dict) -> pb.TicketRequest:
@@ -118,22 +134,18 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
         before = paging.read_token(request.page_token, statuses, types)
         while True:
             rows, cursor, total = await asyncio.to_thread(self.store.page, statuses, types, size, before)
-            messages = [row_message(r) for r in rows]
-            fit = paging.rows_that_fit([m.ByteSize() for m in messages])
-            if fit >= len(messages):
+            reply = pb.GetBoardResponse(status="ready", schema="TICKETS_BOARD_V1", asof=self.clock.now_iso(),
+                                        total_count=total)
+            add_rows(reply.rows, rows)
+            fit = paging.rows_that_fit([m.ByteSize() for m in reply.rows])
+            if fit >= len(rows):
                 break
             # A page is at most page_size rows AND fits the message limit: ask
             # again for the rows that fit, so the cursor is that page's own.
             size = fit
-        return pb.GetBoardResponse(
-            status="ready",
-            schema="TICKETS_BOARD_V1",
-            asof=self.clock.now_iso(),
-            row_count=len(messages),
-            rows=messages,
-            next_page_token=paging.make_token(cursor, statuses, types) if cursor is not None else "",
-            total_count=total,
-        )
+        reply.row_count = len(rows)
+        reply.next_page_token = paging.make_token(cursor, statuses, types) if cursor is not None else ""
+        return reply
 
     @refusals_to_status
     async def ConsumeNext(self, request: pb.ConsumeNextRequest, context) -> pb.ConsumeNextResponse:

@@ -197,3 +197,17 @@ def test_failed_write_or_fsync_turns_the_store_read_only(root, where, err):
     s = JsonlLedger(root).open()
     assert consume(s, rid)["status"] == "IN_PROGRESS"
     s.close()
+
+
+def test_rows_read_back_whole_whatever_their_length(store):
+    """Lines are read back by offset in growing steps: long ones come back whole, short ones alone."""
+    ids = []
+    for n in (1, 700, 2000):  # a 2,000-character Korean message is ~6 KB on disk
+        rid = submit(store)
+        consume(store, rid)
+        store.call(Transition(rid, Event.COMPLETE_DONE, "w1", "점" * n))
+        ids.append((rid, "점" * n))
+    rows = store.page((), (), 10, None)[0]
+    assert [(r["request_id"], r["last_message"]) for r in rows] == ids[::-1]
+    view = store.ticket(ids[-1][0])
+    assert view.results[-1]["message"] == ids[-1][1] and view.request["payload"] == RECONCILE

@@ -24,14 +24,24 @@ class FileLock:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
 
 
+_LINE_GUESS = 1024  # most lines are 200-600 bytes; a longer one is read on in doubling steps
+
+
 def read_line(fd: int, offset: int) -> bytes:
-    """The line starting at ``offset`` (without its newline); lines never move once written."""
-    buf = b""
+    """The line starting at ``offset`` (without its newline); lines never move once written.
+
+    Reads 1 KiB first, not a fixed large block: a 1,000-row board page reads
+    2,000 lines, and 64 KiB reads made that copy 128 MB."""
+    want = _LINE_GUESS
+    buf = os.pread(fd, want, offset)
     while True:
-        chunk = os.pread(fd, 65536, offset + len(buf))
-        if not chunk:
-            return buf
-        buf += chunk
         nl = buf.find(b"\n")
         if nl >= 0:
             return buf[:nl]
+        if len(buf) < want:  # end of file
+            return buf
+        more = os.pread(fd, want, offset + len(buf))
+        if not more:
+            return buf
+        buf += more
+        want *= 2
