@@ -177,3 +177,4 @@ def test_store_failure_flips_health_and_answers_unavailable(server, client):
             time.sleep(0.05)
         assert resp.status == health_pb2.HealthCheckResponse.NOT_SERVING
     assert client.board().total_count == 1  # reads still work
+

@@ -76,6 +76,12 @@ class TornTailStuck(StartupRefused):
         super().__init__(f"{path}: {reason}, and the file cannot be cut ({exc.strerror})")
 
 
+class LogReplaced(Exception):
+    """A log (or the lock file) is no longer the file the store has open:
+    renamed, deleted or replaced under a running server. Appending on would
+    write into a file nobody reads after a restart."""
+
+
 @dataclass
 class Sync:
     """Only read what other processes appended."""
@@ -200,7 +206,10 @@ class JsonlLedger:
     def _refresh(self) -> None:
         """Before a read: take in what other processes appended, if anything."""
         if self.failed is None and self.changed_elsewhere():
-            self.call(Sync())
+            try:
+                self.call(Sync())
+            except Unavailable:
+                pass  # the store just turned read-only: reads answer from what it holds
 
     # -- records are read back from the logs by offset (the index keeps none) --
     def request_of(self, entry: Entry) -> dict:
@@ -374,6 +383,7 @@ class JsonlLedger:
         answers: list[tuple[concurrent.futures.Future, object, bool]] = []
         try:
             with self._flock():
+                self._check_identity()
                 self._catch_up()
                 work = Batch()
                 view = _IndexView(self)
@@ -406,6 +416,23 @@ class JsonlLedger:
         if work.requests:
             self._open_version += 1
             self._wake_waiters()
+
+    def _check_identity(self) -> None:
+        """Under the lock, before a batch: every path still names the file we hold open."""
+        for path, fd in ((self.requests_path, self._fds[self.requests_path]),
+                         (self.results_path, self._fds[self.results_path]), (self.lock_path, self._lock_fd)):
+            held = os.fstat(fd)
+            rel = path.relative_to(self.root).as_posix()
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                raise LogReplaced(
+                    f"{rel} was renamed or deleted while the server ran (the open file, inode {held.st_ino}, "
+                    f"has {held.st_nlink} link(s) left); nothing more is appended to it") from None
+            if (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+                raise LogReplaced(
+                    f"{rel} was replaced while the server ran: the open file is inode {held.st_ino} "
+                    f"({held.st_nlink} link(s)), the path now names inode {now.st_ino}; nothing more is appended")
 
     def _fail(self, exc: BaseException) -> None:
         if self.failed is None:
