@@ -139,8 +139,11 @@ class Opsledger:
             raise SettingsError("--protect-reads needs a token: set OPSLEDGER_TOKEN or --token-file")
         if s.insecure_no_auth and not s.token:
             log.warning("auth_off", message="--insecure-no-auth: anyone who can reach this server can write")
+        jsonl = (s.store or "jsonl").strip() == "jsonl"
         self.store = make_backend(s.store, s.root, self.clock, fsync=(s.fsync == "always"),
-                                  on_failure=self._store_failed)
+                                  on_failure=self._store_failed,
+                                  **(dict(checkpoint_interval=s.checkpoint_interval,
+                                          accept_log_loss=s.accept_log_loss) if jsonl else {}))
         await asyncio.to_thread(self.store.open)
         for a in self.store.anomalies():
             log.warning("ledger_anomaly", file=a.file, line=a.line_no, reason=a.reason)

@@ -87,6 +87,8 @@ def cmd_serve(args) -> int:
         ready_file=Path(args.ready_file) if args.ready_file else None,
         grace=args.grace,
         reap_interval=args.reap_interval,
+        checkpoint_interval=args.checkpoint_interval,
+        accept_log_loss=args.accept_log_loss,
     )
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise SettingsError("--tls-cert and --tls-key go together")
@@ -189,12 +191,23 @@ def cmd_fsck(args) -> int:
     from server.ledger.jsonl.fsck import fsck  # fsck checks the JSONL files themselves
 
     check_root(Path(args.root))
-    findings = fsck(Path(args.root))
+    findings = fsck(Path(args.root), with_status=True)
     for f in findings:
         print(f)
     errors = [f for f in findings if f.severity == "error"]
     print(f"fsck: {len(errors)} error(s), {len(findings) - len(errors)} note(s) in {Path(args.root).resolve()}")
     return EXIT_FAIL if errors else EXIT_OK
+
+
+def cmd_checkpoint(args) -> int:
+    from server.ledger.jsonl.tools import checkpoint_now  # the JSONL ledger's own file
+
+    root = Path(args.root)
+    if not (root / "state" / "tickets").is_dir():
+        print(f"error: {root}: no ledger here (state/tickets/ is missing)", file=sys.stderr)
+        return EXIT_FAIL
+    print(f"checkpoint written: {checkpoint_now(root)}")
+    return EXIT_OK
 
 
 def cmd_cycle_run(args) -> int:
@@ -321,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to send a whole HTTP request; slower connections are closed")
     p.add_argument("--reap-interval", type=float, default=d.reap_interval,
                    help="run the reaper every N seconds (0: off)")
+    p.add_argument("--checkpoint-interval", type=float, default=d.checkpoint_interval,
+                   help="write the index checkpoint every N seconds when the logs grew (0: only at stop)")
+    p.add_argument("--accept-log-loss", action="store_true", default=d.accept_log_loss,
+                   help="start although a log holds less than the last index checkpoint covered")
     p.add_argument("--ready-file", default=env("READY_FILE"), help="write bound ports here as JSON once serving")
     p.add_argument("--init", action="store_true", default=env_bool("INIT"),
                    help="create --root when it does not exist (otherwise a missing root is an error)")
@@ -415,7 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="handle one ticket (or none after the wait) and exit")
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("fsck", help="check both logs; report every anomaly; change nothing")
+    p = sub.add_parser("checkpoint", help="write the JSONL ledger's index checkpoint now (server running or not)")
+    _root_flag(p)
+    p.set_defaults(func=cmd_checkpoint)
+
+    p = sub.add_parser("fsck", help="check both logs and the index checkpoint; report every anomaly; change nothing")
     _root_flag(p)
     p.set_defaults(func=cmd_fsck)
     return parser

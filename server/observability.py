@@ -115,6 +115,7 @@ class Metrics:
                                  ["budget"], registry=r)
         self._store = None
         r.register(_TicketCollector(self))
+        r.register(_ScrubCollector(self))
 
     def watch_store(self, store) -> None:
         """Batch sizes and write times from every commit; ticket counts at scrape time."""
@@ -124,6 +125,27 @@ class Metrics:
     def _on_commit(self, lines: int, seconds: float) -> None:
         self.batch_size.observe(lines)
         self.fsync_latency.observe(seconds)
+
+
+class _ScrubCollector:
+    """Progress of the background scrub of the checkpointed log prefix (JSONL ledger)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self):
+        progress = getattr(self.metrics._store, "scrub_progress", None)
+        if progress is None:
+            return
+        p = progress()
+        total = GaugeMetricFamily("opsledger_scrub_bytes_total", "bytes of the logs the loaded checkpoint covers")
+        total.add_metric([], p["bytes_total"])
+        done = GaugeMetricFamily("opsledger_scrub_bytes_verified", "of those, bytes the scrub has verified")
+        done.add_metric([], p["bytes_done"])
+        state = GaugeMetricFamily("opsledger_scrub_state", "scrub state (1 for the current one)", labels=["state"])
+        for name in ("none", "running", "done", "failed", "stopped"):
+            state.add_metric([name], 1 if p["state"] == name else 0)
+        yield from (total, done, state)
 
 
 class _TicketCollector:

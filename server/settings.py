@@ -126,6 +126,11 @@ class Settings:
     http_request_timeout: float = field(default_factory=lambda: float(env("HTTP_REQUEST_TIMEOUT", "10")))
     grace: float = field(default_factory=lambda: float(env("GRACE", "10")))
     reap_interval: float = field(default_factory=lambda: float(env("REAP_INTERVAL", "0")))
+    # The JSONL ledger's index checkpoint: written at a clean stop and every
+    # this many seconds when the logs grew (0: only at stop).
+    checkpoint_interval: float = field(default_factory=lambda: float(env("CHECKPOINT_INTERVAL", "300")))
+    # Start although a log holds less than the last checkpoint covered (lost lines).
+    accept_log_loss: bool = field(default_factory=lambda: env_bool("ACCEPT_LOG_LOSS"))
     ready_file: Path | None = None
     bundle_key_file: Path | None = field(default_factory=lambda: _path("BUNDLE_KEY_FILE"))
     bundle_max_age_s: int = field(default_factory=lambda: int(env("BUNDLE_MAX_AGE_S", "86400")))

@@ -20,10 +20,10 @@ SETTING = "--store / OPSLEDGER_STORE"
 Factory = Callable[..., LedgerBackend]
 
 
-def _jsonl(spec: str, root: Path, clock: Clock | None, fsync: bool, on_failure) -> LedgerBackend:
+def _jsonl(spec: str, root: Path, clock: Clock | None, fsync: bool, on_failure, **options) -> LedgerBackend:
     from server.ledger.jsonl.store import JsonlLedger
 
-    return JsonlLedger(root, clock, fsync=fsync, on_failure=on_failure)
+    return JsonlLedger(root, clock, fsync=fsync, on_failure=on_failure, **options)
 
 
 _NAMES: dict[str, Factory] = {"jsonl": _jsonl}
@@ -52,6 +52,8 @@ def check(spec: str) -> None:
 
 
 def make_backend(spec: str, root: Path, clock: Clock | None = None, fsync: bool = True,
-                 on_failure: Callable[[BaseException], None] | None = None) -> LedgerBackend:
-    """The backend ``spec`` selects, not yet opened (``open()`` is blocking)."""
-    return _factory(spec)((spec or DEFAULT).strip(), Path(root), clock, fsync, on_failure)
+                 on_failure: Callable[[BaseException], None] | None = None, **options) -> LedgerBackend:
+    """The backend ``spec`` selects, not yet opened (``open()`` is blocking).
+
+    ``options`` are backend-specific settings (the JSONL ledger's checkpoint ones)."""
+    return _factory(spec)((spec or DEFAULT).strip(), Path(root), clock, fsync, on_failure, **options)

@@ -5,11 +5,14 @@ and lists each finding with file, line and reason.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from server.ledger import records
 from server.ledger.jsonl import replay
+from server.ledger.jsonl import checkpoint
+from server.ledger.jsonl.checkpoint import CHECKPOINT, BadCheckpoint, LostLog
 from server.ledger.jsonl.index import LedgerIndex
 from server.ledger.jsonl.store import REQUESTS, RESULTS
 
@@ -36,7 +39,8 @@ def _lines(path: Path):
             offset += len(raw)
 
 
-def fsck(root: Path) -> list[Finding]:
+def fsck(root: Path, with_status: bool = False) -> list[Finding]:
+    """Every problem found; ``with_status`` adds notes on the index checkpoint's state."""
     root = Path(root)
     findings: list[Finding] = []
     index = LedgerIndex()
@@ -72,4 +76,46 @@ def fsck(root: Path) -> list[Finding]:
                 findings.append(Finding(rel, n, "processed_at is earlier than the request's requested_at", "note"))
         for aside in sorted(path.parent.glob(path.name + ".torn-*")):
             findings.append(Finding(aside.relative_to(root).as_posix(), 0, "torn tail moved aside by an earlier start-up", "note"))
-    return findings
+    return findings + checkpoint_findings(root, with_status)
+
+
+def checkpoint_findings(root: Path, with_status: bool = False) -> list[Finding]:
+    """The index checkpoint's state, and whether the logs still hold what it covered
+    (a lost or replaced log is an error: start-up would stop on it)."""
+    path = root / CHECKPOINT
+    out = [Finding(p.relative_to(root).as_posix(), 0, "index checkpoint set aside by an earlier start-up or scrub",
+                   "note") for p in sorted(path.parent.glob(path.name + ".*"))]
+    try:
+        header, arrays = checkpoint.read(path)
+    except BadCheckpoint as exc:
+        if not path.exists():
+            return out + ([Finding(CHECKPOINT, 0, "none yet: the next start replays the logs in full", "note")]
+                          if with_status else [])
+        return out + [Finding(CHECKPOINT, 0, f"not usable ({exc}); the next start replays the logs in full", "note")]
+    fds: dict[str, int] = {}
+    try:
+        for rel, mark in header["logs"].items():
+            try:
+                fds[rel] = os.open(root / rel, os.O_RDONLY)
+            except FileNotFoundError:
+                if mark["size"] > 0:
+                    return out + [Finding(rel, 0, str(LostLog(rel, "missing", mark["size"], 0)))]
+                continue
+        crcs = {rel: arrays[f"crc.{rel}"] for rel in header["logs"]}
+        try:
+            notes = checkpoint.check_logs(header, fds, crcs) if len(fds) == len(header["logs"]) else []
+        except LostLog as exc:
+            return out + [Finding(exc.file, exc.line or 0, str(exc))]
+        for rel, fd in fds.items():  # every covered line, not only the edges (fsck reads everything)
+            line = checkpoint.first_changed_line(fd, header["logs"][rel]["size"], crcs[rel])
+            if line is not None:
+                out.append(Finding(rel, line, "differs from what the index checkpoint covered (changed in place)"))
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    if not with_status:
+        return out
+    covers = ", ".join(f"{rel} {m['lines']} lines / {m['size']} bytes" for rel, m in header["logs"].items())
+    out.append(Finding(CHECKPOINT, 0, f"valid (version {header['version']}, written {header['created_at']}, "
+                                      f"{header['index']['request_count']} tickets): covers {covers}", "note"))
+    return out + [Finding(CHECKPOINT, 0, n, "note") for n in notes]

@@ -2,15 +2,27 @@
 
 Pure data structure (no I/O): the store feeds it records in log order, at
 start-up (replay) and after each durable append. Board pages and filters are
-served from sorted per-status / per-type lists, never by scanning every ticket.
+served from sorted per-(status, type) views, never by scanning every ticket.
 
 Board order key: ``epoch(requested_at) << 32 | seq`` where ``seq`` is the
-request's line number, so equal times put the later submission first.
+ticket's number in request-log order, so equal times put the later
+submission first.
+
+No Python object per ticket: a ticket is a column position ``seq`` in a set
+of typed arrays (struct of arrays: id bytes, times, status, type, line
+offsets). A ticket is found by id in a dict only while it is new; tickets
+loaded from a checkpoint are found by binary search in a sorted array of id
+prefixes. DONE and FAILED never change again, so their sorted views are a
+sorted array plus a small sorted list of later arrivals; only OPEN and
+IN_PROGRESS (the working set) live in sorted lists that move.
 """
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
+import re
+from array import array
 from collections.abc import Iterable, Iterator
 
 from sortedcontainers import SortedList
@@ -20,6 +32,32 @@ from server.ledger.machine import DONE, FAILED, IN_PROGRESS, OPEN, STATUSES, Tra
 from server.ledger.validation import REQUEST_TYPES
 
 _SEQ_BITS = 32
+_SEQ_MASK = (1 << _SEQ_BITS) - 1
+_NONE = -1  # an offset column's "no line"
+_STATUS_CODE = {s: i for i, s in enumerate(STATUSES)}
+_TYPE_CODE = {t: i for i, t in enumerate(REQUEST_TYPES)}
+_FINAL_CODES = (_STATUS_CODE[DONE], _STATUS_CODE[FAILED])
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+# The columns, in checkpoint order: name -> array typecode.
+COLUMNS = {
+    "epoch": "q",       # requested_at, epoch seconds
+    "type": "b",        # index into REQUEST_TYPES
+    "status": "b",      # index into STATUSES
+    "request_offset": "q",
+    "first_offset": "q",  # the IN_PROGRESS result line, or -1
+    "last_offset": "q",   # the latest result line, or -1
+    "processed": "q",     # processed_at of the latest result, epoch seconds
+}
+
+
+def uid_bytes(request_id: str) -> bytes:
+    return bytes.fromhex(request_id.replace("-", ""))
+
+
+def _uid_text(raw: bytes) -> str:
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class UnknownTicket(KeyError):
@@ -31,23 +69,21 @@ class DuplicateTicket(ValueError):
 
 
 class Entry:
-    """One ticket: ids, status and where its lines are (records stay on disk)."""
+    """One ticket as it was when read from the index (a view; the index keeps columns)."""
 
-    __slots__ = (
-        "request_id", "key", "seq", "request_type", "status",
-        "request_offset", "first_offset", "last_offset", "processed_key",
-    )
+    __slots__ = ("request_id", "key", "seq", "request_type", "status", "request_offset", "first_offset",
+                 "last_offset")
 
-    def __init__(self, request_id: str, key: int, seq: int, request_type: str, request_offset: int) -> None:
+    def __init__(self, request_id: str, key: int, seq: int, request_type: str, status: str,
+                 request_offset: int, first_offset: int | None, last_offset: int | None) -> None:
         self.request_id = request_id
         self.key = key
         self.seq = seq
         self.request_type = request_type
-        self.status = OPEN
+        self.status = status
         self.request_offset = request_offset
-        self.first_offset: int | None = None  # the IN_PROGRESS result line
-        self.last_offset: int | None = None  # the latest result line
-        self.processed_key = None  # position in the by-processed-time lists
+        self.first_offset = first_offset  # the IN_PROGRESS result line
+        self.last_offset = last_offset  # the latest result line
 
     def result_offsets(self) -> list[int]:
         """A valid history has at most two results: IN_PROGRESS, then DONE or FAILED."""
@@ -58,159 +94,229 @@ class Entry:
         return [self.first_offset, self.last_offset]
 
 
+class Grown:
+    """A sorted set of ints that only grows: a sorted array (built in bulk or
+    loaded) plus a sorted list of what came later."""
+
+    __slots__ = ("base", "delta")
+
+    def __init__(self, base: array | None = None) -> None:
+        self.base = base if base is not None else array("q")
+        self.delta = SortedList()
+
+    def add(self, value: int) -> None:
+        self.delta.add(value)
+
+    def __len__(self) -> int:
+        return len(self.base) + len(self.delta)
+
+    def bisect_left(self, value: int) -> int:
+        return bisect.bisect_left(self.base, value) + self.delta.bisect_left(value)
+
+    def irange(self, maximum, inclusive, reverse) -> Iterator[int]:
+        """Values below ``maximum`` (all when None), largest first: the one form pages use."""
+        assert reverse and inclusive == (True, False)
+        hi = len(self.base) if maximum is None else bisect.bisect_left(self.base, maximum)
+        older = map(self.base.__getitem__, range(hi - 1, -1, -1))
+        if not self.delta:
+            return older
+        return heapq.merge(older, self.delta.irange(maximum=maximum, inclusive=inclusive, reverse=True),
+                           reverse=True)
+
+    def merged(self) -> array:
+        if not self.delta:
+            return array("q", self.base)
+        return array("q", heapq.merge(self.base, self.delta))
+
+
 class LedgerIndex:
     def __init__(self) -> None:
-        self.by_id: dict[str, Entry] = {}
-        self.by_key: dict[int, Entry] = {}
+        self.cols: dict[str, array] = {name: array(code) for name, code in COLUMNS.items()}
+        self.uids = bytearray()  # 16 bytes per ticket, in seq order
+        # Finding a ticket by id: tickets loaded from a checkpoint by binary
+        # search (sorted 64-bit id prefixes, their seqs); later ones by dict.
+        self._sorted_prefix = array("Q")
+        self._sorted_seq = array("q")
+        self._seq_of: dict[bytes, int] = {}
         self.idempotency: dict[str, str] = {}
         # Token-derived ids of IN_PROGRESS results -> request_id: a retried
         # claim-next finds its ticket here (see decide). Only token-made ids.
         self.token_claims: dict[str, str] = {}
         self.request_count = 0
         self.result_count = 0
-        self._by_status = {s: SortedList() for s in STATUSES}
-        self._by_type = {t: SortedList() for t in REQUEST_TYPES}
-        self._by_pair = {(s, t): SortedList() for s in STATUSES for t in REQUEST_TYPES}
+        # Board views per (status code, type code): sorted board keys.
+        self._views: dict[tuple[int, int], SortedList | Grown] = {}
         # OPEN tickets by type, in log order (seq), for ConsumeNext.
-        self._open_by_type = {t: SortedList() for t in REQUEST_TYPES}
-        self._by_seq_open: dict[int, Entry] = {}
+        self._open_by_type: list[SortedList] = []
         # By time of the last result: DONE/FAILED as epoch<<32|seq (counting
         # recent ones), IN_PROGRESS as (epoch, board key) (finding stale ones).
-        self._processed = {s: SortedList() for s in STATUSES if s != OPEN}
+        self._processed: dict[int, SortedList | Grown] = {}
+        self._reset_views()
         self._bulk = False
+
+    def _reset_views(self) -> None:
+        for s, code in _STATUS_CODE.items():
+            for t in range(len(REQUEST_TYPES)):
+                self._views[(code, t)] = Grown() if code in _FINAL_CODES else SortedList()
+        self._open_by_type = [SortedList() for _ in REQUEST_TYPES]
+        self._processed = {code: Grown() if code in _FINAL_CODES else SortedList()
+                           for code in _STATUS_CODE.values() if code != _STATUS_CODE[OPEN]}
+
+    # -- finding --------------------------------------------------------------
+    def _seq(self, uid: bytes) -> int | None:
+        seq = self._seq_of.get(uid)
+        if seq is not None or not self._sorted_prefix:
+            return seq
+        prefix = int.from_bytes(uid[:8], "big")
+        i = bisect.bisect_left(self._sorted_prefix, prefix)
+        while i < len(self._sorted_prefix) and self._sorted_prefix[i] == prefix:
+            seq = self._sorted_seq[i]
+            if self.uids[seq * 16:seq * 16 + 16] == uid:
+                return seq
+            i += 1
+        return None
+
+    def _entry(self, seq: int) -> Entry:
+        c = self.cols
+        first, last = c["first_offset"][seq], c["last_offset"][seq]
+        return Entry(_uid_text(bytes(self.uids[seq * 16:seq * 16 + 16])), (c["epoch"][seq] << _SEQ_BITS) | seq, seq,
+                     REQUEST_TYPES[c["type"][seq]], STATUSES[c["status"][seq]], c["request_offset"][seq],
+                     None if first == _NONE else first, None if last == _NONE else last)
+
+    def _key(self, seq: int) -> int:
+        return (self.cols["epoch"][seq] << _SEQ_BITS) | seq
 
     # -- feeding -------------------------------------------------------------
     def begin_bulk(self) -> None:
-        """Replay of a whole log: sorted views are rebuilt once at the end."""
+        """Replay of a whole log: sorted views are built once at the end."""
         self._bulk = True
 
     def end_bulk(self) -> None:
         self._bulk = False
-        by_status = {s: [] for s in STATUSES}
-        by_type = {t: [] for t in REQUEST_TYPES}
-        by_pair = {k: [] for k in self._by_pair}
-        processed = {s: [] for s in self._processed}
-        open_by_type = {t: [] for t in REQUEST_TYPES}
-        self._by_seq_open = {}
-        for e in self.by_id.values():
-            by_status[e.status].append(e.key)
-            by_type[e.request_type].append(e.key)
-            by_pair[(e.status, e.request_type)].append(e.key)
-            if e.status == OPEN:
-                open_by_type[e.request_type].append(e.seq)
-                self._by_seq_open[e.seq] = e
+        c = self.cols
+        nt = len(REQUEST_TYPES)
+        open_code, ip = _STATUS_CODE[OPEN], _STATUS_CODE[IN_PROGRESS]
+        by_view: list[list[int]] = [[] for _ in range(len(STATUSES) * nt)]
+        open_seqs: list[list[int]] = [[] for _ in range(nt)]
+        finals: dict[int, list[int]] = {code: [] for code in _FINAL_CODES}
+        in_progress = []
+        # one pass over the columns; each list is sorted once at the end
+        for seq, (e, s, t, when) in enumerate(zip(c["epoch"], c["status"], c["type"], c["processed"])):
+            key = (e << _SEQ_BITS) | seq
+            by_view[s * nt + t].append(key)
+            if s == open_code:
+                open_seqs[t].append(seq)
+            elif s == ip:
+                in_progress.append((when, key))
             else:
-                processed[e.status].append(e.processed_key)
-        self._by_status = {k: SortedList(v) for k, v in by_status.items()}
-        self._by_type = {k: SortedList(v) for k, v in by_type.items()}
-        self._by_pair = {k: SortedList(v) for k, v in by_pair.items()}
-        self._processed = {k: SortedList(v) for k, v in processed.items()}
-        self._open_by_type = {k: SortedList(v) for k, v in open_by_type.items()}
+                finals[s].append((when << _SEQ_BITS) | seq)
+        for (s, t) in self._views:
+            lst = by_view[s * nt + t]
+            lst.sort()
+            self._views[(s, t)] = Grown(array("q", lst)) if s in _FINAL_CODES else SortedList(lst)
+        self._open_by_type = [SortedList(lst) for lst in open_seqs]
+        for code, lst in finals.items():
+            lst.sort()
+            self._processed[code] = Grown(array("q", lst))
+        self._processed[ip] = SortedList(in_progress)
 
     def add_request(self, rec: dict, epoch: int, offset: int) -> Entry:
         rid = rec["request_id"]
-        if rid in self.by_id:
+        uid = uid_bytes(rid)
+        if self._seq(uid) is not None:
             raise DuplicateTicket(f"request_id {rid} already recorded")
         seq = self.request_count
         self.request_count += 1
-        key = (epoch << _SEQ_BITS) | seq
-        entry = Entry(rid, key, seq, rec["request_type"], offset)
-        self.by_id[rid] = entry
-        self.by_key[key] = entry
+        self._seq_of[uid] = seq
+        self.uids += uid
+        c = self.cols
+        t = _TYPE_CODE[rec["request_type"]]
+        c["epoch"].append(epoch)
+        c["type"].append(t)
+        c["status"].append(_STATUS_CODE[OPEN])
+        c["request_offset"].append(offset)
+        c["first_offset"].append(_NONE)
+        c["last_offset"].append(_NONE)
+        c["processed"].append(0)
         ikey = rec.get("idempotency_key")
         if ikey is not None:
             self.idempotency.setdefault(ikey, rid)
         if not self._bulk:
-            self._place(entry)
-        return entry
+            self._views[(_STATUS_CODE[OPEN], t)].add((epoch << _SEQ_BITS) | seq)
+            self._open_by_type[t].add(seq)
+        return Entry(rid, (epoch << _SEQ_BITS) | seq, seq, rec["request_type"], OPEN, offset, None, None)
+
+    def _checked(self, rec: dict) -> int:
+        seq = self._seq(uid_bytes(rec["request_id"]))
+        if seq is None:
+            raise UnknownTicket(rec["request_id"])
+        next_status(STATUSES[self.cols["status"][seq]], event_for_result(rec["status"]))
+        return seq
 
     def check_result(self, rec: dict) -> Entry:
         """The entry a result applies to; raises when it is not a valid next step."""
-        entry = self.by_id.get(rec["request_id"])
-        if entry is None:
-            raise UnknownTicket(rec["request_id"])
-        next_status(entry.status, event_for_result(rec["status"]))
-        return entry
+        return self._entry(self._checked(rec))
 
-    def apply_result(self, rec: dict, epoch: int, offset: int) -> Entry:
-        entry = self.check_result(rec)
-        status = rec["status"]
+    def apply_result(self, rec: dict, epoch: int, offset: int) -> None:
+        seq = self._checked(rec)
+        c = self.cols
+        old, new = c["status"][seq], _STATUS_CODE[rec["status"]]
         if not self._bulk:
-            self._displace(entry)
-            if entry.processed_key is not None:
-                self._processed[entry.status].remove(entry.processed_key)
-        entry.processed_key = (epoch, entry.key) if status == IN_PROGRESS else (epoch << _SEQ_BITS) | entry.seq
-        entry.status = status
-        if status == IN_PROGRESS and records.made_by_token(rec["result_id"]):
-            self.token_claims[rec["result_id"]] = entry.request_id
-        if entry.first_offset is None:
-            entry.first_offset = offset
-        entry.last_offset = offset
+            t = c["type"][seq]
+            key = self._key(seq)
+            self._views[(old, t)].remove(key)  # OPEN or IN_PROGRESS: the final ones never move
+            self._views[(new, t)].add(key)
+            if old == _STATUS_CODE[OPEN]:
+                self._open_by_type[t].remove(seq)
+            else:
+                self._processed[old].remove((c["processed"][seq], key))
+            self._processed[new].add((epoch, key) if new == _STATUS_CODE[IN_PROGRESS] else (epoch << _SEQ_BITS) | seq)
+        if new == _STATUS_CODE[IN_PROGRESS] and records.made_by_token(rec["result_id"]):
+            self.token_claims[rec["result_id"]] = rec["request_id"]
+        c["status"][seq] = new
+        c["processed"][seq] = epoch
+        if c["first_offset"][seq] == _NONE:
+            c["first_offset"][seq] = offset
+        c["last_offset"][seq] = offset
         self.result_count += 1
-        if not self._bulk:
-            self._processed[status].add(entry.processed_key)
-            self._place(entry)
-        return entry
-
-    def _lists(self, entry: Entry) -> tuple[SortedList, ...]:
-        s, t = entry.status, entry.request_type
-        return (self._by_status[s], self._by_type[t], self._by_pair[(s, t)])
-
-    def _place(self, entry: Entry) -> None:
-        for lst in self._lists(entry):
-            lst.add(entry.key)
-        if entry.status == OPEN:
-            self._open_by_type[entry.request_type].add(entry.seq)
-            self._by_seq_open[entry.seq] = entry
-
-    def _displace(self, entry: Entry) -> None:
-        for lst in self._lists(entry):
-            lst.remove(entry.key)
-        if entry.status == OPEN:
-            self._open_by_type[entry.request_type].remove(entry.seq)
-            del self._by_seq_open[entry.seq]
 
     # -- reading -------------------------------------------------------------
     def get(self, request_id: str) -> Entry | None:
-        return self.by_id.get(request_id)
+        if not isinstance(request_id, str) or not _CANONICAL_UUID.fullmatch(request_id):
+            return None
+        seq = self._seq(uid_bytes(request_id))
+        return None if seq is None else self._entry(seq)
 
     def claimed_with(self, result_id: str) -> str | None:
         """The ticket whose IN_PROGRESS result has this token-derived id."""
         return self.token_claims.get(result_id)
 
     def counts(self) -> dict[str, int]:
-        return {s: len(self._by_status[s]) for s in STATUSES}
+        return {s: sum(len(self._views[(code, t)]) for t in range(len(REQUEST_TYPES)))
+                for s, code in _STATUS_CODE.items()}
 
     def finished_since(self, epoch: int) -> dict[str, int]:
         """DONE and FAILED tickets whose last result is at or after ``epoch``."""
         out = {}
         for status in (DONE, FAILED):
-            lst = self._processed[status]
+            lst = self._processed[_STATUS_CODE[status]]
             out[status] = len(lst) - lst.bisect_left(epoch << _SEQ_BITS)
         return out
 
     def in_progress_before(self, epoch: int) -> Iterator[Entry]:
         """IN_PROGRESS tickets whose last result is older than ``epoch``, oldest first."""
-        for _when, key in self._processed[IN_PROGRESS].irange(maximum=(epoch, -1), inclusive=(True, False)):
-            yield self.by_key[key]
+        lst = self._processed[_STATUS_CODE[IN_PROGRESS]]
+        for _when, key in lst.irange(maximum=(epoch, -1), inclusive=(True, False)):
+            yield self._entry(key & _SEQ_MASK)
 
     def count_in_progress_before(self, epoch: int) -> int:
-        return self._processed[IN_PROGRESS].bisect_left((epoch, -1))
+        return self._processed[_STATUS_CODE[IN_PROGRESS]].bisect_left((epoch, -1))
 
     def open_in_order(self, types: Iterable[str] = ()) -> Iterator[Entry]:
         """OPEN tickets of ``types`` (all when empty), oldest submission first."""
         chosen = tuple(types) or REQUEST_TYPES
-        for seq in heapq.merge(*(self._open_by_type[t] for t in chosen)):
-            yield self._by_seq_open[seq]
-
-    def _selected(self, statuses: tuple[str, ...], types: tuple[str, ...]) -> list[SortedList]:
-        if statuses and types:
-            return [self._by_pair[(s, t)] for s in statuses for t in types]
-        if statuses:
-            return [self._by_status[s] for s in statuses]
-        if types:
-            return [self._by_type[t] for t in types]
-        return [_Union([self._by_status[s] for s in STATUSES])]
+        for seq in heapq.merge(*(self._open_by_type[_TYPE_CODE[t]] for t in chosen)):
+            yield self._entry(seq)
 
     def page(
         self,
@@ -223,31 +329,97 @@ class LedgerIndex:
 
         Returns (entries, cursor of the next page or None, total matching).
         """
-        lists = self._selected(statuses, types)
-        iters = [lst.irange(maximum=before, inclusive=(True, False), reverse=True) for lst in lists]
+        views = [self._views[(_STATUS_CODE[s], _TYPE_CODE[t])]
+                 for s in (statuses or STATUSES) for t in (types or REQUEST_TYPES)]
+        total = sum(len(v) for v in views)
+        views = [v for v in views if len(v)]
+        iters = [v.irange(maximum=before, inclusive=(True, False), reverse=True) for v in views]
         merged: Iterator[int] = iters[0] if len(iters) == 1 else heapq.merge(*iters, reverse=True)
         keys = list(itertools.islice(merged, page_size + 1))
         more = len(keys) > page_size
         keys = keys[:page_size]
-        total = sum(len(lst) for lst in lists)
         next_cursor = keys[-1] if more and keys else None
-        return [self.by_key[k] for k in keys], next_cursor, total
+        return [self._entry(k & _SEQ_MASK) for k in keys], next_cursor, total
+
+    # -- checkpoint --------------------------------------------------------------
+    def snapshot(self) -> dict:
+        """A copy of everything, taken under the store's lock (memcpy-speed copies;
+        the sorted views' later arrivals are merged by ``export`` outside it)."""
+        return {
+            "cols": {name: array(col.typecode, col) for name, col in self.cols.items()},
+            "uids": bytes(self.uids),
+            "sorted_prefix": array("Q", self._sorted_prefix),
+            "sorted_seq": array("q", self._sorted_seq),
+            "new_ids": list(self._seq_of.items()),
+            "views": {k: (array("q", v.base), list(v.delta)) if isinstance(v, Grown) else list(v)
+                      for k, v in self._views.items()},
+            "processed": {k: (array("q", v.base), list(v.delta)) if isinstance(v, Grown) else list(v)
+                          for k, v in self._processed.items()},
+            "idempotency": dict(self.idempotency),
+            "token_claims": dict(self.token_claims),
+            "request_count": self.request_count,
+            "result_count": self.result_count,
+        }
 
 
-class _Union:
-    """All tickets = the union of the per-status lists (saves one list)."""
+def export(snap: dict) -> tuple[dict, dict[str, array]]:
+    """(small JSON-able part, named arrays) of a snapshot: what a checkpoint stores.
 
-    def __init__(self, lists: list[SortedList]) -> None:
-        self.lists = lists
+    The id lookup is stored sorted, so a loaded index needs no dict entry per
+    ticket; finished views and in-progress times are stored as arrays."""
+    arrays: dict[str, array] = dict(snap["cols"])
+    pairs = list(zip(snap["sorted_prefix"], snap["sorted_seq"]))
+    pairs += [(int.from_bytes(uid[:8], "big"), seq) for uid, seq in snap["new_ids"]]
+    pairs.sort()
+    arrays["sorted_prefix"] = array("Q", (p for p, _ in pairs))
+    arrays["sorted_seq"] = array("q", (s for _, s in pairs))
+    arrays["uids"] = array("B", snap["uids"])
+    for (s, t), v in snap["views"].items():
+        if isinstance(v, tuple):
+            base, delta = v
+            arrays[f"view.{s}.{t}"] = array("q", heapq.merge(base, delta)) if delta else base
+        else:
+            arrays[f"view.{s}.{t}"] = array("q", v)
+    for code, v in snap["processed"].items():
+        if isinstance(v, tuple):
+            base, delta = v
+            arrays[f"processed.{code}"] = array("q", heapq.merge(base, delta)) if delta else base
+        else:  # IN_PROGRESS: (epoch, key) pairs, flattened
+            arrays[f"processed.{code}"] = array("q", itertools.chain.from_iterable(v))
+    meta = {"idempotency": snap["idempotency"], "token_claims": snap["token_claims"],
+            "request_count": snap["request_count"],
+            "result_count": snap["result_count"]}
+    return meta, arrays
 
-    def irange(self, maximum, inclusive, reverse) -> Iterator[int]:
-        return heapq.merge(
-            *(lst.irange(maximum=maximum, inclusive=inclusive, reverse=reverse) for lst in self.lists),
-            reverse=True,
-        )
 
-    def __len__(self) -> int:
-        return sum(len(lst) for lst in self.lists)
+def restore(meta: dict, arrays: dict[str, array]) -> LedgerIndex:
+    """A LedgerIndex from a checkpoint's parts (no per-ticket work beyond the working set)."""
+    index = LedgerIndex()
+    index.cols = {name: arrays[name] for name in COLUMNS}
+    index.uids = bytearray(arrays["uids"].tobytes())
+    index._sorted_prefix = arrays["sorted_prefix"]
+    index._sorted_seq = arrays["sorted_seq"]
+    index.idempotency = dict(meta["idempotency"])
+    index.token_claims = dict(meta["token_claims"])
+    index.request_count = meta["request_count"]
+    index.result_count = meta["result_count"]
+    n = index.request_count
+    if any(len(index.cols[name]) != n for name in COLUMNS) or len(index.uids) != 16 * n \
+            or len(index._sorted_seq) != n or len(index._sorted_prefix) != n:
+        raise ValueError("checkpoint columns disagree on the number of tickets")
+    for (s, t) in list(index._views):
+        keys = arrays[f"view.{s}.{t}"]
+        index._views[(s, t)] = Grown(keys) if s in _FINAL_CODES else SortedList(keys)
+    open_code = _STATUS_CODE[OPEN]
+    for t in range(len(REQUEST_TYPES)):
+        index._open_by_type[t] = SortedList(k & _SEQ_MASK for k in index._views[(open_code, t)])
+    for code in list(index._processed):
+        values = arrays[f"processed.{code}"]
+        if code in _FINAL_CODES:
+            index._processed[code] = Grown(values)
+        else:
+            index._processed[code] = SortedList(zip(values[0::2], values[1::2]))
+    return index
 
 
-__all__ = ["Entry", "LedgerIndex", "UnknownTicket", "DuplicateTicket", "TransitionRefused"]
+__all__ = ["Entry", "LedgerIndex", "UnknownTicket", "DuplicateTicket", "TransitionRefused", "export", "restore"]

@@ -28,6 +28,18 @@ class SparseLines:
             self._marks.append(offset)
         self.count += 1
 
+    def export(self) -> array:
+        """A copy of the marks (the index checkpoint stores them)."""
+        return array("Q", self._marks)
+
+    @classmethod
+    def restore(cls, marks: array, count: int) -> "SparseLines":
+        if len(marks) != -(-count // STRIDE):
+            raise ValueError("result line marks do not match the results log's line count")
+        lines = cls()
+        lines._marks, lines.count = marks, count
+        return lines
+
     def locate(self, n: int) -> tuple[int, int] | None:
         """Where to start for line ``n`` (1-based): (a mark's offset, lines to skip), or None."""
         if not 1 <= n <= self.count:

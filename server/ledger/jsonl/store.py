@@ -25,6 +25,8 @@ import os
 import queue
 import threading
 import time
+import zlib
+from array import array
 from collections.abc import Callable
 
 from dataclasses import dataclass
@@ -32,15 +34,16 @@ from pathlib import Path
 
 import orjson
 
-from server.common.atomic import create_new, fsync_dir, write_all
+from server.common.atomic import atomic_replace, create_new, fsync_dir, write_all
 from server.common.clock import Clock, epoch_seconds, file_stamp
 from server.errors import StartupRefused, Unavailable
 from server.ledger import records
 from server.ledger.backend import Anomaly, BatchObserver, Health, StaleTicket, TicketView
 from server.ledger.decide import Batch, Refusal, decide
-from server.ledger.jsonl import replay
+from server.ledger.jsonl import checkpoint, replay
+from server.ledger.jsonl.checkpoint import CHECKPOINT, BadCheckpoint, LostLog
 from server.ledger.jsonl.files import LOCK, REQUESTS, RESULTS, FileLock, read_line
-from server.ledger.jsonl.index import Entry, LedgerIndex
+from server.ledger.jsonl.index import Entry, LedgerIndex, export, restore
 from server.ledger.jsonl.lines import SparseLines, count_lines, skip_lines
 
 log = logging.getLogger("opsledger.store")
@@ -101,6 +104,9 @@ class JsonlLedger:
         clock: Clock | None = None,
         fsync: bool = True,
         on_failure: Callable[[BaseException], None] | None = None,
+        checkpoint_interval: float = 0.0,
+        accept_log_loss: bool = False,
+        scrub: bool = True,
     ) -> None:
         self.root = Path(root)
         self.clock = clock or Clock()
@@ -133,6 +139,18 @@ class JsonlLedger:
         self.write = write_all
         self.sync = os.fdatasync
         self._lock_fd: int | None = None
+        # The index checkpoint (see checkpoint.py): one CRC-32 per log line read
+        # or written, what a checkpoint stores and the scrub checks against.
+        self.checkpoint_path = self.root / CHECKPOINT
+        self.checkpoint_interval = checkpoint_interval
+        self.accept_log_loss = accept_log_loss
+        self._crcs = {self.requests_path: array("I"), self.results_path: array("I")}
+        self._checkpointed: dict | None = None  # the sizes the last checkpoint written or loaded covers
+        self.loaded_from: dict | None = None  # the header of the checkpoint start-up used
+        self._scrub_wanted = scrub
+        self.scrub_state = {"state": "none", "bytes_total": 0, "bytes_done": 0, "finding": None}
+        self._stopping = threading.Event()
+        self._background: list[threading.Thread] = []
 
     # -- life cycle ------------------------------------------------------------
     def open(self) -> "JsonlLedger":
@@ -145,22 +163,55 @@ class JsonlLedger:
             if not existed:
                 fsync_dir(folder)
         self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        loss_accepted = False
         try:
             with self._flock():
+                try:
+                    self._load_checkpoint()
+                except LostLog as exc:
+                    if not self.accept_log_loss:
+                        if exc.line is not None:
+                            self._catch_up()  # a changed line that is no record stops start-up here, with its reason
+                        raise
+                    log.warning("%s; --accept-log-loss: the checkpoint is set aside and the logs are "
+                                "replayed in full as they are", exc)
+                    self._set_checkpoint_aside("log-loss-accepted")
+                    loss_accepted = True
                 self._catch_up()
         except BaseException:
-            self.close()  # a start-up that stops leaves no file open
+            self.close(checkpoint=False)  # a start-up that stops leaves no file open
             raise
         self._thread = threading.Thread(target=self._writer, name="ledger-writer", daemon=True)
         self._thread.start()
+        if loss_accepted:
+            self.write_checkpoint()  # the loss is now the recorded state: the next start does not stop again
+        if self.loaded_from is not None and self._scrub_wanted:
+            self._start_background(self._scrub, "ledger-scrub")
+        if self.checkpoint_interval > 0:
+            self._start_background(self._checkpoint_every, "ledger-checkpoint")
         return self
 
-    def close(self) -> None:
-        """Finish every queued command, then stop the writer and close files."""
+    def _start_background(self, target, name: str) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        self._background.append(t)
+        t.start()
+
+    def close(self, checkpoint: bool = True) -> None:
+        """Finish every queued command, stop the writer, write a checkpoint
+        (when anything changed since the last one), close files."""
+        self._stopping.set()
+        for t in self._background:
+            t.join()
+        self._background.clear()
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
+            if checkpoint and self.failed is None and self._checkpointed != self._covered():
+                try:
+                    self.write_checkpoint()
+                except OSError as exc:  # the logs are intact; the next start replays more
+                    log.warning("index checkpoint not written at stop: %s", exc)
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
@@ -346,6 +397,148 @@ class JsonlLedger:
     def anomalies(self) -> list[Anomaly]:
         return list(self._anomalies)
 
+    # -- index checkpoint ---------------------------------------------------------
+    def _covered(self) -> dict:
+        return {p.name: n for p, n in self._sizes.items()}
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def _load_checkpoint(self) -> None:
+        """Start from the checkpoint when it is valid and its logs are intact
+        (then only the tails are replayed); a bad one is ignored with a warning."""
+        try:
+            header, arrays = checkpoint.read(self.checkpoint_path)
+            fds = {self._rel(p): fd for p, fd in self._fds.items()}
+            if set(header["logs"]) != set(fds):
+                raise BadCheckpoint(f"covers {sorted(header['logs'])}, not these logs")
+            crcs = {p: arrays[f"crc.{self._rel(p)}"] for p in self._fds}
+            notes = checkpoint.check_logs(header, fds, {self._rel(p): c for p, c in crcs.items()})  # LostLog: stop
+            index = restore(header["index"], arrays)
+            for p in self._fds:
+                if len(crcs[p]) != header["logs"][self._rel(p)]["lines"]:
+                    raise BadCheckpoint(f"line checksums of {self._rel(p)} do not match its line count")
+            numbered = SparseLines.restore(arrays["result_line_marks"],
+                                           header["logs"][self._rel(self.results_path)]["lines"])
+        except BadCheckpoint as exc:
+            level = log.info if str(exc) == "none written yet" else log.warning
+            level("index checkpoint not used (%s): replaying the logs in full", exc)
+            return
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("index checkpoint not used (inconsistent: %s): replaying the logs in full", exc)
+            return
+        for note in notes:
+            log.warning("index checkpoint: %s", note)
+        self.index = index
+        self._crcs = crcs
+        self._result_lines = numbered
+        for p in self._fds:
+            mark = header["logs"][self._rel(p)]
+            self._sizes[p] = mark["size"]
+            self._line_numbers[p] = mark["lines"]
+        self._anomalies = [Anomaly(**a) for a in header["anomalies"]]
+        self.loaded_from = header
+        self._checkpointed = self._covered()
+        log.info("index checkpoint of %s loaded: %d tickets; replaying only what came after it",
+                 header["created_at"], index.request_count)
+
+    def write_checkpoint(self) -> dict:
+        """Write a checkpoint of the index now; returns its header's log marks.
+
+        The cut is consistent and brief: with no batch running, the index
+        columns are copied (memcpy) under the lock; encoding and the atomic
+        write happen after, while writers go on."""
+        with self._batch_lock:
+            if self.failed is not None:
+                raise Unavailable(f"store is read-only, no checkpoint written: {self.failed}")
+            with self.lock:
+                snap = self.index.snapshot()
+                sizes = dict(self._sizes)
+                lines = dict(self._line_numbers)
+                crcs = {p: array("I", c) for p, c in self._crcs.items()}
+                marks = self._result_lines.export()
+                anomalies = [vars(a) for a in self._anomalies]
+                marks = {self._rel(p): checkpoint.mark(fd, sizes[p], lines[p]) for p, fd in self._fds.items()}
+        meta, arrays = export(snap)
+        for p, c in crcs.items():
+            arrays[f"crc.{self._rel(p)}"] = c
+        arrays["result_line_marks"] = marks
+        data = checkpoint.encode(marks, meta, arrays, anomalies, self.clock.now_iso())
+        atomic_replace(self.checkpoint_path, data)
+        self._checkpointed = {p.name: n for p, n in sizes.items()}
+        log.info("index checkpoint written: %d tickets, %s", snap["request_count"],
+                 ", ".join(f"{rel} {m.lines} lines / {m.size} bytes" for rel, m in marks.items()))
+        return {rel: vars(m) for rel, m in marks.items()}
+
+    def _set_checkpoint_aside(self, why: str) -> None:
+        try:
+            os.replace(self.checkpoint_path,
+                       self.checkpoint_path.with_name(f"{self.checkpoint_path.name}.{why}-{file_stamp(self.clock.now())}"))
+        except FileNotFoundError:
+            pass
+
+    def _checkpoint_every(self) -> None:
+        _lower_priority()
+        while not self._stopping.wait(self.checkpoint_interval):
+            if self.failed is not None:
+                return
+            if self._checkpointed != self._covered():
+                try:
+                    self.write_checkpoint()
+                except Exception as exc:  # noqa: BLE001 - the logs stay the truth; retried next round
+                    log.warning("periodic index checkpoint failed: %s", exc)
+
+    # -- scrub: the covered prefix, verified in the background --------------------
+    def _scrub(self) -> None:
+        """Re-read what the loaded checkpoint let start-up skip and compare each
+        line with the CRC-32 recorded when it was indexed. A mismatch is a
+        corrupt log: read-only, health NOT_SERVING, the file and line named."""
+        _lower_priority()
+        header = self.loaded_from
+        plan = [(p, header["logs"][self._rel(p)]) for p in (self.requests_path, self.results_path)]
+        total = sum(m["size"] for _p, m in plan)
+        state = self.scrub_state
+        state.update(state="running", bytes_total=total, bytes_done=0)
+        log.info("scrub of the checkpointed prefix started: %d bytes", total)
+        started, next_report = time.monotonic(), 0.25
+        for path, mark in plan:
+            fd, crcs, rel = self._fds[path], self._crcs[path], self._rel(path)
+            pos, line_no, pending = 0, 0, b""
+            while pos < mark["size"]:
+                if self._stopping.is_set():
+                    state["state"] = "stopped"
+                    return
+                chunk = os.pread(fd, min(_READ_CHUNK, mark["size"] - pos), pos)
+                if not chunk:
+                    break
+                pos += len(chunk)
+                lines = (pending + chunk).split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    if line_no >= mark["lines"] or zlib.crc32(line) != crcs[line_no]:
+                        return self._scrub_found(rel, line_no + 1)
+                    line_no += 1
+                state["bytes_done"] += len(chunk)
+                if state["bytes_done"] >= next_report * total:
+                    log.info("scrub: %d%% of %d bytes verified", 100 * state["bytes_done"] // max(total, 1), total)
+                    next_report += 0.25
+                time.sleep(0.002)  # low priority: leave the interpreter to the calls between chunks
+            if pending or line_no != mark["lines"]:
+                return self._scrub_found(rel, line_no + 1)
+        state["state"] = "done"
+        log.info("scrub done: %d bytes of the checkpointed prefix verified in %.1f s",
+                 total, time.monotonic() - started)
+
+    def _scrub_found(self, rel: str, line_no: int) -> None:
+        finding = (f"{rel}:{line_no}: this line is not what the index checkpoint was built from "
+                   "(the log changed under it); run `opsledger fsck`")
+        self.scrub_state.update(state="failed", finding=finding)
+        self._set_checkpoint_aside("scrub-mismatch")  # the next start replays (and checks) every line
+        self._fail(CorruptLog(self.root / rel, line_no, "changed after it was indexed (found by the scrub)"))
+
+    def scrub_progress(self) -> dict:
+        return dict(self.scrub_state)
+
     # -- writer -----------------------------------------------------------------
     def _take_batch(self, first) -> tuple[list, bool]:
         """``first`` and whatever else is queued (group commit); True when a stop was met."""
@@ -470,6 +663,8 @@ class JsonlLedger:
             raise
         elapsed = time.perf_counter() - started
         with self.lock:
+            self._crcs[self.requests_path].extend(zlib.crc32(line[:-1]) for line in request_lines)
+            self._crcs[self.results_path].extend(zlib.crc32(line[:-1]) for line in result_lines)
             offset = req_at
             for rec, line in zip(work.requests, request_lines):
                 self.index.add_request(rec, epoch_seconds(rec["requested_at"]), offset)
@@ -514,6 +709,7 @@ class JsonlLedger:
         offset = start
         line_no = self._line_numbers[path]
         numbered = self._result_lines if path == self.results_path else None
+        crcs = self._crcs[path]
         pending = b""
         pos = start
         while pos < end:
@@ -529,6 +725,7 @@ class JsonlLedger:
                     line_no += 1
                     try:
                         apply(line, line_no, offset)
+                        crcs.append(zlib.crc32(line))
                     except records.LineError as exc:
                         is_last = pos >= end and i == len(lines) - 1 and not pending
                         if not is_last:
@@ -620,3 +817,11 @@ def _wake(waiters: list[asyncio.Future]) -> None:
     for waiter in waiters:
         if not waiter.done():
             waiter.set_result(None)
+
+
+def _lower_priority() -> None:
+    """Background work of the store runs at the lowest CPU priority (Linux: per thread)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
