@@ -1,6 +1,9 @@
 """Corrupt files: each damage in each log, then start-up and fsck.
 
-For every case the outcome is one of: start-up recovers (a torn tail moved
+Each case runs twice: with the index checkpoint the clean stop wrote (the
+damage is then inside what it covered) and without one. For every case the
+outcome is one of: start-up stops because the logs no longer hold what the
+checkpoint covered (naming file, line and sizes), start-up recovers (a torn tail moved
 aside and cut, the cut bytes kept in ``<file>.torn-<stamp>``), start-up
 stops naming file and line, or start-up skips a well-formed but invalid line
 with a warning. In every case fsck reports the damage, and no byte of a log
@@ -16,6 +19,7 @@ import orjson
 from server.ledger.jsonl.fsck import fsck
 from server.ledger.machine import Event
 from server.ledger.backend import Submit, Transition
+from server.ledger.jsonl.checkpoint import CHECKPOINT, LostLog
 from server.ledger.jsonl.store import REQUESTS, RESULTS, CorruptLog, JsonlLedger
 
 
@@ -88,9 +92,11 @@ CASES = {
 }
 
 
-def one(base: Path, rel: str, name: str, damage, workdir: Path) -> dict:
+def one(base: Path, rel: str, name: str, damage, workdir: Path, with_checkpoint: bool = True) -> dict:
     root = workdir
     shutil.copytree(base, root)
+    if not with_checkpoint:
+        (root / CHECKPOINT).unlink()
     path = root / rel
     path.write_bytes(b"".join(damage(_lines(path))))
     damaged = path.read_bytes()
@@ -113,8 +119,12 @@ def one(base: Path, rel: str, name: str, damage, workdir: Path) -> dict:
     except CorruptLog as exc:
         startup = f"stopped: {exc.path.name}:{exc.line_no}: {exc.reason}"
         intact = path.read_bytes() == damaged
+    except LostLog as exc:  # the index checkpoint covered lines that are no longer there as they were
+        startup = f"stopped: {Path(exc.file).name}:{exc.line}: {exc.reason}"
+        intact = path.read_bytes() == damaged
     return {
-        "log": Path(rel).name, "case": name, "startup": startup,
+        "log": Path(rel).name, "case": name + ("" if with_checkpoint else " (no index checkpoint)"),
+        "startup": startup,
         "fsck": findings[:3] or ["(nothing)"], "fsck_found": bool([f for f in findings if f.startswith("ERROR")]),
         "nothing_rewritten_silently": intact and unchanged_by_fsck,
     }
@@ -126,11 +136,11 @@ def run(work: Path, log=print) -> list[dict]:
     out = []
     n = 0
     for rel, cases in CASES.items():
-        for name, damage in cases:
+        for (name, damage), with_checkpoint in ((c, w) for c in cases for w in (True, False)):
             n += 1
-            res = one(base, rel, name, damage, work / f"case-{n}")
+            res = one(base, rel, name, damage, work / f"case-{n}", with_checkpoint)
             res["passed"] = res["fsck_found"] and res["nothing_rewritten_silently"] and (
                 not res["startup"].startswith("started (damage not visible"))
-            log(f"corrupt {res['log']} / {name}: {res['startup']}")
+            log(f"corrupt {res['log']} / {res['case']}: {res['startup']}")
             out.append(res)
     return out

@@ -56,6 +56,7 @@ class LostLog(StartupRefused):
 
     def __init__(self, file: str, reason: str, covered: int, size: int, line: int | None = None) -> None:
         self.file, self.reason, self.covered, self.size, self.line = file, reason, covered, size, line
+        self.rewritten = "rewritten" in reason  # changed, not only cut short
         where = f"{file}:{line}" if line else file
         super().__init__(f"{where}: {reason} (the index checkpoint covered {covered} bytes; "
                          f"the file has {size} bytes now)")
@@ -150,22 +151,25 @@ def read(path) -> tuple[dict, dict[str, array]]:
     return decode(data)
 
 
-def first_changed_line(fd: int, size: int, crcs: array) -> int | None:
-    """The first line (1-based) of the first ``size`` bytes whose CRC-32 is not the
-    recorded one, or None when all match."""
+def first_changed_line(fd: int, size: int, crcs: array) -> tuple[int, bool] | None:
+    """The first of the covered lines (in the first ``size`` bytes, CRC-32 each in
+    ``crcs``) that is not there as it was: (1-based line, True when the file
+    ends before it, False when its bytes differ); None when all match."""
     pos, n, pending = 0, 0, b""
     while pos < size:
         chunk = os.pread(fd, min(1 << 20, size - pos), pos)
         if not chunk:
-            break
+            return n + 1, True
         pos += len(chunk)
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()
         for line in lines:
             if n >= len(crcs) or zlib.crc32(line) != crcs[n]:
-                return n + 1
+                return n + 1, False
             n += 1
-    return n + 1 if pending or n != len(crcs) else None
+    if n < len(crcs):
+        return n + 1, True
+    return (n + 1, False) if pending else None
 
 
 def check_logs(header: dict, fds: dict[str, int], crcs: dict[str, array]) -> list[str]:
@@ -175,16 +179,14 @@ def check_logs(header: dict, fds: dict[str, int], crcs: dict[str, array]) -> lis
     for rel, m in header["logs"].items():
         m = LogMark(**m)
         st = os.fstat(fds[rel])
-        if st.st_size < m.size:
-            raise LostLog(rel, "shorter than what the index checkpoint covered: lines were lost", m.size,
-                          st.st_size)
-        if _edges(fds[rel], m.size) != (m.head_sha256, m.cut_sha256):
-            line = first_changed_line(fds[rel], m.size, crcs[rel])
-            if line is None or line == 1:
-                raise LostLog(rel, "its first bytes differ from those the index checkpoint covered: "
-                                   "another file is in its place", m.size, st.st_size)
-            raise LostLog(rel, "this line differs from what the index checkpoint covered (changed in place)",
-                          m.size, st.st_size, line)
+        if st.st_size < m.size or _edges(fds[rel], m.size) != (m.head_sha256, m.cut_sha256):
+            found = first_changed_line(fds[rel], m.size, crcs[rel])
+            line, ended = found if found is not None else (None, False)
+            if ended or line is None:
+                raise LostLog(rel, "shorter than what the index checkpoint covered: covered lines were lost",
+                              m.size, st.st_size, line)
+            raise LostLog(rel, "this line is not what the index checkpoint covered (the file was rewritten, "
+                               "or another file is in its place)", m.size, st.st_size, line)
         if (st.st_dev, st.st_ino) != (m.dev, m.ino):
             notes.append(f"{rel} is another inode than when the checkpoint was written "
                          f"(restored or copied); its covered bytes match")

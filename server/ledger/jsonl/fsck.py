@@ -107,9 +107,9 @@ def checkpoint_findings(root: Path, with_status: bool = False) -> list[Finding]:
         except LostLog as exc:
             return out + [Finding(exc.file, exc.line or 0, str(exc))]
         for rel, fd in fds.items():  # every covered line, not only the edges (fsck reads everything)
-            line = checkpoint.first_changed_line(fd, header["logs"][rel]["size"], crcs[rel])
-            if line is not None:
-                out.append(Finding(rel, line, "differs from what the index checkpoint covered (changed in place)"))
+            found = checkpoint.first_changed_line(fd, header["logs"][rel]["size"], crcs[rel])
+            if found is not None:
+                out.append(Finding(rel, found[0], "not what the index checkpoint covered (changed in place)"))
     finally:
         for fd in fds.values():
             os.close(fd)
