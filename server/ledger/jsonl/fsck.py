@@ -13,7 +13,7 @@ from server.ledger import records
 from server.ledger.jsonl import replay
 from server.ledger.jsonl import checkpoint
 from server.ledger.jsonl.checkpoint import CHECKPOINT, BadCheckpoint, LostLog
-from server.ledger.jsonl.index import LedgerIndex
+from server.ledger.jsonl.index import LedgerIndex, restore
 from server.ledger.jsonl.store import REQUESTS, RESULTS
 
 
@@ -113,6 +113,11 @@ def checkpoint_findings(root: Path, with_status: bool = False) -> list[Finding]:
     finally:
         for fd in fds.values():
             os.close(fd)
+    try:
+        restore(header["index"], arrays)
+    except (KeyError, TypeError, ValueError) as exc:
+        return out + [Finding(CHECKPOINT, 0, f"not usable (inconsistent: {exc}); the next start replays the logs "
+                                             "in full", "note")]
     if not with_status:
         return out
     covers = ", ".join(f"{rel} {m['lines']} lines / {m['size']} bytes" for rel, m in header["logs"].items())

@@ -170,7 +170,7 @@ class JsonlLedger:
                     self._load_checkpoint()
                 except LostLog as exc:
                     if not self.accept_log_loss:
-                        if exc.rewritten:
+                        if exc.rewritten and exc.line > 1:
                             self._catch_up()  # a changed line that is no record stops start-up here, with its reason
                         raise
                     log.warning("%s; --accept-log-loss: the checkpoint is set aside and the logs are "
