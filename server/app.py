@@ -193,6 +193,10 @@ class Opsledger:
         self.grpc_server = server
         for name in ("",) + SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if not self.store.health().writable:
+            # It failed while starting (the background scrub runs from open()): the hop
+            # its failure made may have come before the SERVING just set.
+            await self._set_not_serving()
         if s.http_addr:
             await self._start_gateway(s.http_addr, s.grpc_target or private)
         if s.reap_interval > 0:

@@ -78,7 +78,7 @@ class Unsupported(Exception):
 def _number(x: float):
     if math.isinf(x) or math.isnan(x):
         # json_format refuses these too (they would read back as strings)
-        raise ValueError("Struct number is not finite")
+        raise json_format.SerializeToJsonError("Fail to serialize a non-finite number in Struct/Value")
     return int(x) if x.is_integer() else x
 
 

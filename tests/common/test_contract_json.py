@@ -9,10 +9,10 @@ import random
 
 import orjson
 import pytest
-from google.protobuf import descriptor
+from google.protobuf import descriptor, json_format
 
 from server.common import contract_json
-from server.gateway.rules import package_services
+from server.api import package_services
 
 FD = descriptor.FieldDescriptor
 from google.protobuf import message_factory
@@ -99,7 +99,12 @@ def test_compiled_rendering_is_byte_identical(desc):
         msg = cls()
         _fill(rnd, msg)
         msg = cls.FromString(msg.SerializeToString())  # as the gateway receives it
-        expected = contract_json.generic_dict(msg)
+        try:
+            expected = contract_json.generic_dict(msg)
+        except json_format.SerializeToJsonError:  # a non-finite number in free JSON: both refuse it
+            with pytest.raises(json_format.SerializeToJsonError):
+                fast(msg)
+            continue
         got = fast(msg)
         # repr: same keys in the same order, same values of the same types (1 vs 1.0)
         assert repr(got) == repr(expected)

@@ -242,7 +242,7 @@ def test_a_missing_checkpoint_means_a_full_replay(tmp_path, caplog):
     _with_tickets(root)
     expected = full_replay(root, tmp_path)
     (root / CHECKPOINT).unlink()
-    caplog.set_level("INFO")
+    caplog.set_level("DEBUG")
     got, loaded = from_checkpoint(root)
     assert not loaded and got == expected
     assert any("none written yet" in r.getMessage() for r in caplog.records)

@@ -223,7 +223,7 @@ class JsonlLedger:
     def execute(self, command) -> concurrent.futures.Future:
         fut: concurrent.futures.Future = concurrent.futures.Future()
         if self.failed is not None:
-            fut.set_exception(Unavailable(f"store is read-only after a write failure: {self.failed}"))
+            fut.set_exception(Unavailable(f"store is read-only until restarted: {self.failed}"))
             return fut
         self._queue.put((command, fut))
         return fut
@@ -392,7 +392,7 @@ class JsonlLedger:
     def health(self) -> Health:
         failed = self.failed
         return Health(self.name, str(self.root.resolve()), failed is None,
-                      None if failed is None else f"read-only after a write failure: {failed}")
+                      None if failed is None else f"read-only until restarted: {failed}")
 
     def anomalies(self) -> list[Anomaly]:
         return list(self._anomalies)
@@ -421,7 +421,7 @@ class JsonlLedger:
             numbered = SparseLines.restore(arrays["result_line_marks"],
                                            header["logs"][self._rel(self.results_path)]["lines"])
         except BadCheckpoint as exc:
-            level = log.info if str(exc) == "none written yet" else log.warning
+            level = log.debug if str(exc) == "none written yet" else log.warning
             level("index checkpoint not used (%s): replaying the logs in full", exc)
             return
         except (KeyError, TypeError, ValueError) as exc:
@@ -571,7 +571,7 @@ class JsonlLedger:
             return
         if self.failed is not None:
             for _cmd, fut in batch:
-                fut.set_exception(Unavailable(f"store is read-only after a write failure: {self.failed}"))
+                fut.set_exception(Unavailable(f"store is read-only until restarted: {self.failed}"))
             return
         answers: list[tuple[concurrent.futures.Future, object, bool]] = []
         try:
