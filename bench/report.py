@@ -14,11 +14,27 @@ ROWS = """\
   complete; each one acknowledged only once fsynced), c threads. Baseline:
   the same check-then-append over SQLite (WAL, `synchronous=FULL`, one
   transaction per transition), `bench/sqlite_ledger.py`.
-- **P3** — cold start: the server's start-up replay of the two logs
-  (structure check of every line, state machine, index), seconds and peak
-  RSS of the process. Baseline: reading the same files and `orjson.loads` of
-  every line, nothing kept. "Per 1M tickets held" is the replay process's
-  peak RSS above the parse-only process's, scaled to one million tickets.
+- **P3c** — cold start without an index checkpoint: the store's start-up
+  replay of the two logs (structure check of every line, state machine,
+  index), seconds and peak RSS of the process. Baseline: reading the same
+  files and `orjson.loads` of every line, nothing kept. "Per 1M tickets
+  held" is the replay process's peak RSS above the parse-only process's,
+  scaled to one million tickets.
+- **P3a** — `opsledger serve` started on the same logs with an index
+  checkpoint covering all of them (written by `opsledger checkpoint`),
+  timed from the process start to a `grpc.health.v1` Check answering
+  SERVING, then stopped with SIGTERM. Baseline: P3c's parse-only time.
+- **P3b** — the same after a tail of calls (submit, consume, complete)
+  appended since the checkpoint, the server stopped with SIGKILL each
+  round (so no checkpoint is written at stop and every start replays the
+  tail).
+- **P3d** — VmRSS of the P3a server once SERVING, minus the VmRSS of the
+  same server started on an empty root, per million tickets held.
+- **P13** — the whole board (10,000 tickets, one result each) walked page
+  by page (1,000 rows) through `GET /api/tickets/latest` (aiohttp, one
+  keep-alive connection, each body parsed to read the next token), against
+  the same walk through `GetBoard` over gRPC (grpc.aio); the second row is
+  the median single page of each. Client in a separate process.
 - **P4** — server-side GetBoard (the servicer's work: index page, reading
   the 100 rows back, building the reply; no network), first page of 100
   filtered to IN_PROGRESS, with 1,000,000 tickets of which 1,000 in

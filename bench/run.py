@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 from bench.gen import generate
+from server.ledger.jsonl.checkpoint import CHECKPOINT
 from bench.sqlite_ledger import SqliteLedger
 from tests.helpers import ServerProcess
 
@@ -30,13 +32,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 SIZES = {
     "full": dict(rounds=3, p1_pairs={1: 1500, 8: 4000, 32: 4000}, p2_per_thread={1: 400, 32: 40},
-                 p3_tickets=1_000_000, p3_in_progress=1000, p4_iters=300, p5_tickets=100_000, p5_runs=15,
+                 p3_tickets=1_000_000, p3_in_progress=1000, p3_tail_calls=100_000, p4_iters=300, p5_tickets=100_000, p5_runs=15,
                  p6_tickets=4000, p13_tickets=10_000, p13_walks=10),
     "quick": dict(rounds=1, p1_pairs={1: 300, 8: 800, 32: 800}, p2_per_thread={1: 150, 32: 10},
-                  p3_tickets=50_000, p3_in_progress=100, p4_iters=100, p5_tickets=10_000, p5_runs=5,
+                  p3_tickets=50_000, p3_in_progress=100, p3_tail_calls=5_000, p4_iters=100, p5_tickets=10_000, p5_runs=5,
                   p6_tickets=800, p13_tickets=10_000, p13_walks=3),
     "smoke": dict(rounds=1, p1_pairs={1: 10, 8: 16, 32: 32}, p2_per_thread={1: 5, 32: 1},
-                  p3_tickets=300, p3_in_progress=10, p4_iters=5, p5_tickets=200, p5_runs=2,
+                  p3_tickets=300, p3_in_progress=10, p3_tail_calls=30, p4_iters=5, p5_tickets=200, p5_runs=2,
                   p6_tickets=64, p13_tickets=2500, p13_walks=1),
 }
 
@@ -175,6 +177,7 @@ def _replay(root: Path, mode: str) -> tuple[float, int]:
 def p3(root: Path, size: dict, counts: dict) -> dict:
     ours, base, rss, base_rss = [], [], [], []
     for _ in range(size["rounds"]):
+        (root / CHECKPOINT).unlink(missing_ok=True)  # a cold replay: no index checkpoint
         s, m = _replay(root, "parse")
         base.append(s)
         base_rss.append(m)
@@ -185,6 +188,72 @@ def p3(root: Path, size: dict, counts: dict) -> dict:
     per_million = (median(rss) - median(base_rss)) / counts["tickets"] * 1_000_000
     return {"seconds": median(ours), "base": median(base), "rss": median(rss), "rss_per_million": per_million,
             "tickets": counts["tickets"], "results": counts["results"]}
+
+
+def _serve_once(root: Path, kill: bool) -> tuple[float, int]:
+    """Seconds from starting `opsledger serve` to health SERVING, and its RSS then."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    ready = root / ".bench-ready.json"
+    ready.unlink(missing_ok=True)
+    env = dict(os.environ, OPSLEDGER_LOG_LEVEL="WARNING")
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--root", str(root), "--grpc-addr",
+                             "127.0.0.1:0", "--no-http", "--checkpoint-interval", "0", "--ready-file", str(ready)],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not ready.exists():
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+            time.sleep(0.005)
+        port = json.loads(ready.read_text())["grpc_port"]
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=30).status
+        seconds = time.perf_counter() - t
+        assert status == health_pb2.HealthCheckResponse.SERVING
+        rss = next(int(x.split()[1]) * 1024 for x in open(f"/proc/{proc.pid}/status") if x.startswith("VmRSS"))
+    finally:
+        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        proc.wait(120)
+    return seconds, rss
+
+
+def _calls_since_checkpoint(root: Path, calls: int) -> None:
+    """``calls`` transitions appended after the last checkpoint (submit, consume, complete)."""
+    from server.ledger.backend import Submit, Transition
+    from server.ledger.jsonl.store import JsonlLedger
+    from server.ledger.machine import Event
+
+    store = JsonlLedger(root, fsync=False, scrub=False).open()
+    try:
+        n = 0
+        while n < calls:
+            rid = store.call(Submit("ACKNOWLEDGE", {"message_id": f"tail-{n}"}, None, None)).request["request_id"]
+            store.call(Transition(rid, Event.CONSUME, "bench", "start"))
+            store.call(Transition(rid, Event.COMPLETE_DONE, "bench", "done"))
+            n += 3
+    finally:
+        store.close(checkpoint=False)  # as a SIGKILL leaves it: no checkpoint at stop
+
+
+def p3_restart(work: Path, root: Path, size: dict, counts: dict, parse_s: float) -> dict:
+    """P3a (clean restart, checkpoint + empty tail), P3b (after SIGKILL, a tail of calls),
+    P3d (RSS of the serving process per million tickets held, over a server on an empty root)."""
+    empty = fresh_root(work, "p3-empty")
+    subprocess.run([sys.executable, "-m", "server.cli", "checkpoint", "--root", str(root)], cwd=REPO, check=True,
+                   capture_output=True, timeout=900)
+    clean, rss, rss0 = [], [], []
+    for _ in range(size["rounds"]):
+        s, m = _serve_once(root, kill=False)
+        clean.append(s)
+        rss.append(m)
+        rss0.append(_serve_once(empty, kill=False)[1])
+    _calls_since_checkpoint(root, size["p3_tail_calls"])
+    killed = [_serve_once(root, kill=True)[0] for _ in range(size["rounds"])]
+    per_million = (median(rss) - median(rss0)) / counts["tickets"] * 1_000_000
+    return {"clean_s": median(clean), "killed_s": median(killed), "base": parse_s, "tail": size["p3_tail_calls"],
+            "rss": median(rss), "rss_per_million": per_million, "tickets": counts["tickets"]}
 
 
 class _Context:
@@ -348,11 +417,25 @@ def rows(res: dict) -> list[list[str]]:
     if "P3" in res:
         v = res["P3"]
         rr = ratio(v["seconds"], v["base"])
-        out.append([f"P3 {v['tickets']:,} tickets / {v['results']:,} results",
+        out.append([f"P3c cold replay, no checkpoint: {v['tickets']:,} tickets / {v['results']:,} results",
                     f"{v['seconds']:.2f} s, peak RSS {v['rss'] / 2**20:.0f} MiB "
                     f"({v['rss_per_million'] / 2**20:.0f} MiB per 1M tickets held)",
-                    f"{v['base']:.2f} s parse-only", f"{rr:.2f}", "≤ 1.5×, ≤ 1.5 GB",
-                    verdict(rr <= 1.5 and v["rss"] <= 1.5e9)])
+                    f"{v['base']:.2f} s parse-only", f"{rr:.2f}", "≤ 3×, ≤ 1.5 GB",
+                    verdict(rr <= 3 and v["rss"] <= 1.5e9)])
+    if "P3r" in res:
+        v = res["P3r"]
+        rr = ratio(v["clean_s"], v["base"])
+        out.append(["P3a restart after a clean stop (checkpoint + empty tail) to health SERVING",
+                    f"{v['clean_s']:.2f} s", f"{v['base']:.2f} s parse-only", f"{rr:.2f}", "≤ 1.0 s, ≤ 0.5×",
+                    verdict(v["clean_s"] <= 1.0 and rr <= 0.5)])
+        rr = ratio(v["killed_s"], v["base"])
+        out.append([f"P3b restart after SIGKILL, {v['tail']:,} calls since the checkpoint, to SERVING",
+                    f"{v['killed_s']:.2f} s", f"{v['base']:.2f} s parse-only", f"{rr:.2f}", "≤ 0.7×",
+                    verdict(rr <= 0.7)])
+        out.append(["P3d RSS per million tickets held (serving process after a checkpoint start)",
+                    f"{v['rss_per_million'] / 2**20:.0f} MiB (RSS {v['rss'] / 2**20:.0f} MiB)",
+                    "same server on an empty root", "—", "≤ 250 MiB",
+                    verdict(v["rss_per_million"] <= 250 * 2**20)])
     if "P4" in res:
         v = res["P4"]
         rr = ratio(v["filtered_ms"], v["base_ms"])
@@ -403,6 +486,7 @@ def run_all(mode: str, work: Path, only: tuple[str, ...] = ROWS) -> dict:
         counts = generate(data, size["p3_tickets"], in_progress=size["p3_in_progress"])
         if "P3" in only:
             res["P3"] = p3(data, size, counts)
+            res["P3r"] = p3_restart(work, data, size, counts, res["P3"]["base"])
         if "P4" in only:
             res["P4"] = p4(data, size)
     for name in ("P5", "P6", "P13"):
