@@ -168,7 +168,8 @@ def first_changed_line(fd: int, size: int, crcs: array) -> tuple[int, bool] | No
                 return n + 1, False
             n += 1
     if n < len(crcs):
-        return n + 1, True
+        # the covered lines ran out: lost when the file is shorter, else a line now runs past the cut
+        return n + 1, os.fstat(fd).st_size < size
     return (n + 1, False) if pending else None
 
 

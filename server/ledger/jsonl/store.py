@@ -170,7 +170,7 @@ class JsonlLedger:
                     self._load_checkpoint()
                 except LostLog as exc:
                     if not self.accept_log_loss:
-                        if exc.rewritten and exc.line > 1:
+                        if exc.rewritten:
                             self._catch_up()  # a changed line that is no record stops start-up here, with its reason
                         raise
                     log.warning("%s; --accept-log-loss: the checkpoint is set aside and the logs are "
@@ -456,13 +456,13 @@ class JsonlLedger:
                 sizes = dict(self._sizes)
                 lines = dict(self._line_numbers)
                 crcs = {p: array("I", c) for p, c in self._crcs.items()}
-                marks = self._result_lines.export()
+                line_marks = self._result_lines.export()
                 anomalies = [vars(a) for a in self._anomalies]
                 marks = {self._rel(p): checkpoint.mark(fd, sizes[p], lines[p]) for p, fd in self._fds.items()}
         meta, arrays = export(snap)
         for p, c in crcs.items():
             arrays[f"crc.{self._rel(p)}"] = c
-        arrays["result_line_marks"] = marks
+        arrays["result_line_marks"] = line_marks
         data = checkpoint.encode(marks, meta, arrays, anomalies, self.clock.now_iso())
         atomic_replace(self.checkpoint_path, data)
         self._checkpointed = {p.name: n for p, n in sizes.items()}
