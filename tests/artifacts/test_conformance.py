@@ -161,3 +161,19 @@ def test_exclusive_is_released_on_exit_and_names_are_checked(artifacts):
     with pytest.raises(ValueError, match="lock name"):
         with artifacts.exclusive("nope"):
             pass
+
+
+def test_only_snapshots_that_parse_as_an_object_are_listed(artifacts):
+    good = artifacts.write_pair("reaper", STAMP, lambda _ref: body(1))[1]
+    for n, junk in enumerate((b"", b"{\n  \"cut\": ", b"[1, 2]\n", b"\xff\xfe"), start=1):
+        artifacts.write_pair("reaper", f"20260103_14500{n}", lambda _ref, junk=junk: junk)
+    assert artifacts.snapshots("reaper") == [good]
+
+
+def test_recover_keeps_every_complete_pair(artifacts):
+    assert artifacts.recover() == []  # a fresh store: nothing to sweep
+    pairs = {kind: artifacts.write_pair(kind, STAMP, lambda _ref: body(7)) for kind in layout.KINDS}
+    assert artifacts.recover() == []
+    for kind, (latest, snapshot) in pairs.items():
+        assert artifacts.read(latest) == artifacts.read(snapshot) == body(7)
+        assert artifacts.snapshots(kind) == [snapshot]
