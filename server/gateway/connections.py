@@ -7,13 +7,17 @@
   uvicorn's keep-alive timeout as before.
 - At most ``max_connections`` connections: one more evicts the oldest
   connection that has no request in progress (idle or still sending
-  headers). When every connection is busy, up to HEALTH_EXTRA more are let
+  headers) and no unread bytes waiting in its socket (a client whose
+  request arrived but is not parsed yet is live, not idle). When every connection is busy, up to HEALTH_EXTRA more are let
   in, and they may only ask for /healthz (anything else is 503); past that
   a connection is closed as soon as it is accepted.
 """
 from __future__ import annotations
 
+import array
 import asyncio
+import fcntl
+import termios
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -36,6 +40,19 @@ def _health_only(app):
     return guarded
 
 
+def _unread(transport: asyncio.Transport) -> int:
+    """Bytes received on the connection's socket and not yet read (0 when unknown)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        buf = array.array("i", [0])
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, buf)
+        return buf[0]
+    except OSError:
+        return 0
+
+
 def guarded_protocol(max_connections: int, request_timeout: float) -> type[HttpToolsProtocol]:
     """A uvicorn protocol class (``Config(http=...)``) with these limits."""
 
@@ -52,16 +69,17 @@ def guarded_protocol(max_connections: int, request_timeout: float) -> type[HttpT
             self._arm()
 
         def _idle(self) -> bool:
-            return self.cycle is None or self.cycle.response_complete
+            return (self.cycle is None or self.cycle.response_complete) and not self.pipeline
 
         def _evict_one_idle(self) -> bool:
             idle = [c for c in self.connections if c is not self and c._idle() and not c.transport.is_closing()]
-            if not idle:
-                return False
-            oldest = min(idle, key=lambda c: c._opened)
-            oldest.transport.abort()
-            self.connections.discard(oldest)
-            return True
+            for c in sorted(idle, key=lambda c: c._opened):
+                if _unread(c.transport):
+                    continue  # its request is waiting in the socket, not yet parsed: a live client
+                c.transport.abort()
+                self.connections.discard(c)
+                return True
+            return False
 
         def _arm(self) -> None:
             if self._deadline is None:
