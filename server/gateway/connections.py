@@ -14,10 +14,8 @@
 """
 from __future__ import annotations
 
-import array
 import asyncio
-import fcntl
-import termios
+import select
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -40,17 +38,17 @@ def _health_only(app):
     return guarded
 
 
-def _unread(transport: asyncio.Transport) -> int:
-    """Bytes received on the connection's socket and not yet read (0 when unknown)."""
+def _unread(transport: asyncio.Transport) -> bool:
+    """Whether bytes (or the peer's close) wait unread on the connection's socket."""
     sock = transport.get_extra_info("socket")
     if sock is None:
-        return 0
+        return False
     try:
-        buf = array.array("i", [0])
-        fcntl.ioctl(sock.fileno(), termios.FIONREAD, buf)
-        return buf[0]
-    except OSError:
-        return 0
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 def guarded_protocol(max_connections: int, request_timeout: float) -> type[HttpToolsProtocol]:
