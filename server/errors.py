@@ -82,6 +82,12 @@ class NotRecorded(OpsledgerError):
         super().__init__(message)
 
 
+class OutcomeUnknown(OpsledgerError):
+    """A write failed and what it wrote could not be taken back: it may be
+    recorded. Not UNAVAILABLE (a retry could do it twice): INTERNAL, and the
+    caller reads the ticket before deciding anything."""
+
+
 class Unauthenticated(OpsledgerError):
     pass
 

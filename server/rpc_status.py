@@ -35,6 +35,7 @@ _CODES: dict[type, int] = {
     errors.CycleRefused: code_pb2.FAILED_PRECONDITION,
     # Ran but could not be recorded: not retryable (AIP-194), unlike UNAVAILABLE.
     errors.NotRecorded: code_pb2.INTERNAL,
+    errors.OutcomeUnknown: code_pb2.INTERNAL,
     errors.InvalidRef: code_pb2.INVALID_ARGUMENT,
     errors.ViewNotFound: code_pb2.NOT_FOUND,
 }
@@ -104,6 +105,8 @@ def _details(exc: errors.OpsledgerError) -> list[any_pb2.Any]:
         return [info]
     if isinstance(exc, errors.CycleRefused):
         return [_pack(error_details_pb2.ErrorInfo(reason="CONFIRM_REQUIRED", domain=DOMAIN))]
+    if isinstance(exc, errors.OutcomeUnknown):
+        return [_pack(error_details_pb2.ErrorInfo(reason="OUTCOME_UNKNOWN", domain=DOMAIN))]
     if isinstance(exc, errors.NotRecorded):
         return [_pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=exc.metadata))]
     if isinstance(exc, errors.NotFound):

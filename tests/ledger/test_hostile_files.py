@@ -156,3 +156,42 @@ def test_cli_json_inputs_with_a_repeated_key_are_refused(root, tmp_path):
     receipt.write_text('{"schema": "LIVE_CYCLE_RECEIPT_V1", "schema": "X"}')
     verify = cli("verify", "receipt", "--root", str(root), str(receipt))
     assert verify.returncode == 1 and "duplicate key 'schema'" in verify.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chattr +a needs root (CAP_LINUX_IMMUTABLE)")
+def test_a_failed_write_that_cannot_be_taken_back_is_not_unavailable(root, append_only):
+    """fsync fails after the line was written, and the log is append-only, so the
+    store cannot cut it off again: the caller must not hear "nothing happened"."""
+    import errno
+
+    import grpc
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    from client.ledger_client import OpsledgerClient
+    from tests.helpers import ServerThread
+
+    srv = ServerThread(root).start()
+    try:
+        with OpsledgerClient(srv.target, retries=4) as c:
+            c.sleep = lambda _s: None
+            c.submit("ACKNOWLEDGE", {"message_id": "m0"})
+            append_only(root / REQUESTS)
+
+            def failing_sync(_fd):
+                raise OSError(errno.EIO, "Input/output error")
+
+            srv.app.store.sync = failing_sync
+            with pytest.raises(grpc.RpcError) as info:
+                c.submit("ACKNOWLEDGE", {"message_id": "m1"}, idempotency_key="retry-safe-key-1")
+            assert info.value.code() == grpc.StatusCode.INTERNAL  # UNAVAILABLE would be retried
+            [detail] = rpc_status.from_call(info.value).details
+            error = error_details_pb2.ErrorInfo()
+            detail.Unpack(error)
+            assert error.reason == "OUTCOME_UNKNOWN" and "may be recorded" in info.value.details()
+    finally:
+        srv.stop()
+    # It is indeed on disk: after a restart the ticket exists once.
+    subprocess.run(["chattr", "-a", str(root / REQUESTS)], check=True)
+    lines = [json.loads(line) for line in (root / REQUESTS).read_bytes().splitlines()]
+    assert [rec["payload"]["message_id"] for rec in lines] == ["m0", "m1"]

@@ -36,7 +36,7 @@ import orjson
 
 from server.common.atomic import atomic_replace, create_new, fsync_dir, write_all
 from server.common.clock import Clock, epoch_seconds, file_stamp
-from server.errors import StartupRefused, Unavailable
+from server.errors import OutcomeUnknown, StartupRefused, Unavailable
 from server.ledger import records
 from server.ledger.backend import Anomaly, BatchObserver, Health, StaleTicket, TicketView
 from server.ledger.decide import Batch, Refusal, decide
@@ -66,6 +66,14 @@ class CorruptLog(StartupRefused):
     def __init__(self, path: Path, line_no: int, reason: str) -> None:
         self.path, self.line_no, self.reason = path, line_no, reason
         super().__init__(f"{path}:{line_no}: {reason}")
+
+
+class _NotTakenBack(Exception):
+    """A failed append whose bytes could not be cut off again."""
+
+    def __init__(self, cause: BaseException, cut_error: OSError) -> None:
+        self.cause, self.cut_error = cause, cut_error
+        super().__init__(f"{cause}; cutting back failed: {cut_error}")
 
 
 class TornTailStuck(StartupRefused):
@@ -599,7 +607,13 @@ class JsonlLedger:
             self._fail(exc)
             for _cmd, fut in batch:
                 if not fut.done():
-                    fut.set_exception(Unavailable(f"store could not write: {exc}"))
+                    if isinstance(exc, _NotTakenBack):
+                        # UNAVAILABLE would invite a retry of a write that may be on disk.
+                        fut.set_exception(OutcomeUnknown(
+                            f"store could not write ({exc.cause}) nor take back what it wrote "
+                            f"({exc.cut_error}): the call may be recorded; read the ticket before repeating it"))
+                    else:
+                        fut.set_exception(Unavailable(f"store could not write: {exc}"))
             return
         for fut, value, is_error in answers:
             if is_error:
@@ -653,13 +667,15 @@ class JsonlLedger:
                     self.sync(self._fds[self.requests_path])
                 if result_lines:
                     self.sync(self._fds[self.results_path])
-        except BaseException:
-            # Best effort: leave no unacknowledged line behind.
+        except BaseException as exc:
+            # Leave no unacknowledged line behind; when that fails, say so
+            # (the callers must not be told that nothing happened).
             for path, size in ((self.requests_path, req_at), (self.results_path, res_at)):
                 try:
-                    os.ftruncate(self._fds[path], size)
-                except OSError:
-                    pass
+                    if os.fstat(self._fds[path]).st_size != size:
+                        os.ftruncate(self._fds[path], size)
+                except OSError as cut:
+                    raise _NotTakenBack(exc, cut) from exc
             raise
         elapsed = time.perf_counter() - started
         with self.lock:
