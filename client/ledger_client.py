@@ -39,19 +39,10 @@ def _never(_request) -> bool:
     return False
 
 
-def _with_token(*fields: str):
-    """Safe to repeat when the request sets one of ``fields`` (a field the
-    message does not have yet never counts)."""
-
-    def safe(request) -> bool:
-        names = request.DESCRIPTOR.fields_by_name
-        return any(f in names and request.HasField(f) and getattr(request, f) for f in fields)
-
-    return safe
-
-
-# The idempotency token of transitions and RunCycle (AIP-155), by its field name.
-TOKEN_FIELDS = ("request_token", "idempotency_key")
+def _with_token(request) -> bool:
+    """Safe to repeat when the request carries its retry token (AIP-155):
+    a repeat then answers the first attempt instead of acting again."""
+    return request.HasField("idempotency_key") and bool(request.idempotency_key)
 
 # Per RPC: may a call that answered UNAVAILABLE be sent again?
 RETRY_POLICY = {
@@ -59,11 +50,11 @@ RETRY_POLICY = {
     "GetTicket": _always,
     "GetLatestCycle": _always,
     "GetLatestReco": _always,
-    "SubmitTicket": _with_token("idempotency_key"),
-    "ConsumeTicket": _with_token(*TOKEN_FIELDS),
-    "CompleteTicket": _with_token(*TOKEN_FIELDS),
-    "ConsumeNext": _with_token(*TOKEN_FIELDS),
-    "RunCycle": _with_token(*TOKEN_FIELDS),
+    "SubmitTicket": _with_token,
+    "ConsumeTicket": _with_token,
+    "CompleteTicket": _with_token,
+    "ConsumeNext": _with_token,
+    "RunCycle": _with_token,
     # A dry run writes nothing; a real run writes a report each time.
     "ReapStaleTickets": lambda request: request.dry_run,
 }
