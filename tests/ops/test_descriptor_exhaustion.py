@@ -56,7 +56,11 @@ def test_idle_sockets_leave_descriptors_for_the_cycle_and_health(root):
         assert r.status_code == 200 and r.json()["status"] == "SERVING"
 
         slow.settimeout(30)
-        assert slow.recv(1024) == b"", "a request that never finished its headers was not closed"
+        try:
+            closed = slow.recv(1024) == b""
+        except ConnectionResetError:
+            closed = True  # closed by the deadline or evicted as idle: either way the server let go
+        assert closed, "a request that never finished its headers was not closed"
         deadline = time.monotonic() + 30
         while server_fds(pid) > 200:  # every idle connection is closed by the request deadline
             assert time.monotonic() < deadline, f"{server_fds(pid)} descriptors still open"
