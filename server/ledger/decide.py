@@ -69,7 +69,8 @@ class View(Protocol):
         """Ids of OPEN tickets of ``types`` (all when empty), oldest submission first."""
 
     def claimed_with(self, result_id: str) -> str | None:
-        """The ticket whose IN_PROGRESS result has this token-derived id, if any."""
+        """The ticket whose IN_PROGRESS result has this token-derived id, if any
+        (a ticket that is only likely to be it is fine: decide checks its results)."""
 
 
 @dataclass
@@ -244,7 +245,9 @@ def _claim(cmd: ClaimNext, view: View, batch: Batch, now: str, new_id) -> dict |
     if token_id is not None:
         rid = batch._claims.get(token_id) or view.claimed_with(token_id)
         if rid is not None:  # a retry whose first attempt landed: the same ticket again
-            return next(r for r in _results(rid, view, batch) if r["result_id"] == token_id)
+            for earlier in _results(rid, view, batch):
+                if earlier["result_id"] == token_id:
+                    return earlier
     chosen = None
     # Tickets OPEN before the batch, oldest first, unless this batch moved them;
     # then tickets submitted in this very batch.

@@ -311,6 +311,12 @@ def test_a_retry_token_answers_the_first_attempt_even_after_a_restart(ledgers, l
     retries_answer_the_first_attempts(ledger)
     requests, results = ledger.lines()
     assert results == before[1] and len(requests) == len(before[0]) + 2  # only the two extra submits
+    # Tokens outlive the ticket's next steps too: a claim token still answers its claim
+    # once the ticket is finished (so a reused token never repeats a result id).
+    step(ledger, claim["request_id"], Event.COMPLETE_DONE, who="w9")
+    assert ledger.call(ClaimNext((), "w9", "m", token="tok-claim")) == claim
+    ids = [r["result_id"] for r in decoded(ledger)[1]]
+    assert len(ids) == len(set(ids))
 
 
 def test_wait_for_open_wakes_on_a_submit_and_times_out_otherwise(ledger):
