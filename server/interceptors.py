@@ -14,7 +14,7 @@ import time
 import grpc
 from google.protobuf.message import DecodeError
 
-from server.observability import Metrics, event_log
+from server.observability import Metrics, event_log, grpc_type
 
 log = event_log("opsledger.rpc")
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
@@ -135,21 +135,28 @@ class CallObserver(grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
+        if handler.unary_unary is None:
+            return self._stream(handler, details.method)
         inner = handler.unary_unary
         method = details.method
         forwarded = self._forwarded(details)
+        grpc_metrics = self.metrics.grpc
 
         async def observed(request, context):
             started = time.perf_counter()
+            call = grpc_metrics.call(method, "unary")
             code = grpc.StatusCode.OK
             try:
                 if isinstance(request, Undecodable):
                     code = grpc.StatusCode.INVALID_ARGUMENT
                     await context.abort(code, f"request: not a valid {method.rsplit('/', 1)[-1]} message "
                                               f"({request.reason})")
-                return await inner(request, context)
+                call.received()
+                response = await inner(request, context)
+                call.sent()
+                return response
             except BaseException:
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
@@ -158,6 +165,7 @@ class CallObserver(grpc.aio.ServerInterceptor):
                     code = grpc.StatusCode.UNKNOWN
                 elapsed = time.perf_counter() - started
                 name = method.rsplit("/", 1)[-1]
+                call.handled(code.name, elapsed)
                 self.metrics.rpcs.labels(name, code.name).inc()
                 self.metrics.rpc_latency.labels(name).observe(elapsed)
                 log.info(
@@ -175,3 +183,55 @@ class CallObserver(grpc.aio.ServerInterceptor):
             observed, request_deserializer=tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
+
+    def _stream(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """Streaming calls (reflection, watches) get the gRPC-ecosystem metrics only."""
+        kind = grpc_type(bool(handler.request_streaming), bool(handler.response_streaming))
+        grpc_metrics = self.metrics.grpc
+
+        def counted_requests(requests, call):
+            async def each():
+                async for message in requests:
+                    call.received()
+                    yield message
+            return each()
+
+        async def observed(request_or_iterator, context):
+            started = time.perf_counter()
+            call = grpc_metrics.call(method, kind)
+            code = grpc.StatusCode.OK
+            if handler.request_streaming:
+                request_or_iterator = counted_requests(request_or_iterator, call)
+            else:
+                call.received()
+            try:
+                if handler.response_streaming:
+                    inner = handler.unary_stream or handler.stream_stream
+                    async for message in inner(request_or_iterator, context):
+                        call.sent()
+                        yield message
+                else:
+                    inner = handler.stream_unary
+                    response = await inner(request_or_iterator, context)
+                    call.sent()
+                    yield response
+            except BaseException:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            finally:
+                if isinstance(code, int):
+                    code = grpc.StatusCode.UNKNOWN
+                call.handled(code.name, time.perf_counter() - started)
+
+        if handler.response_streaming:
+            make = grpc.stream_stream_rpc_method_handler if handler.request_streaming else grpc.unary_stream_rpc_method_handler
+            return make(observed, request_deserializer=handler.request_deserializer,
+                        response_serializer=handler.response_serializer)
+
+        async def unary_answer(request_or_iterator, context):
+            async for response in observed(request_or_iterator, context):
+                return response
+
+        make = grpc.stream_unary_rpc_method_handler if handler.request_streaming else grpc.unary_unary_rpc_method_handler
+        return make(unary_answer, request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer)

@@ -5,7 +5,13 @@ lines when stderr is a terminal. Only names, codes, ids and timings are
 logged: never a token, an Authorization header or a payload.
 
 Metrics live in a registry per server (not the process-global one), so that
-several servers in one process count apart.
+several servers in one process count apart. Besides the ``opsledger_*``
+families, every RPC is counted under the names of the gRPC ecosystem
+(``grpc_server_started_total``, ``grpc_server_handled_total``,
+``grpc_server_handling_seconds``, ``grpc_server_msg_*_total``, labelled
+``grpc_type``/``grpc_service``/``grpc_method``[/``grpc_code``], as the Go
+grpc-prometheus middleware names them), so the usual gRPC dashboards work
+unchanged; ``docs/grafana-dashboard.json`` is one.
 """
 from __future__ import annotations
 
@@ -113,6 +119,7 @@ class Metrics:
         self.read_only = Gauge("opsledger_store_read_only", "1 after a failed write or fsync", registry=r)
         self.in_progress = Gauge("opsledger_calls_in_progress", "calls being served, by budget (calls, long-polls)",
                                  ["budget"], registry=r)
+        self.grpc = GrpcMetrics(r)
         self._store = None
         r.register(_TicketCollector(self))
         r.register(_ScrubCollector(self))
@@ -146,6 +153,58 @@ class _ScrubCollector:
         for name in ("none", "running", "done", "failed", "stopped"):
             state.add_metric([name], 1 if p["state"] == name else 0)
         yield from (total, done, state)
+
+
+_GRPC_LABELS = ["grpc_type", "grpc_service", "grpc_method"]
+# grpc-prometheus's default handling-time buckets, so dashboards' quantiles line up
+_GRPC_BUCKETS = (.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
+
+
+def grpc_type(request_streaming: bool, response_streaming: bool) -> str:
+    return {(False, False): "unary", (False, True): "server_stream",
+            (True, False): "client_stream", (True, True): "bidi_stream"}[(request_streaming, response_streaming)]
+
+
+class GrpcMetrics:
+    """The server-side families of the gRPC ecosystem (go-grpc-prometheus names)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.started = Counter("grpc_server_started", "RPCs started on the server",
+                               _GRPC_LABELS, registry=r)
+        self.handled = Counter("grpc_server_handled", "RPCs completed on the server, regardless of success",
+                               _GRPC_LABELS + ["grpc_code"], registry=r)
+        self.handling = Histogram("grpc_server_handling_seconds",
+                                  "time from the start of an RPC to its answer, by method",
+                                  _GRPC_LABELS, registry=r, buckets=_GRPC_BUCKETS)
+        self.received = Counter("grpc_server_msg_received", "messages received on the server, by method",
+                                _GRPC_LABELS, registry=r)
+        self.sent = Counter("grpc_server_msg_sent", "messages sent by the server, by method",
+                            _GRPC_LABELS, registry=r)
+
+    def call(self, full_method: str, kind: str) -> "GrpcCall":
+        """``/pkg.Service/Method`` -> the call's bound label sets (started counted now)."""
+        service, _, method = full_method.lstrip("/").rpartition("/")
+        labels = (kind, service, method)
+        self.started.labels(*labels).inc()
+        return GrpcCall(self, labels)
+
+
+class GrpcCall:
+    __slots__ = ("metrics", "labels")
+
+    def __init__(self, metrics: GrpcMetrics, labels: tuple[str, str, str]) -> None:
+        self.metrics, self.labels = metrics, labels
+
+    def received(self) -> None:
+        self.metrics.received.labels(*self.labels).inc()
+
+    def sent(self) -> None:
+        self.metrics.sent.labels(*self.labels).inc()
+
+    def handled(self, code: str, seconds: float) -> None:
+        self.metrics.handled.labels(*self.labels, code).inc()
+        self.metrics.handling.labels(*self.labels).observe(seconds)
 
 
 class _TicketCollector:
