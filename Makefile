@@ -10,16 +10,31 @@ SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["
 GRPC_TOOLS_PROTO = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 PROTOS := $(wildcard protos/opsledger/v1/*.proto)
 
-.PHONY: run test lint generate drift buf pycheck bench bench-quick torture clean venv test-deps browser-deps
+.PHONY: run test lint lock generate drift buf pycheck ruff typecheck bench bench-quick torture clean venv test-deps browser-deps
 
-$(STAMP): pyproject.toml
+# Every dependency comes from a lock file with hashes (requirements/*.lock,
+# refreshed by `make lock`); the project itself is installed editable on top,
+# with --no-deps so nothing unlocked slips in.
+$(STAMP): pyproject.toml requirements/run.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --require-hashes -r requirements/run.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-$(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[test]'
+$(TEST_STAMP): $(STAMP) requirements/test.lock
+	$(BIN)/pip install -q --require-hashes -r requirements/test.lock
 	touch $@
+
+## lock: re-resolve requirements/run.lock and test.lock (hashes for every transitive
+## dependency) from pyproject.toml; commit both. Run after changing a pin.
+UV_VERSION := 0.13.8
+lock:
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -q \
+	  --custom-compile-command "make lock" -o requirements/run.lock
+	$(BIN)/uv pip compile pyproject.toml --extra test --generate-hashes --python-version 3.11 -q \
+	  --custom-compile-command "make lock" -c requirements/run.lock -o requirements/test.lock
 
 venv: $(STAMP)
 test-deps: $(TEST_STAMP)
@@ -74,6 +89,13 @@ buf: $(TEST_STAMP)
 ## pyflakes-level checks of our Python (unused imports, undefined names)
 pycheck: $(TEST_STAMP)
 	$(BIN)/ruff check --select F,E9 --exclude generated server client bench torture tests
+
+## ruff: the full rule set of pyproject.toml ([tool.ruff]); typecheck: mypy over server/ and client/
+ruff: $(TEST_STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(TEST_STAMP)
+	$(BIN)/mypy
 
 lint: drift buf pycheck
 

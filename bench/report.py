@@ -9,7 +9,10 @@ ROWS = """\
   `--fsync always` (every OK is on disk), clients in a separate process
   (grpc.aio, c concurrent callers). Baseline: a pair of no-op unary RPCs
   (`grpc.health.v1.Health/Check`) served by the same grpc.aio server, same
-  interceptors, same client. p50/p99 are per pair.
+  interceptors, same client. p50/p99 are per pair. "Tracing on" is the same
+  P1 with `OTEL_EXPORTER_OTLP_ENDPOINT` set, every span (RPC, ledger commit)
+  exported by OTLP/gRPC in batches to a receiver in the benchmark process;
+  its baseline is P1 with tracing off (the default) at the same concurrency.
 - **P2** — store-level durable transitions per second (submit, consume,
   complete; each one acknowledged only once fsynced), c threads. Baseline:
   the same check-then-append over SQLite (WAL, `synchronous=FULL`, one

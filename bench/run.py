@@ -26,7 +26,7 @@ from pathlib import Path
 from bench.gen import generate
 from server.ledger.jsonl.checkpoint import CHECKPOINT
 from bench.sqlite_ledger import SqliteLedger
-from tests.helpers import ServerProcess
+from tests.helpers import OtlpReceiver, ServerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,14 +67,16 @@ def fresh_root(work: Path, name: str) -> Path:
 
 
 # -- P1 ---------------------------------------------------------------------------------
-def p1(work: Path, size: dict) -> dict:
+def p1(work: Path, size: dict, concurrencies=None, env: dict | None = None) -> dict:
     out = {}
     for conc, n in size["p1_pairs"].items():
+        if concurrencies is not None and conc not in concurrencies:
+            continue
         rates, base, p50, p99 = [], [], [], []
         for r in range(size["rounds"]):
             root = fresh_root(work, f"p1-{conc}-{r}")
             ids = generate(root, n, open_=n)["ids"]
-            srv = ServerProcess(root, http=False, log_level="WARNING")
+            srv = ServerProcess(root, http=False, log_level="WARNING", env=env)
             try:
                 noop = client("noop", srv.target, conc, count=n)
                 pairs = client("pairs", srv.target, conc, ids)
@@ -85,6 +87,20 @@ def p1(work: Path, size: dict) -> dict:
             p50.append(pairs["p50_ms"])
             p99.append(pairs["p99_ms"])
         out[conc] = {"rate": median(rates), "base": median(base), "p50_ms": median(p50), "p99_ms": median(p99)}
+    return out
+
+
+TRACED_CONCURRENCY = 8
+
+
+def p1_traced(work: Path, size: dict) -> dict:
+    """P1 with tracing on: every span exported by OTLP/gRPC to a receiver in this process."""
+    receiver = OtlpReceiver()
+    try:
+        out = p1(work, size, concurrencies=(TRACED_CONCURRENCY,), env=receiver.env)
+    finally:
+        receiver.stop()
+    out[TRACED_CONCURRENCY]["spans"] = len(receiver.spans)
     return out
 
 
@@ -409,6 +425,12 @@ def rows(res: dict) -> list[list[str]]:
         out.append([f"P1 c={conc}", f"{v['rate']:.0f} pairs/s (p50 {v['p50_ms']:.2f} ms, p99 {v['p99_ms']:.2f} ms)",
                     f"{v['base']:.0f} no-op pairs/s", f"{rr:.2f}",
                     "≥ 0.7" if conc == 32 else "—", verdict(rr >= 0.7) if conc == 32 else "—"])
+    for conc, v in res.get("P1 traced", {}).items():
+        off = res["P1"][conc]
+        out.append([f"P1 c={conc}, tracing on (OTLP export)",
+                    f"{v['rate']:.0f} pairs/s (p50 {v['p50_ms']:.2f} ms, p99 {v['p99_ms']:.2f} ms; {v['spans']:,} spans)",
+                    f"{off['rate']:.0f} pairs/s tracing off (P1 c={conc})", f"{ratio(v['rate'], off['rate']):.2f}",
+                    "—", "—"])
     for conc, v in res.get("P2", {}).items():
         rr = ratio(v["rate"], v["base"])
         need = 1.0 if conc == 1 else 3.0
@@ -481,6 +503,8 @@ def run_all(mode: str, work: Path, only: tuple[str, ...] = ROWS) -> dict:
     for name in ("P1", "P2"):
         if name in only:
             res[name] = globals()[name.lower()](work, size)
+    if "P1" in only:
+        res["P1 traced"] = p1_traced(work, size)
     if "P3" in only or "P4" in only:
         data = fresh_root(work, "p3")
         counts = generate(data, size["p3_tickets"], in_progress=size["p3_in_progress"])

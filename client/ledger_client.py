@@ -25,6 +25,7 @@ import grpc
 from google.protobuf import struct_pb2
 
 from client.limits import MAX_MESSAGE_BYTES
+from client.tracing import with_trace_context
 from opsledger.v1 import cycle_pb2, cycle_pb2_grpc
 from opsledger.v1 import tickets_pb2 as pb
 from opsledger.v1 import tickets_pb2_grpc
@@ -127,7 +128,7 @@ class OpsledgerClient:
         retry = may_retry(rpc, request)
         while True:
             try:
-                return method(request, timeout=timeout or self.timeout, metadata=self.metadata)
+                return method(request, timeout=timeout or self.timeout, metadata=with_trace_context(self.metadata))
             except grpc.RpcError as exc:
                 if not retry or exc.code() != grpc.StatusCode.UNAVAILABLE or attempt >= self.retries:
                     raise
@@ -224,7 +225,8 @@ class OpsledgerClient:
     def consume_next_future(self, processor_id: str = "", types: Iterable[str] = (), wait_seconds: float = 0.0):
         """The same call, not waited for: ``cancel()`` it to give up (nothing is claimed then)."""
         req = self._consume_next_request(processor_id, types, wait_seconds, None)
-        return self.tickets.ConsumeNext.future(req, timeout=wait_seconds + self.timeout, metadata=self.metadata)
+        return self.tickets.ConsumeNext.future(req, timeout=wait_seconds + self.timeout,
+                                               metadata=with_trace_context(self.metadata))
 
     def reap(self, threshold_seconds: int = 0, max_clean: int = 0, dry_run: bool = False) -> pb.ReapStaleTicketsResponse:
         req = pb.ReapStaleTicketsRequest(threshold_seconds=threshold_seconds, max_clean=max_clean, dry_run=dry_run)

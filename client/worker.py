@@ -26,6 +26,7 @@ import grpc
 from google.protobuf import json_format
 
 from client.ledger_client import OpsledgerClient
+from client.tracing import ticket_span
 from opsledger.v1 import cycle_pb2
 
 log = logging.getLogger("opsledger.worker")
@@ -65,13 +66,16 @@ class Worker:
         wait_seconds: float = 20.0,
         handlers: dict[str, Handler] | None = None,
         max_backoff: float = 5.0,
+        tracer_provider=None,
     ) -> None:
+        """``tracer_provider``: where handling spans go (OpenTelemetry's global one when None)."""
         self.client = client
         self.processor_id = processor_id
         self.types = types
         self.wait_seconds = wait_seconds
         self.handlers = {**DEFAULT_HANDLERS, **(handlers or {})}
         self.max_backoff = max_backoff
+        self.tracer_provider = tracer_provider
         self.stop = threading.Event()
         self.handled = 0
         self._inflight = None
@@ -124,7 +128,13 @@ class Worker:
         if reply is None or not reply.claimed:
             return False
         ticket = json_format.MessageToDict(reply.ticket, preserving_proto_field_name=True)
-        outcome = self.handle(ticket)
+        # The ticket's trace continues here: the handler's calls and the
+        # completion carry it (a no-op without OpenTelemetry or a trace id).
+        with ticket_span(ticket, self.tracer_provider):
+            outcome = self.handle(ticket)
+            return self._complete(reply, ticket, outcome)
+
+    def _complete(self, reply, ticket: dict, outcome: Outcome) -> bool:
         try:
             self.client.complete(reply.request_id, outcome.status, self.processor_id, outcome.message, outcome.artifacts)
         except grpc.RpcError as exc:

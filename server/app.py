@@ -44,6 +44,7 @@ from server.ledger.backends import make_backend
 from server.ledger.service import TicketService
 from server.observability import Metrics, event_log
 from server.settings import Settings, SettingsError, check_addr, clean_token
+from server.tracing import TracedLedger, Tracing, from_environment
 
 log = event_log("opsledger.server")
 std_log = logging.getLogger("opsledger.server")
@@ -108,9 +109,11 @@ def _probe(flag: str, addr: str) -> None:
 class Opsledger:
     """One running server: ``await start()``, later ``await stop()``."""
 
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None, tracing: Tracing | None = None) -> None:
+        """``tracing``: None reads the standard OTEL_* settings (off unless an OTLP endpoint is set)."""
         self.settings = settings
         self.clock = clock or Clock()
+        self.tracing = tracing
         self.metrics = Metrics()
         self.store: LedgerBackend | None = None
         self.grpc_server: grpc.aio.Server | None = None
@@ -139,12 +142,16 @@ class Opsledger:
             raise SettingsError("--protect-reads needs a token: set OPSLEDGER_TOKEN or --token-file")
         if s.insecure_no_auth and not s.token:
             log.warning("auth_off", message="--insecure-no-auth: anyone who can reach this server can write")
+        if self.tracing is None:
+            self.tracing = from_environment()
         jsonl = (s.store or "jsonl").strip() == "jsonl"
         self.store = make_backend(s.store, s.root, self.clock, fsync=(s.fsync == "always"),
                                   on_failure=self._store_failed,
                                   **(dict(checkpoint_interval=s.checkpoint_interval,
                                           accept_log_loss=s.accept_log_loss) if jsonl else {}))
         await asyncio.to_thread(self.store.open)
+        if self.tracing.on:
+            self.store = TracedLedger(self.store, self.tracing)
         for a in self.store.anomalies():
             log.warning("ledger_anomaly", file=a.file, line=a.line_no, reason=a.reason)
         self.metrics.watch_store(self.store)
@@ -156,6 +163,8 @@ class Opsledger:
                         message="RLIMIT_NOFILE is low: connection caps lowered to keep descriptors for files")
         interceptors = [CallObserver(self.metrics, self._gateway_secret),
                         Admission(s.max_concurrent_rpcs, s.max_long_polls, self.metrics)]
+        if self.tracing.on:
+            interceptors.insert(0, self.tracing.grpc_server_interceptor())  # outermost: refusals get spans too
         if s.token:
             interceptors.append(TokenAuth(s.token, mutating_methods(), protect_reads=s.protect_reads))
         server = grpc.aio.server(
@@ -171,7 +180,8 @@ class Opsledger:
         await asyncio.to_thread(self.artifacts.recover)  # what a killed cycle left behind
         tickets_pb2_grpc.add_TicketServiceServicer_to_server(
             TicketService(self.store, self.clock, self.artifacts), server)
-        self.runner = CycleRunner(self.artifacts, ledger_view(self.store), self.clock, s.bundle_max_age_s, s.bundle_key_file)
+        self.runner = CycleRunner(self.artifacts, ledger_view(self.store), self.clock, s.bundle_max_age_s,
+                                  s.bundle_key_file, span=self.tracing.span)
         cycle_pb2_grpc.add_CycleServiceServicer_to_server(
             CycleService(self.runner, self.metrics), server)
         evidence_pb2_grpc.add_EvidenceServiceServicer_to_server(
@@ -252,10 +262,11 @@ class Opsledger:
         sock.listen(1024)
         sock.setblocking(False)
         self.http_port = sock.getsockname()[1]
+        traced = self.tracing.on
         self._gateway_channel = grpc.aio.insecure_channel(grpc_target, options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ])
+        ], interceptors=self.tracing.grpc_client_interceptors() if traced else None)
         registry = self.metrics.registry
 
         s = self.settings
@@ -269,7 +280,9 @@ class Opsledger:
 
         app = build_app(self._gateway_channel, extra_routes=[Route("/metrics", metrics, methods=["GET"])],
                         metrics=self.metrics, health_extra={"store": self.store.health().backend},
-                        gateway_secret=None if s.grpc_target else self._gateway_secret)
+                        gateway_secret=None if s.grpc_target else self._gateway_secret, traced=traced)
+        if traced:
+            app = self.tracing.asgi(app)
         config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=s.grace,
             http=guarded_protocol(self.caps.http, s.http_request_timeout),
@@ -322,6 +335,8 @@ class Opsledger:
             await asyncio.to_thread(self.store.close)
         if self._private_dir is not None:
             shutil.rmtree(self._private_dir, ignore_errors=True)
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)  # the last spans are exported
         if self._started:
             log.info("stopped")
 

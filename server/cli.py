@@ -178,11 +178,16 @@ def cmd_reap(args) -> int:
 
 def cmd_worker(args) -> int:
     from client.worker import Worker
+    from server.tracing import from_environment
 
-    with _client(args) as c:
-        worker = Worker(c, args.processor, tuple(args.types), args.wait)
-        worker.install_signal_handlers()
-        handled = worker.run(once=args.once)
+    tracing = from_environment()  # the same OTEL_* settings as the server: off unless an endpoint is set
+    try:
+        with _client(args) as c:
+            worker = Worker(c, args.processor, tuple(args.types), args.wait, tracer_provider=tracing.provider)
+            worker.install_signal_handlers()
+            handled = worker.run(once=args.once)
+    finally:
+        tracing.shutdown()
     print(f"worker {args.processor}: handled {handled} ticket(s)", flush=True)
     return EXIT_OK
 

@@ -207,9 +207,13 @@ class CallObserver(grpc.aio.ServerInterceptor):
             try:
                 if handler.response_streaming:
                     inner = handler.unary_stream or handler.stream_stream
-                    async for message in inner(request_or_iterator, context):
-                        call.sent()
-                        yield message
+                    answer = inner(request_or_iterator, context)
+                    if hasattr(answer, "__aiter__"):
+                        async for message in answer:
+                            call.sent()
+                            yield message
+                    else:  # a coroutine that writes with context.write (or refuses)
+                        await answer
                 else:
                     inner = handler.stream_unary
                     response = await inner(request_or_iterator, context)
@@ -224,7 +228,8 @@ class CallObserver(grpc.aio.ServerInterceptor):
                 call.handled(code.name, time.perf_counter() - started)
 
         if handler.response_streaming:
-            make = grpc.stream_stream_rpc_method_handler if handler.request_streaming else grpc.unary_stream_rpc_method_handler
+            make = (grpc.stream_stream_rpc_method_handler if handler.request_streaming
+                    else grpc.unary_stream_rpc_method_handler)
             return make(observed, request_deserializer=handler.request_deserializer,
                         response_serializer=handler.response_serializer)
 
@@ -232,6 +237,7 @@ class CallObserver(grpc.aio.ServerInterceptor):
             async for response in observed(request_or_iterator, context):
                 return response
 
-        make = grpc.stream_unary_rpc_method_handler if handler.request_streaming else grpc.unary_unary_rpc_method_handler
+        make = (grpc.stream_unary_rpc_method_handler if handler.request_streaming
+                else grpc.unary_unary_rpc_method_handler)
         return make(unary_answer, request_deserializer=handler.request_deserializer,
                     response_serializer=handler.response_serializer)

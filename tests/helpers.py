@@ -22,10 +22,10 @@ VENV_BIN = Path(sys.executable).parent
 class ServerThread:
     """A real Opsledger (grpc.aio) on its own event loop in a thread, port 0."""
 
-    def __init__(self, root: Path, clock=None, **settings) -> None:
+    def __init__(self, root: Path, clock=None, tracing=None, **settings) -> None:
         settings.setdefault("http_addr", None)
         self.settings = Settings(root=Path(root), grpc_addr="127.0.0.1:0", **settings)
-        self.app = Opsledger(self.settings, clock=clock)
+        self.app = Opsledger(self.settings, clock=clock, tracing=tracing)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
@@ -116,3 +116,40 @@ class ServerProcess:
         code = self.proc.wait(timeout)
         self._log.close()
         return code
+
+
+class OtlpReceiver:
+    """A real OTLP/gRPC trace receiver on 127.0.0.1, port 0: keeps (service, span name, trace id)."""
+
+    def __init__(self) -> None:
+        from concurrent import futures
+
+        import grpc
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+        receiver = self
+
+        class Service(trace_service_pb2_grpc.TraceServiceServicer):
+            def Export(self, request, context):
+                for resource_spans in request.resource_spans:
+                    attrs = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+                    for scope in resource_spans.scope_spans:
+                        with receiver._lock:
+                            receiver.spans += [(attrs.get("service.name"), s.name, s.trace_id.hex())
+                                               for s in scope.spans]
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        self.spans: list[tuple[str | None, str, str]] = []
+        self._lock = threading.Lock()
+        self._server = grpc.server(futures.ThreadPoolExecutor(2))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), self._server)
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The standard settings that make a server export to this receiver."""
+        return {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self.port}", "OTEL_EXPORTER_OTLP_INSECURE": "true"}
+
+    def stop(self) -> None:
+        self._server.stop(0)

@@ -17,6 +17,7 @@ import json
 import logging
 import sys
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -73,8 +74,11 @@ class CycleRunner:
         max_age_s: int = 86400,
         key_file: Path | None = None,
         console: Callable[[str], None] | None = None,
+        span: Callable[[str], AbstractContextManager] | None = None,
     ) -> None:
+        """``span(name)``: a tracing span around each step (none by default)."""
         self.artifacts = artifacts
+        self.span = span or _no_span
         self.ledger_view = ledger_view
         self.clock = clock or Clock()
         self.max_age_s = max_age_s
@@ -132,81 +136,90 @@ class CycleRunner:
             last_cycle = None
 
         # 1. bundle
-        try:
-            raw = self.artifacts.read_latest("bundle")
-            key = Path(self.key_file).read_bytes().strip() if self.key_file else None
-            check = self.steps["bundle"](raw, now, self.max_age_s, key, self.artifacts.resolve)
-        except Exception as exc:  # noqa: BLE001
-            check = bundle_step.BundleCheck("FAIL", problems=[f"bundle step error: {_error(exc)}"])
-        state.bundle_decision, state.bundle_stale = check.decision, check.stale
-        state.bundle_error = check.error_text()
+        with self.span("cycle bundle"):
+            try:
+                raw = self.artifacts.read_latest("bundle")
+                key = Path(self.key_file).read_bytes().strip() if self.key_file else None
+                check = self.steps["bundle"](raw, now, self.max_age_s, key, self.artifacts.resolve)
+            except Exception as exc:  # noqa: BLE001
+                check = bundle_step.BundleCheck("FAIL", problems=[f"bundle step error: {_error(exc)}"])
+            state.bundle_decision, state.bundle_stale = check.decision, check.stale
+            state.bundle_error = check.error_text()
 
         # 2. reco
-        try:
+        with self.span("cycle reco"):
             try:
-                previous = self._read_latest_json("reco")
-            except ValueError:
-                previous = None  # an unreadable previous reco: treat every pick as new
-            reco, state.reco_blocked = self.steps["reco"](check, previous, str(uuid.uuid4()), asof)
-            state.reco_decision, state.reco_reason = reco["decision"], reco["reason"]
-            latest, snap = self.artifacts.write_pair("reco", stamp, lambda _ref: pretty(reco))
-            state.refs.update(reco_latest=latest, reco_snapshot=snap)
-        except Exception as exc:  # noqa: BLE001
-            state.reco_failed = _error(exc)
-            # A report that was not written is no report: the summary and the
-            # push say so instead of describing it.
-            reco = None
+                try:
+                    previous = self._read_latest_json("reco")
+                except ValueError:
+                    previous = None  # an unreadable previous reco: treat every pick as new
+                reco, state.reco_blocked = self.steps["reco"](check, previous, str(uuid.uuid4()), asof)
+                state.reco_decision, state.reco_reason = reco["decision"], reco["reason"]
+                latest, snap = self.artifacts.write_pair("reco", stamp, lambda _ref: pretty(reco))
+                state.refs.update(reco_latest=latest, reco_snapshot=snap)
+            except Exception as exc:  # noqa: BLE001
+                state.reco_failed = _error(exc)
+                # A report that was not written is no report: the summary and the
+                # push say so instead of describing it.
+                reco = None
 
         # 3. ops summary
-        try:
-            counts, recent = self.ledger_view(now)
-            summary = self.steps["summary"](
-                asof, counts, recent, check, reco, state.refs.get("reco_snapshot"), last_cycle, state.reco_failed
-            )
-            latest, snap = self.artifacts.write_pair("summary", stamp, lambda _ref: pretty(summary))
-            state.refs.update(summary_latest=latest, summary_snapshot=snap)
-        except Exception as exc:  # noqa: BLE001
-            state.summary_failed = _error(exc)
-            summary = None
+        with self.span("cycle summary"):
+            try:
+                counts, recent = self.ledger_view(now)
+                summary = self.steps["summary"](
+                    asof, counts, recent, check, reco, state.refs.get("reco_snapshot"), last_cycle, state.reco_failed
+                )
+                latest, snap = self.artifacts.write_pair("summary", stamp, lambda _ref: pretty(summary))
+                state.refs.update(summary_latest=latest, summary_snapshot=snap)
+            except Exception as exc:  # noqa: BLE001
+                state.summary_failed = _error(exc)
+                summary = None
 
         # 4. push (console only)
-        try:
-            strategy = (check.bundle or {}).get("strategy") if isinstance(check.bundle, dict) else None
-            name = strategy.get("name") if isinstance(strategy, dict) else None
-            text = push_step.render_text(receipt_step.outcome(state), reco, summary, name)
-            preview = self.steps["push"](str(uuid.uuid4()), str(uuid.uuid4()), asof, text)
-            latest, snap = self.artifacts.write_pair("preview", stamp, lambda _ref: pretty(preview))
-            state.refs.update(preview_latest=latest, preview_snapshot=snap)
-            rendered = preview["rendered"][0]
-            if rendered["blocked"]:
-                # Not delivered, even to the console: the push did not happen.
-                log.warning("push blocked, not printed: %s", rendered["blocked_reason"])
-                state.push_failed = f"message blocked by the secret check: {rendered['blocked_reason']}"
-            else:
-                self.console(text)
-        except Exception as exc:  # noqa: BLE001
-            state.push_failed = _error(exc)
+        with self.span("cycle push"):
+            try:
+                strategy = (check.bundle or {}).get("strategy") if isinstance(check.bundle, dict) else None
+                name = strategy.get("name") if isinstance(strategy, dict) else None
+                text = push_step.render_text(receipt_step.outcome(state), reco, summary, name)
+                preview = self.steps["push"](str(uuid.uuid4()), str(uuid.uuid4()), asof, text)
+                latest, snap = self.artifacts.write_pair("preview", stamp, lambda _ref: pretty(preview))
+                state.refs.update(preview_latest=latest, preview_snapshot=snap)
+                rendered = preview["rendered"][0]
+                if rendered["blocked"]:
+                    # Not delivered, even to the console: the push did not happen.
+                    log.warning("push blocked, not printed: %s", rendered["blocked_reason"])
+                    state.push_failed = f"message blocked by the secret check: {rendered['blocked_reason']}"
+                else:
+                    self.console(text)
+            except Exception as exc:  # noqa: BLE001
+                state.push_failed = _error(exc)
 
         if state.system_error:
             log.error("live cycle system error: %s", state.system_error)
 
         # 5. receipt: always attempted
-        receipts: dict[str, dict] = {}
+        with self.span("cycle receipt"):
+            receipts: dict[str, dict] = {}
 
-        def render(snapshot_ref: str) -> bytes:
-            receipts["r"] = receipt_step.build(cycle_id, asof, state, snapshot_ref)
-            return pretty(receipts["r"])
+            def render(snapshot_ref: str) -> bytes:
+                receipts["r"] = receipt_step.build(cycle_id, asof, state, snapshot_ref)
+                return pretty(receipts["r"])
 
-        try:
-            self.artifacts.write_pair("cycle", stamp, render)
-        except Exception as exc:  # noqa: BLE001
-            message = f"live cycle {cycle_id}: receipt could not be written: {_error(exc)}"
-            print(message, file=sys.stderr, flush=True)
-            log.error(message)
-            raise ReceiptNotWritten(message, cycle_id, dict(state.refs)) from exc
+            try:
+                self.artifacts.write_pair("cycle", stamp, render)
+            except Exception as exc:  # noqa: BLE001
+                message = f"live cycle {cycle_id}: receipt could not be written: {_error(exc)}"
+                print(message, file=sys.stderr, flush=True)
+                log.error(message)
+                raise ReceiptNotWritten(message, cycle_id, dict(state.refs)) from exc
         r = receipts["r"]
         log.info("live cycle %s: %s / %s / %s -> %s", cycle_id, r["result"], r["decision"], r["reason"], r["snapshot_ref"])
         return r
+
+
+def _no_span(_name: str) -> AbstractContextManager:
+    return nullcontext()
 
 
 def _print_console(text: str) -> None:

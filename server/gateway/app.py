@@ -28,6 +28,7 @@ from server.api import HttpRoute, package_services, routes_of
 from server.gateway import mapping
 from server.interceptors import GATEWAY_KEY
 from server.observability import event_log
+from server.tracing import MINTED_KEY, carried_trace_id
 from server.gateway.openapi import openapi_document
 
 _access = event_log("opsledger.http")
@@ -98,6 +99,16 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+def _trace_metadata(request: Request, traced: bool) -> list[tuple[str, str]]:
+    headers = [(k, request.headers[k]) for k in ("traceparent", "tracestate")
+               if k in request.headers and _PRINTABLE_ASCII.fullmatch(request.headers[k])]
+    if traced:
+        # The channel's interceptor sends the HTTP span's context; when the
+        # caller sent none, that trace is ours, not the caller's.
+        return [] if carried_trace_id(headers) else [(MINTED_KEY, "1")]
+    return headers
+
+
 def build_app(
     channel: grpc.aio.Channel,
     services: list[descriptor.ServiceDescriptor] | None = None,
@@ -105,8 +116,13 @@ def build_app(
     metrics=None,
     health_extra: dict | None = None,
     gateway_secret: str | None = None,
+    traced: bool = False,
 ) -> Starlette:
-    """``health_extra``: fields added to every ``/healthz`` body (the ledger backend in use)."""
+    """``health_extra``: fields added to every ``/healthz`` body (the ledger backend in use).
+
+    ``traced``: the app runs inside OpenTelemetry's ASGI middleware and its
+    channel injects the HTTP span's context; otherwise a caller's W3C
+    ``traceparent``/``tracestate`` headers are forwarded as they came."""
     http_routes = routes_of(services if services is not None else package_services())
     literal_paths = {r.starlette_path for r in http_routes if r.is_literal}
     calls = {
@@ -146,6 +162,7 @@ def build_app(
             if not _PRINTABLE_ASCII.fullmatch(auth):
                 return _fail(400, "authorization: header must be printable ASCII", "INVALID_ARGUMENT")
             metadata.append(("authorization", auth))
+        metadata += _trace_metadata(request, traced)
         if request.client and gateway_secret:
             # The server trusts x-forwarded-for only with the in-process gateway's secret.
             metadata += [("x-forwarded-for", request.client.host), (GATEWAY_KEY, gateway_secret)]

@@ -22,6 +22,7 @@ from server.ledger.backend import ClaimNext, LedgerBackend, Submit, Transition
 from server.ledger.machine import Event
 from server.ledger.records import RESULTS_REF
 from server.rpc_status import refusals_to_status
+from server.tracing import carried_trace_id
 
 STATUS_NAME = pb.TicketStatus.Value.Name
 TYPE_NAME = pb.RequestType.Value.Name
@@ -83,7 +84,9 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
     async def SubmitTicket(self, request: pb.SubmitTicketRequest, context) -> pb.SubmitTicketResponse:
         request_type = _enum_name(TYPE_NAME, request.request_type, "request_type")
         payload = json_format.MessageToDict(request.payload) if request.HasField("payload") else None
-        trace_id = request.trace_id or None  # an empty trace id is none: stored null, never ""
+        # An empty trace id is none (stored null, never ""); without one, the
+        # caller's W3C traceparent names the trace.
+        trace_id = request.trace_id or carried_trace_id(context.invocation_metadata())
         key = request.idempotency_key if request.HasField("idempotency_key") else None
         clean = validation.check_submit(request.schema, request_type, payload, trace_id, key)
         outcome = await self.store.run(Submit(request_type, clean, trace_id, key))
