@@ -30,7 +30,7 @@ from tests.helpers import REPO, ServerProcess, opsledger_cmd
 TYPES = [("ACKNOWLEDGE", lambda i: {"message_id": f"m{i}"}),
          ("REQUEST_LIVE_CYCLE", lambda i: {"reason": f"r{i}"}),
          ("REQUEST_RECONCILE", lambda i: {"mode": "FULL", "reason": f"x{i}"})]
-EXAMPLES = int(os.environ.get("OPSLEDGER_CHECKPOINT_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("OPSLEDGER_CHECKPOINT_EXAMPLES", "40"))
 
 
 # -- what a caller can see -----------------------------------------------------------

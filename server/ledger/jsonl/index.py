@@ -153,6 +153,9 @@ class LedgerIndex:
         self._processed: dict[int, SortedList | Grown] = {}
         self._reset_views()
         self._bulk = False
+        # During a start-up tail replay: seq -> (status, processed) before the tail
+        # first touched it (None for a ticket new in the tail); views updated at the end.
+        self._tail: dict[int, tuple[int, int] | None] | None = None
 
     def _reset_views(self) -> None:
         for s, code in _STATUS_CODE.items():
@@ -220,6 +223,42 @@ class LedgerIndex:
             self._processed[code] = Grown(array("q", lst))
         self._processed[ip] = SortedList(in_progress)
 
+    def begin_tail(self) -> None:
+        """Replay of the lines after a checkpoint: the columns are updated line by
+        line, each touched ticket's place in the sorted views once at the end."""
+        self._tail = {}
+
+    def end_tail(self) -> None:
+        touched, self._tail = self._tail or {}, None
+        c = self.cols
+        open_code, ip = _STATUS_CODE[OPEN], _STATUS_CODE[IN_PROGRESS]
+        final_views: dict[tuple[int, int], list[int]] = {}
+        final_processed: dict[int, list[int]] = {code: [] for code in _FINAL_CODES}
+        for seq, before in touched.items():
+            t = c["type"][seq]
+            key = self._key(seq)
+            if before is not None:  # was OPEN or IN_PROGRESS (a final ticket takes no result)
+                old, old_when = before
+                self._views[(old, t)].remove(key)
+                if old == open_code:
+                    self._open_by_type[t].remove(seq)
+                else:
+                    self._processed[ip].remove((old_when, key))
+            new, when = c["status"][seq], c["processed"][seq]
+            if new in _FINAL_CODES:
+                final_views.setdefault((new, t), []).append(key)
+                final_processed[new].append((when << _SEQ_BITS) | seq)
+            else:
+                self._views[(new, t)].add(key)
+                if new == open_code:
+                    self._open_by_type[t].add(seq)
+                else:
+                    self._processed[ip].add((when, key))
+        for k, keys in final_views.items():
+            self._views[k].delta.update(keys)
+        for code, keys in final_processed.items():
+            self._processed[code].delta.update(keys)
+
     def add_request(self, rec: dict, epoch: int, offset: int) -> Entry:
         rid = rec["request_id"]
         uid = uid_bytes(rid)
@@ -241,7 +280,9 @@ class LedgerIndex:
         ikey = rec.get("idempotency_key")
         if ikey is not None:
             self.idempotency.setdefault(ikey, rid)
-        if not self._bulk:
+        if self._tail is not None:
+            self._tail[seq] = None
+        elif not self._bulk:
             self._views[(_STATUS_CODE[OPEN], t)].add((epoch << _SEQ_BITS) | seq)
             self._open_by_type[t].add(seq)
         return Entry(rid, (epoch << _SEQ_BITS) | seq, seq, rec["request_type"], OPEN, offset, None, None)
@@ -261,7 +302,10 @@ class LedgerIndex:
         seq = self._checked(rec)
         c = self.cols
         old, new = c["status"][seq], _STATUS_CODE[rec["status"]]
-        if not self._bulk:
+        if self._tail is not None:
+            if seq not in self._tail:
+                self._tail[seq] = (old, c["processed"][seq])
+        elif not self._bulk:
             t = c["type"][seq]
             key = self._key(seq)
             self._views[(old, t)].remove(key)  # OPEN or IN_PROGRESS: the final ones never move

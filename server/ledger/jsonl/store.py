@@ -185,7 +185,7 @@ class JsonlLedger:
                                 "replayed in full as they are", exc)
                     self._set_checkpoint_aside("log-loss-accepted")
                     loss_accepted = True
-                self._catch_up()
+                self._catch_up(startup=True)
         except BaseException:
             self.close(checkpoint=False)  # a start-up that stops leaves no file open
             raise
@@ -701,11 +701,13 @@ class JsonlLedger:
     def _flock(self):
         return FileLock(self._lock_fd)
 
-    def _catch_up(self) -> None:
+    def _catch_up(self, startup: bool = False) -> None:
         """Read what was appended since our last look (all of it at start-up)."""
         whole = self._sizes[self.requests_path] == 0 and self._sizes[self.results_path] == 0
         if whole:
             self.index.begin_bulk()  # sorted views built once at the end, not line by line
+        elif startup:
+            self.index.begin_tail()  # the tail after a checkpoint: views updated once per ticket
         try:
             self._ingest(self.requests_path, self._apply_request_line)
             self._ingest(self.results_path, self._apply_result_line)
@@ -713,6 +715,9 @@ class JsonlLedger:
             if whole:
                 with self.lock:
                     self.index.end_bulk()
+            elif startup:
+                with self.lock:
+                    self.index.end_tail()
 
     def _ingest(self, path: Path, apply: Callable[[bytes, int, int], None]) -> None:
         fd = self._fds[path]
