@@ -232,6 +232,50 @@ class OpsledgerClient:
         req = pb.ReapStaleTicketsRequest(threshold_seconds=threshold_seconds, max_clean=max_clean, dry_run=dry_run)
         return self.call("ReapStaleTickets", self.tickets.ReapStaleTickets, req)
 
+    def watch(
+        self,
+        after: str = "",
+        from_beginning: bool = False,
+        statuses: Iterable[str] = (),
+        types: Iterable[str] = (),
+        progress: bool = False,
+        max_backoff: float = 10.0,
+        reconnect: bool = True,
+    ):
+        """Every ledger event after ``after`` (see WatchTickets), as they come.
+
+        A broken stream (UNAVAILABLE, a server restart, a network fault) is
+        reopened after a jittered backoff from the last revision seen
+        (progress beats included), so the iteration misses no event and
+        repeats none. Any other status (a bad ``after`` or filter) is raised.
+        PROGRESS events are yielded only with ``progress=True``.
+        ``self.last_revision`` is where a later ``watch(after=...)`` resumes."""
+        self.last_revision = after
+        attempt = 0
+        while True:
+            req = pb.WatchTicketsRequest(
+                after=self.last_revision,
+                from_beginning=from_beginning and not self.last_revision,
+                status=[pb.TicketStatus.Value.Value(s) for s in statuses],
+                request_type=[pb.RequestType.Value.Value(t) for t in types],
+            )
+            call = self.tickets.WatchTickets(req, metadata=self.metadata)
+            try:
+                for event in call:
+                    attempt = 0
+                    self.last_revision = event.revision
+                    if event.kind != pb.TicketEvent.Kind.PROGRESS or progress:
+                        yield event
+            except grpc.RpcError as exc:
+                if not reconnect or exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL):
+                    raise
+            finally:
+                call.cancel()  # a consumer that stops iterating frees the stream at once
+            if not reconnect:
+                return
+            self.sleep(min(max_backoff, self.backoff * (2 ** min(attempt, 16))) * (0.5 + random.random()))
+            attempt += 1
+
     # -- live cycle ---------------------------------------------------------------
     def run_cycle(self, timeout: float = 300.0, idempotency_key: str | None = None) -> cycle_pb2.RunCycleResponse:
         """One live cycle; waits while another runs, hence the longer deadline."""

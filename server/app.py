@@ -116,6 +116,7 @@ class Opsledger:
         self.tracing = tracing
         self.metrics = Metrics()
         self.store: LedgerBackend | None = None
+        self.tickets: TicketService | None = None
         self.grpc_server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
         self.grpc_port: int | None = None
@@ -178,8 +179,8 @@ class Opsledger:
         )
         self.artifacts: ArtifactStore = FileArtifacts(Path(s.root))
         await asyncio.to_thread(self.artifacts.recover)  # what a killed cycle left behind
-        tickets_pb2_grpc.add_TicketServiceServicer_to_server(
-            TicketService(self.store, self.clock, self.artifacts), server)
+        self.tickets = TicketService(self.store, self.clock, self.artifacts)
+        tickets_pb2_grpc.add_TicketServiceServicer_to_server(self.tickets, server)
         self.runner = CycleRunner(self.artifacts, ledger_view(self.store), self.clock, s.bundle_max_age_s,
                                   s.bundle_key_file, span=self.tracing.span)
         cycle_pb2_grpc.add_CycleServiceServicer_to_server(
@@ -323,6 +324,8 @@ class Opsledger:
     async def stop(self, grace: float | None = None) -> None:
         grace = self.settings.grace if grace is None else grace
         await self.health.enter_graceful_shutdown()
+        if self.tickets is not None:
+            self.tickets.close_watchers()  # streams never end by themselves: end them, naming where to resume
         if self._reaper_task is not None:
             self._reaper_task.cancel()
         if self._http is not None:

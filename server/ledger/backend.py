@@ -119,6 +119,18 @@ class Health:
     problem: str | None = None  # why it is not writable
 
 
+@dataclass
+class LedgerEvent:
+    """One event of the ledger's log: a submission or a status change."""
+
+    revision: str  # opaque token: the position just after this event
+    kind: str  # "SUBMITTED" (record is the request line) or "TRANSITION" (a result line)
+    request_id: str
+    request_type: str
+    status: str  # the ticket's new status (OPEN for a submission)
+    record: dict  # the stored record, as written
+
+
 BatchObserver = Callable[[int, float], None]  # (lines written in one commit, seconds the write took)
 
 
@@ -186,6 +198,29 @@ class LedgerBackend(Protocol):
         """Return once ``open_version()`` differs from ``since`` (a ticket of ``types``
         may be claimable), or after ``timeout`` seconds. May return early: callers
         simply try to claim again. Cancelling the wait leaves nothing behind."""
+
+    # -- events (WatchTickets) ----------------------------------------------------------
+    def head_revision(self) -> str:
+        """Blocking. The revision just after the newest committed event (a token
+        ``events_after`` accepts): "from now on"."""
+
+    def events_after(self, after: str | None, limit: int) -> tuple[list["LedgerEvent"], str]:
+        """Blocking. At most ``limit`` events strictly after revision ``after``
+        (None: from the ledger's beginning), in log order, and the revision
+        reached (the last event's, or ``after`` itself when none).
+
+        Log order is one total order, the same for every process and replica:
+        committed batches in commit order, a ticket's request before its results.
+        Only committed events are returned, and never one that could still be
+        followed by an earlier one committing later. A token that is malformed
+        or not of this ledger raises ``InvalidArgument`` naming ``after``."""
+
+    def commit_version(self) -> int:
+        """A number that changes whenever new events may be readable."""
+
+    async def wait_for_commit(self, since: int, timeout: float) -> None:
+        """Return once ``commit_version()`` differs from ``since`` or something
+        was committed elsewhere, or after ``timeout``. May return early."""
 
     def lines(self) -> tuple[list[bytes], list[bytes]]:
         """Blocking. Every stored request line and result line (without newline), in

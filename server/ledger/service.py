@@ -16,9 +16,10 @@ from opsledger.v1 import tickets_pb2_grpc
 from server.artifacts.store import ArtifactStore
 from server.common.clock import Clock
 from server.common.rawpath import line_ref
-from server.errors import InvalidArgument, NotFound, Violation
+from server.errors import InvalidArgument, NotFound, Unavailable, Violation
 from server.ledger import paging, reaper, validation
-from server.ledger.backend import ClaimNext, LedgerBackend, Submit, Transition
+from server.ledger.backend import ClaimNext, LedgerBackend, LedgerEvent, Submit, Transition
+from server.ledger.watch import Feed, ShuttingDown, Watcher
 from server.ledger.machine import Event
 from server.ledger.records import RESULTS_REF
 from server.rpc_status import refusals_to_status
@@ -74,11 +75,72 @@ def result_message(rec: dict) -> pb.TicketResult:
     return json_format.ParseDict(rec, pb.TicketResult())
 
 
+_KIND = {"SUBMITTED": pb.TicketEvent.Kind.SUBMITTED, "TRANSITION": pb.TicketEvent.Kind.TRANSITION}
+
+
+def event_message(event: LedgerEvent) -> pb.TicketEvent:
+    msg = pb.TicketEvent(revision=event.revision, kind=_KIND[event.kind], request_id=event.request_id,
+                         status=pb.TicketStatus.Value.Value(event.status))
+    if event.request_type:
+        msg.request_type = pb.RequestType.Value.Value(event.request_type)
+    if event.kind == "SUBMITTED":
+        msg.request.CopyFrom(request_message(event.record))
+    else:
+        msg.result.CopyFrom(result_message(event.record))
+    return msg
+
+
+def progress_message(revision: str) -> pb.TicketEvent:
+    return pb.TicketEvent(revision=revision, kind=pb.TicketEvent.Kind.PROGRESS)
+
+
 class TicketService(tickets_pb2_grpc.TicketServiceServicer):
     def __init__(self, store: LedgerBackend, clock: Clock, artifacts: ArtifactStore) -> None:
         self.store = store
         self.clock = clock
         self.artifacts = artifacts  # where the reaper's reports go; RAW_PATH_ONLY for a completion's artifacts
+        self.feed = Feed(store, event_message)
+
+    def close_watchers(self) -> None:
+        """Server stopping: every watch ends now with UNAVAILABLE naming its revision."""
+        self.feed.close()
+
+    @refusals_to_status
+    async def WatchTickets(self, request: pb.WatchTicketsRequest, context) -> None:
+        violations: list[Violation] = []
+        statuses = frozenset(_names(STATUS_NAME, request.status, "status", violations))
+        types = frozenset(_names(TYPE_NAME, request.request_type, "request_type", violations))
+        if request.after and request.from_beginning:
+            violations.append(Violation("from_beginning", "cannot be combined with after"))
+        if violations:
+            raise InvalidArgument(violations)
+        if self.feed.closing:
+            raise Unavailable("server is shutting down")
+        if request.after:
+            await asyncio.to_thread(self.store.events_after, request.after, 0)  # refuses a bad token
+            revision, start = request.after, request.after
+        elif request.from_beginning:
+            revision, start = None, (await asyncio.to_thread(self.store.events_after, None, 0))[1]
+        else:
+            revision = start = await asyncio.to_thread(self.store.head_revision)
+
+        def keep(event: LedgerEvent) -> bool:
+            return (not statuses or event.status in statuses) and (not types or event.request_type in types)
+
+        watcher = Watcher(self.feed, self.store, revision, keep)
+        self.feed.attach()
+        try:
+            await context.write(progress_message(start))  # the stream is open; here is where it starts
+            async for batch in watcher.batches():
+                if batch is None:
+                    await context.write(progress_message(watcher.revision))
+                    continue
+                for _event, message in batch:
+                    await context.write(message)
+        except ShuttingDown as exc:
+            raise Unavailable(f"server is shutting down; resume with after={exc.revision}") from None
+        finally:
+            self.feed.detach()
 
     @refusals_to_status
     async def SubmitTicket(self, request: pb.SubmitTicketRequest, context) -> pb.SubmitTicketResponse:

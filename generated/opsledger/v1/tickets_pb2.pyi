@@ -319,3 +319,46 @@ class ReapStaleTicketsResponse(_message.Message):
     report: ReaperReport
     snapshot_ref: str
     def __init__(self, report: _Optional[_Union[ReaperReport, _Mapping]] = ..., snapshot_ref: _Optional[str] = ...) -> None: ...
+
+class WatchTicketsRequest(_message.Message):
+    __slots__ = ("after", "from_beginning", "status", "request_type")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    FROM_BEGINNING_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_TYPE_FIELD_NUMBER: _ClassVar[int]
+    after: str
+    from_beginning: bool
+    status: _containers.RepeatedScalarFieldContainer[TicketStatus.Value]
+    request_type: _containers.RepeatedScalarFieldContainer[RequestType.Value]
+    def __init__(self, after: _Optional[str] = ..., from_beginning: _Optional[bool] = ..., status: _Optional[_Iterable[_Union[TicketStatus.Value, str]]] = ..., request_type: _Optional[_Iterable[_Union[RequestType.Value, str]]] = ...) -> None: ...
+
+class TicketEvent(_message.Message):
+    __slots__ = ("revision", "kind", "request_id", "request_type", "status", "request", "result")
+    class Kind(_message.Message):
+        __slots__ = ()
+        class Value(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+            __slots__ = ()
+            VALUE_UNSPECIFIED: _ClassVar[TicketEvent.Kind.Value]
+            SUBMITTED: _ClassVar[TicketEvent.Kind.Value]
+            TRANSITION: _ClassVar[TicketEvent.Kind.Value]
+            PROGRESS: _ClassVar[TicketEvent.Kind.Value]
+        VALUE_UNSPECIFIED: TicketEvent.Kind.Value
+        SUBMITTED: TicketEvent.Kind.Value
+        TRANSITION: TicketEvent.Kind.Value
+        PROGRESS: TicketEvent.Kind.Value
+        def __init__(self) -> None: ...
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    revision: str
+    kind: TicketEvent.Kind.Value
+    request_id: str
+    request_type: RequestType.Value
+    status: TicketStatus.Value
+    request: TicketRequest
+    result: TicketResult
+    def __init__(self, revision: _Optional[str] = ..., kind: _Optional[_Union[TicketEvent.Kind.Value, str]] = ..., request_id: _Optional[str] = ..., request_type: _Optional[_Union[RequestType.Value, str]] = ..., status: _Optional[_Union[TicketStatus.Value, str]] = ..., request: _Optional[_Union[TicketRequest, _Mapping]] = ..., result: _Optional[_Union[TicketResult, _Mapping]] = ...) -> None: ...

@@ -66,6 +66,11 @@ class TicketServiceStub:
                 request_serializer=opsledger_dot_v1_dot_tickets__pb2.ConsumeNextRequest.SerializeToString,
                 response_deserializer=opsledger_dot_v1_dot_tickets__pb2.ConsumeNextResponse.FromString,
                 _registered_method=True)
+        self.WatchTickets = channel.unary_stream(
+                '/opsledger.v1.TicketService/WatchTickets',
+                request_serializer=opsledger_dot_v1_dot_tickets__pb2.WatchTicketsRequest.SerializeToString,
+                response_deserializer=opsledger_dot_v1_dot_tickets__pb2.TicketEvent.FromString,
+                _registered_method=True)
         self.ReapStaleTickets = channel.unary_unary(
                 '/opsledger.v1.TicketService/ReapStaleTickets',
                 request_serializer=opsledger_dot_v1_dot_tickets__pb2.ReapStaleTicketsRequest.SerializeToString,
@@ -124,6 +129,18 @@ class TicketServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchTickets(self, request, context):
+        """Every ledger event after a revision, in log order, then live ones as
+        they are committed: a ticket's submission (SUBMITTED) and each of its
+        status changes (TRANSITION), each with the record exactly as written, and
+        a PROGRESS event (no ticket, the current revision) at least every 10
+        seconds. Resuming with the revision of the last event seen misses
+        nothing and repeats nothing, on any server of the same ledger.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReapStaleTickets(self, request, context):
         """Completes as FAILED (processor TICKET_REAPER) every ticket IN_PROGRESS
         for longer than threshold_seconds, at most max_clean per run, and writes
@@ -165,6 +182,11 @@ def add_TicketServiceServicer_to_server(servicer, server):
                     servicer.ConsumeNext,
                     request_deserializer=opsledger_dot_v1_dot_tickets__pb2.ConsumeNextRequest.FromString,
                     response_serializer=opsledger_dot_v1_dot_tickets__pb2.ConsumeNextResponse.SerializeToString,
+            ),
+            'WatchTickets': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTickets,
+                    request_deserializer=opsledger_dot_v1_dot_tickets__pb2.WatchTicketsRequest.FromString,
+                    response_serializer=opsledger_dot_v1_dot_tickets__pb2.TicketEvent.SerializeToString,
             ),
             'ReapStaleTickets': grpc.unary_unary_rpc_method_handler(
                     servicer.ReapStaleTickets,
@@ -336,6 +358,33 @@ class TicketService:
             '/opsledger.v1.TicketService/ConsumeNext',
             opsledger_dot_v1_dot_tickets__pb2.ConsumeNextRequest.SerializeToString,
             opsledger_dot_v1_dot_tickets__pb2.ConsumeNextResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchTickets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/opsledger.v1.TicketService/WatchTickets',
+            opsledger_dot_v1_dot_tickets__pb2.WatchTicketsRequest.SerializeToString,
+            opsledger_dot_v1_dot_tickets__pb2.TicketEvent.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,8 +40,9 @@ from server.errors import OutcomeUnknown, StartupRefused, Unavailable
 from server.ledger import records
 from server.ledger.backend import Anomaly, BatchObserver, Health, StaleTicket, TicketView
 from server.ledger.decide import Batch, Refusal, decide
-from server.ledger.jsonl import checkpoint, replay
+from server.ledger.jsonl import checkpoint, commits, replay
 from server.ledger.jsonl.checkpoint import CHECKPOINT, BadCheckpoint, LostLog
+from server.ledger.jsonl.events import CommitSignal, EventReader
 from server.ledger.jsonl.files import LOCK, REQUESTS, RESULTS, FileLock, read_line
 from server.ledger.jsonl.index import Entry, LedgerIndex, export, restore
 from server.ledger.jsonl.lines import SparseLines, count_lines, skip_lines
@@ -53,6 +54,8 @@ BATCH_MAX = 1024
 # size check of the logs at this interval (a stat, no claim attempt unless
 # they grew); submissions in this process wake waiters at once.
 OTHER_PROCESS_CHECK_S = 1.0
+# Watchers notice another process's commits by the same size check, more often.
+WATCH_OTHER_PROCESS_CHECK_S = 0.2
 _READ_CHUNK = 1 << 20
 
 
@@ -123,6 +126,13 @@ class JsonlLedger:
         self.requests_path = self.root / REQUESTS
         self.results_path = self.root / RESULTS
         self.lock_path = self.root / LOCK
+        self.commits_path = self.root / commits.COMMITS
+        # Commit boundaries (see commits.py): how many are durable-and-visible, the last one.
+        self._commits_count = 0
+        self._commits_last: commits.Position = (0, 0)
+        self._commits_fd: int | None = None
+        self._events: EventReader | None = None
+        self._committed = CommitSignal()
         self.index = LedgerIndex()
         self.lock = threading.Lock()  # guards the index between writer and readers
         self._batch_lock = threading.Lock()  # one batch at a time (writer thread or a leading caller)
@@ -171,6 +181,9 @@ class JsonlLedger:
             if not existed:
                 fsync_dir(folder)
         self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._commits_fd = os.open(self.commits_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        self._events = EventReader(self._fds[self.requests_path], self._fds[self.results_path],
+                                   self._commits_fd, self._commits_snapshot, self._type_of)
         loss_accepted = False
         try:
             with self._flock():
@@ -226,6 +239,9 @@ class JsonlLedger:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+        if self._commits_fd is not None:
+            os.close(self._commits_fd)
+            self._commits_fd = None
 
     # -- calls ------------------------------------------------------------------
     def execute(self, command) -> concurrent.futures.Future:
@@ -384,6 +400,60 @@ class JsonlLedger:
                 loop.call_soon_threadsafe(_wake, futs)
             except RuntimeError:  # that loop is closed: nobody waits there any more
                 pass
+
+    # -- events (LedgerBackend; the reading is events.py) ------------------------------
+    def head_revision(self) -> str:
+        self._refresh()
+        return self._events.head()
+
+    def events_after(self, after: str | None, limit: int):
+        self._refresh()
+        return self._events.after(after, limit)
+
+    def commit_version(self) -> int:
+        return self._committed.version
+
+    async def wait_for_commit(self, since: int, timeout: float) -> None:
+        await self._committed.wait(since, timeout, WATCH_OTHER_PROCESS_CHECK_S, self.changed_elsewhere)
+
+    def _commits_snapshot(self) -> tuple[int, commits.Position]:
+        with self.lock:
+            return self._commits_count, self._commits_last
+
+    def _type_of(self, request_id: str) -> str:
+        with self.lock:
+            entry = self.index.get(request_id)
+        return entry.request_type if entry is not None else ""
+
+    def _sync_commits(self) -> None:
+        """Under the root's lock, after a catch-up: take in other processes'
+        boundaries; close a span of the logs no boundary covers (see commits.py)."""
+        fd = self._commits_fd
+        sizes = (self._sizes[self.requests_path], self._sizes[self.results_path])
+        count, last = commits.valid_prefix(fd, self._commits_count, self._commits_last, sizes)
+        if os.fstat(fd).st_size != count * commits.SIZE:
+            log.warning("%s: records after boundary %d do not match the logs; rewritten from there",
+                        commits.COMMITS, count)
+            os.ftruncate(fd, count * commits.SIZE)
+        if last != sizes:
+            os.write(fd, commits.encode(sizes))
+            count, last = count + 1, sizes
+        if count != self._commits_count:
+            with self.lock:
+                self._commits_count, self._commits_last = count, last
+            self._committed.bump()
+
+    def _add_commit(self) -> None:
+        """Under the root's lock, once a batch is durable: its boundary."""
+        sizes = (self._sizes[self.requests_path], self._sizes[self.results_path])
+        try:
+            os.write(self._commits_fd, commits.encode(sizes))
+        except OSError as exc:  # derived data: the next catch-up writes a boundary instead
+            log.warning("could not record a commit boundary: %s", exc)
+            return
+        with self.lock:
+            self._commits_count, self._commits_last = self._commits_count + 1, sizes
+        self._committed.bump()
 
     def lines(self) -> tuple[list[bytes], list[bytes]]:
         self._refresh()
@@ -694,6 +764,7 @@ class JsonlLedger:
                 offset += len(line)
             self._sizes[self.results_path] = offset
             self._line_numbers[self.results_path] += len(result_lines)
+        self._add_commit()
         for observe in self._observers:
             observe(len(request_lines) + len(result_lines), elapsed)
 
@@ -711,6 +782,7 @@ class JsonlLedger:
         try:
             self._ingest(self.requests_path, self._apply_request_line)
             self._ingest(self.results_path, self._apply_result_line)
+            self._sync_commits()
         finally:
             if whole:
                 with self.lock:
