@@ -11,7 +11,7 @@ import pytest
 from client.ledger_client import OpsledgerClient
 from opsledger.v1 import tickets_pb2 as pb
 from server.common.contract_json import contract_dict
-from server.ledger.backend import ClaimNext, Submit, Transition
+from server.ledger.backend import Submit, Transition
 from server.ledger.jsonl.files import REQUESTS, RESULTS
 from server.ledger.machine import Event
 from tests.helpers import ServerProcess, ServerThread
