@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from client.limits import MAX_MESSAGE_BYTES
 from server.api import HttpRoute, package_services, routes_of
-from server.gateway import mapping
+from server.gateway import mapping, streaming
 from server.interceptors import GATEWAY_KEY
 from server.observability import event_log
 from server.tracing import MINTED_KEY, carried_trace_id
@@ -126,7 +126,7 @@ def build_app(
     http_routes = routes_of(services if services is not None else package_services())
     literal_paths = {r.starlette_path for r in http_routes if r.is_literal}
     calls = {
-        r.key: channel.unary_unary(
+        r.key: (channel.unary_stream if r.method.server_streaming else channel.unary_unary)(
             r.full_method,
             request_serializer=r.request_class().SerializeToString,
             response_deserializer=r.response_class().FromString,
@@ -166,6 +166,10 @@ def build_app(
         if request.client and gateway_secret:
             # The server trusts x-forwarded-for only with the in-process gateway's secret.
             metadata += [("x-forwarded-for", request.client.host), (GATEWAY_KEY, gateway_secret)]
+        if route.method.server_streaming:  # no deadline: the stream lasts while the client listens
+            streaming.apply_last_event_id(route, message, request.headers.get("last-event-id"))
+            return await streaming.respond(route, calls[route.key](message, metadata=metadata),
+                                           request.headers.get("accept", ""))
         try:
             reply = await _unless_disconnected(
                 request, calls[route.key](message, timeout=CALL_TIMEOUT_S, metadata=metadata))

@@ -110,8 +110,6 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
         violations: list[Violation] = []
         statuses = frozenset(_names(STATUS_NAME, request.status, "status", violations))
         types = frozenset(_names(TYPE_NAME, request.request_type, "request_type", violations))
-        if request.after and request.from_beginning:
-            violations.append(Violation("from_beginning", "cannot be combined with after"))
         if violations:
             raise InvalidArgument(violations)
         if self.feed.closing:
@@ -119,7 +117,7 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
         if request.after:
             await asyncio.to_thread(self.store.events_after, request.after, 0)  # refuses a bad token
             revision, start = request.after, request.after
-        elif request.from_beginning:
+        elif request.from_beginning:  # only without after (an EventSource resuming keeps its URL)
             revision, start = None, (await asyncio.to_thread(self.store.events_after, None, 0))[1]
         else:
             revision = start = await asyncio.to_thread(self.store.head_revision)

@@ -26,6 +26,9 @@ service EchoService {
   rpc Shout(EchoRequest) returns (EchoResponse) {
     option (google.api.http) = { post: "/api/echo" body: "*" };
   }
+  rpc Repeat(EchoRequest) returns (stream EchoResponse) {
+    option (google.api.http) = { get: "/api/echo-stream/{text}" };
+  }
 }
 message EchoRequest { string text = 1; int32 times = 2; }
 message EchoResponse { string text = 1; optional string note = 2; }
@@ -60,6 +63,9 @@ def test_compiled_test_proto_becomes_a_route(tmp_path):
     handler = {m: grpc.unary_unary_rpc_method_handler(reply, request_deserializer=echo.EchoRequest.FromString,
                                                       response_serializer=echo.EchoResponse.SerializeToString)
                for m in ("Echo", "Shout")}
+    handler["Repeat"] = grpc.unary_stream_rpc_method_handler(
+        lambda request, context: (echo.EchoResponse(text=f"{request.text}{i}") for i in range(request.times)),
+        request_deserializer=echo.EchoRequest.FromString, response_serializer=echo.EchoResponse.SerializeToString)
     grpc_server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("gwtest.v1.EchoService", handler)])
     port = grpc_server.add_insecure_port("127.0.0.1:0")
     grpc_server.start()
@@ -95,6 +101,14 @@ def test_compiled_test_proto_becomes_a_route(tmp_path):
         assert r.json()["text"] == "yo"
         r = httpx.post(base + "/api/echo", json={"txet": "yo"})
         assert r.status_code == 400 and "txet" in r.json()["message"]
+        # A streaming RPC is a streaming route: NDJSON, or SSE when asked for.
+        r = httpx.get(base + "/api/echo-stream/x", params={"times": "3"})
+        assert r.headers["content-type"].startswith("application/x-ndjson"), r.text
+        assert [line for line in r.text.splitlines()] == [
+            '{"result":{"text":"x0","note":null}}', '{"result":{"text":"x1","note":null}}',
+            '{"result":{"text":"x2","note":null}}']
+        r = httpx.get(base + "/api/echo-stream/y", params={"times": "2"}, headers={"accept": "text/event-stream"})
+        assert r.text == 'data: {"text":"y0","note":null}\n\ndata: {"text":"y1","note":null}\n\n'
         doc = httpx.get(base + "/openapi.json").json()
         assert "/api/echo/{text}" in doc["paths"] and "post" in doc["paths"]["/api/echo"]
         assert "gwtest.v1.EchoResponse" in doc["components"]["schemas"]
