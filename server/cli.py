@@ -149,6 +149,40 @@ def cmd_board(args) -> int:
     return EXIT_OK
 
 
+def event_line(event) -> str:
+    """One readable line per ledger event: when, what, which ticket, where to resume."""
+    from opsledger.v1 import tickets_pb2 as pb
+
+    kind = pb.TicketEvent.Kind.Value.Name(event.kind)
+    status = pb.TicketStatus.Value.Name(event.status)
+    rtype = pb.RequestType.Value.Name(event.request_type)
+    if event.WhichOneof("record") == "result":
+        r = event.result
+        when, what = r.processed_at, f"by {r.processor_id}" + (f": {r.message}" if r.message else "")
+    else:
+        when, what = event.request.requested_at, json.dumps(json_format.MessageToDict(event.request.payload),
+                                                          ensure_ascii=False, separators=(",", ":"))
+    return f"{when}  {kind:<10}  {event.request_id}  {rtype:<18}  {status:<11}  {what}  @{event.revision}"
+
+
+def cmd_watch(args) -> int:
+    last = args.after
+    try:
+        with _client(args) as c:
+            for event in c.watch(after=args.after, from_beginning=args.from_beginning,
+                                 statuses=args.status, types=args.type):
+                last = c.last_revision
+                if args.json:
+                    print(json.dumps(_to_json(event), ensure_ascii=False, separators=(",", ":")), flush=True)
+                else:
+                    print(event_line(event), flush=True)
+    except KeyboardInterrupt:
+        if last:
+            print(f"-- stopped; resume with: opsledger watch --after {last}", file=sys.stderr)
+        return EXIT_OK
+    return EXIT_OK
+
+
 def cmd_ticket(args) -> int:
     with _client(args) as c:
         _print_json(_to_json(c.ticket(args.request_id)))
@@ -382,6 +416,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--page-token", default="")
     p.add_argument("--json", action="store_true", help="print the response as JSON")
     p.set_defaults(func=cmd_board)
+
+    from opsledger.v1 import tickets_pb2 as pb
+
+    p = sub.add_parser("watch", help="print ledger events as they are committed (resumable)")
+    _client_flags(p)
+    p.add_argument("--after", default="", help="resume after this revision (the @... of a printed event)")
+    p.add_argument("--from-beginning", action="store_true", help="every event since the ledger began")
+    p.add_argument("--status", action="append", default=[], help="only events to this status; repeat for several",
+                   choices=[n for n in pb.TicketStatus.Value.keys() if n != "VALUE_UNSPECIFIED"])
+    p.add_argument("--type", action="append", default=[], help="only tickets of this type; repeat for several",
+                   choices=[n for n in pb.RequestType.Value.keys() if n != "VALUE_UNSPECIFIED"])
+    p.add_argument("--json", action="store_true", help="one JSON object per line (contract JSON of TicketEvent)")
+    p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("ticket", help="one ticket with every result")
     _client_flags(p)

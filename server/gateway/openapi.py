@@ -144,6 +144,12 @@ def openapi_document(routes: list[HttpRoute]) -> dict:
                                  ("404", "Nothing behind a valid request (envelope code NOT_FOUND)")):
                 op["responses"][status] = {"description": text, "content": {"application/json": {
                     "schema": {"anyOf": [body_ref, fail]}}}}
+        if r.method.server_streaming:
+            # A stream of messages: NDJSON lines {"result": …} by default, Server-Sent Events on request.
+            op["tags"] = ["streaming"]
+            op["responses"]["200"] = {"description": "A stream of messages (never ends by itself)", "content": {
+                "application/x-ndjson": {"schema": {"type": "object", "properties": {"result": body_ref}}},
+                "text/event-stream": {"schema": {"type": "string"}}}}
         if r.body:
             op["requestBody"] = {
                 "required": False,

@@ -75,7 +75,7 @@ async def respond(route: HttpRoute, call, accept: str) -> Response:
     except StopAsyncIteration:
         first = None
     except grpc.aio.AioRpcError as exc:
-        status, payload = mapping.render_error(exc)
+        status, payload = mapping.render_error(exc, route)
         return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
     frame = _sse if sse else _ndjson
 
@@ -96,7 +96,7 @@ async def respond(route: HttpRoute, call, accept: str) -> Response:
                 except StopAsyncIteration:
                     return
                 except grpc.aio.AioRpcError as exc:
-                    _status, payload = mapping.render_error(exc)
+                    _status, payload = mapping.render_error(exc, route)
                     if sse:
                         yield b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
                     else:
