@@ -279,8 +279,7 @@ function init() {
   inPanel("d-close").addEventListener("click", closeDetail);
   document.addEventListener("keydown", (e) => { if (e.key === "Escape" && state.detail) closeDetail(); });
   $("run-cycle").addEventListener("click", runCycle);
-  refreshAll();
-  setInterval(refreshAll, REFRESH_MS);
+  startLive(refreshAll, REFRESH_MS); // live.js: first view once the event stream is open; polling only as a fallback
 }
 
 document.addEventListener("DOMContentLoaded", init);

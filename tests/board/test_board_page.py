@@ -4,7 +4,7 @@ import time
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -31,7 +31,9 @@ def browser():
 
 
 def wait(driver, predicate, timeout=15):
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: predicate(d))
+    # The page re-renders its rows as events arrive: an element can go stale between find and read.
+    return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                         ignored_exceptions=[StaleElementReferenceException]).until(lambda d: predicate(d))
 
 
 def rows(driver):
@@ -220,3 +222,46 @@ def test_board_shows_detail_in_view_and_says_what_it_means(browser, root):
         assert "Blocked" in empty.text and "BUNDLE_FAIL" in empty.text
     finally:
         assert srv.terminate() == 0
+
+
+def _board_fetches(driver) -> int:
+    return driver.execute_script(
+        "return performance.getEntriesByType('resource').filter(e => e.name.includes('/api/tickets/latest?')).length")
+
+
+def test_board_follows_the_event_stream_without_polling(browser, root):
+    root.mkdir(parents=True)
+    srv = ServerProcess(root)
+    try:
+        base = f"http://127.0.0.1:{srv.info['http_port']}/"
+        with OpsledgerClient(srv.target) as c:
+            first = c.submit("ACKNOWLEDGE", {"message_id": "before"}).request_id
+            browser.get(base)
+            live = lambda d: d.find_element(By.ID, "live")  # noqa: E731
+            wait(browser, lambda d: live(d).get_attribute("data-state") == "live")
+            assert "live" in live(browser).text
+            wait(browser, lambda d: len(rows(d)) == 1)
+            # The EventSource is a real text/event-stream connection.
+            source = browser.execute_script(
+                "return [live.source instanceof EventSource, live.source.readyState, live.source.url]")
+            assert source == [True, 1, base + "api/tickets/events"]
+            # Idle and live: no polling (the fallback interval is 4 s).
+            settled = _board_fetches(browser)
+            time.sleep(5)
+            assert _board_fetches(browser) == settled
+            # Events update rows and counts as they come.
+            second = c.submit("REQUEST_LIVE_CYCLE", {"reason": "live"}).request_id
+            wait(browser, lambda d: len(rows(d)) == 2)
+            c.consume(first, "w1")
+            wait(browser, lambda d: d.find_element(
+                By.CSS_SELECTOR, f'#rows tr[data-request-id="{first}"]').get_attribute("data-status") == "IN_PROGRESS")
+            wait(browser, lambda d: {e.get_attribute("data-status"): e.text.split()[-1]
+                                     for e in d.find_elements(By.CSS_SELECTOR, "#counts .count")}.get("OPEN") == "1")
+            assert second in {r.get_attribute("data-request-id") for r in rows(browser)}
+        # The server goes away: the page says so (and falls back to polling).
+        srv.terminate()
+        wait(browser, lambda d: d.find_element(By.ID, "live").get_attribute("data-state") == "reconnecting")
+        assert "reconnecting" in browser.find_element(By.ID, "live").text
+    finally:
+        if srv.proc.poll() is None:
+            srv.kill()
