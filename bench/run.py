@@ -33,13 +33,16 @@ REPO = Path(__file__).resolve().parents[1]
 SIZES = {
     "full": dict(rounds=3, p1_pairs={1: 1500, 8: 4000, 32: 4000}, p2_per_thread={1: 400, 32: 40},
                  p3_tickets=1_000_000, p3_in_progress=1000, p3_tail_calls=100_000, p4_iters=300, p5_tickets=100_000, p5_runs=15,
-                 p6_tickets=4000, p13_tickets=10_000, p13_walks=10),
+                 p6_tickets=4000, p13_tickets=10_000, p13_walks=10,
+                 p11_tickets=200, idle_watchers=1000),
     "quick": dict(rounds=1, p1_pairs={1: 300, 8: 800, 32: 800}, p2_per_thread={1: 150, 32: 10},
                   p3_tickets=50_000, p3_in_progress=100, p3_tail_calls=5_000, p4_iters=100, p5_tickets=10_000, p5_runs=5,
-                  p6_tickets=800, p13_tickets=10_000, p13_walks=3),
+                  p6_tickets=800, p13_tickets=10_000, p13_walks=3,
+                  p11_tickets=50, idle_watchers=1000),
     "smoke": dict(rounds=1, p1_pairs={1: 10, 8: 16, 32: 32}, p2_per_thread={1: 5, 32: 1},
                   p3_tickets=300, p3_in_progress=10, p3_tail_calls=30, p4_iters=5, p5_tickets=200, p5_runs=2,
-                  p6_tickets=64, p13_tickets=2500, p13_walks=1),
+                  p6_tickets=64, p13_tickets=2500, p13_walks=1,
+                  p11_tickets=5, idle_watchers=20),
 }
 
 
@@ -481,6 +484,24 @@ def rows(res: dict) -> list[list[str]]:
         out.append(["P13 one 1,000-row page via HTTP", f"{v['page_ms']:.1f} ms p50",
                     f"{v['base_page_ms']:.1f} ms via gRPC GetBoard", f"{ratio(v['page_ms'], v['base_page_ms']):.2f}",
                     "—", "—"])
+    for n, v in res.get("P11", {}).items():
+        out.append([f"P11 submit -> event, {n} watcher{'s' if n > 1 else ''}",
+                    f"p50 {v['p50_ms']:.2f} ms, p99 {v['p99_ms']:.2f} ms", "—", "—", "—", "—"])
+    if "P12" in res:
+        v = res["P12"]
+        rr = ratio(v["rate"], v["base"])
+        out.append(["P12 P1 c=32 with 100 watchers", f"{v['rate']:.0f} pairs/s (every watcher got "
+                    f"{v['delivered']:.0%} of the events)", f"{v['base']:.0f} pairs/s, no watcher",
+                    f"{rr:.2f}", "≥ 0.9", verdict(rr >= 0.9)])
+    if "W" in res:
+        v = res["W"]
+        grown = (v["rss_during"] - v["rss_before"]) / 2**20
+        out.append([f"{v['n']:,} idle watchers ({v['channels']} connections)",
+                    f"server RSS +{grown:.1f} MiB ({grown * 1024 / v['n']:.1f} KiB each), "
+                    f"fds +{v['fds_during'] - v['fds_before']}",
+                    f"{v['rss_before'] / 2**20:.0f} MiB, {v['fds_before']} fds, no watcher",
+                    f"{v['rss_during'] / max(1, v['rss_before']):.2f}", "—",
+                    f"after they left: {v['rss_after'] / 2**20:.0f} MiB, {v['fds_after']} fds"])
     return out
 
 
@@ -493,7 +514,7 @@ def table(lines: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-ROWS = ("P1", "P2", "P3", "P4", "P5", "P6", "P13")
+ROWS = ("P1", "P2", "P3", "P4", "P5", "P6", "P13", "P11", "P12", "W")
 
 
 def run_all(mode: str, work: Path, only: tuple[str, ...] = ROWS) -> dict:
@@ -516,6 +537,15 @@ def run_all(mode: str, work: Path, only: tuple[str, ...] = ROWS) -> dict:
     for name in ("P5", "P6", "P13"):
         if name in only:
             res[name] = globals()[name.lower()](work, size)
+    if "P11" in only or "P12" in only or "W" in only:
+        from bench.watch_rows import idle_watchers, p11, p12
+
+        if "P11" in only:
+            res["P11"] = p11(work, size, fresh_root, median)
+        if "P12" in only:
+            res["P12"] = p12(work, size, fresh_root, median, client)
+        if "W" in only:
+            res["W"] = idle_watchers(work, size, fresh_root, median)
     res["seconds"] = time.perf_counter() - t0
     return res
 
