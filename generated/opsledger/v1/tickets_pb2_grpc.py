@@ -136,6 +136,9 @@ class TicketServiceServicer:
         a PROGRESS event (no ticket, the current revision) at least every 10
         seconds. Resuming with the revision of the last event seen misses
         nothing and repeats nothing, on any server of the same ledger.
+        The stream's message is the event itself, as its name says (not a
+        WatchTicketsResponse wrapper):
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
