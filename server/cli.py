@@ -151,6 +151,8 @@ def cmd_board(args) -> int:
 
 def event_line(event) -> str:
     """One readable line per ledger event: when, what, which ticket, where to resume."""
+    from google.protobuf import json_format
+
     from opsledger.v1 import tickets_pb2 as pb
 
     kind = pb.TicketEvent.Kind.Value.Name(event.kind)

@@ -26,6 +26,13 @@ def test_watch_prints_lines_then_resumes(server, client):
     assert f"--after {second['revision']}" in err
     # A readable line per event; --after resumes after the given one.
     client.complete(rid, "DONE", "w1", "all good")
+    proc = _start(server, "--from-beginning")
+    try:
+        line = proc.stdout.readline()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    assert "SUBMITTED" in line and rid in line and '{"message_id":"m1"}' in line and f"@{first['revision']}" in line
     proc = _start(server, "--after", first["revision"])
     try:
         lines = [proc.stdout.readline(), proc.stdout.readline()]
