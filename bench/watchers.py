@@ -69,7 +69,9 @@ async def latency(target: str, n: int, count: int) -> dict:
 
 
 async def hold(target: str, n: int, channels: int = 1) -> dict:
-    opened = [grpc.aio.insecure_channel(target) for _ in range(channels)]
+    # A local subchannel pool per channel: each channel its own TCP connection (else grpc shares one).
+    opened = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+              for _ in range(channels)]
     try:
         calls = []
         for i, channel in enumerate(opened):
