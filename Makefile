@@ -10,7 +10,7 @@ SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["
 GRPC_TOOLS_PROTO = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 PROTOS := $(wildcard protos/opsledger/v1/*.proto)
 
-.PHONY: run test lint lock generate drift buf pycheck ruff typecheck bench bench-quick torture clean venv test-deps browser-deps
+.PHONY: run test lint lock generate drift buf pycheck ruff typecheck bench bench-quick torture clean venv test-deps browser-deps pg-deps cluster
 
 # Every dependency comes from a lock file with hashes (requirements/*.lock,
 # refreshed by `make lock`); the project itself is installed editable on top,
@@ -47,13 +47,19 @@ browser-deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	    chromium chromium-driver fonts-noto-cjk curl >/dev/null; fi
 
+# The PostgreSQL backend's tests start their own throwaway cluster from Debian's package.
+pg-deps:
+	@if ! command -v initdb >/dev/null && [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    postgresql >/dev/null; fi
+
 ## run: set up and start the server (gRPC 127.0.0.1:50051, HTTP 127.0.0.1:8080)
 run: $(STAMP)
 	$(BIN)/opsledger bundle publish --if-missing examples/strategy_example.json
 	$(BIN)/opsledger serve
 
 ## test: set up and run the test suite
-test: $(TEST_STAMP) browser-deps
+test: $(TEST_STAMP) browser-deps pg-deps
 	$(BIN)/python -m pytest -q
 
 ## generate: rebuild generated/ from protos/
@@ -63,15 +69,15 @@ generate: $(STAMP)
 	touch generated/opsledger/__init__.py generated/opsledger/v1/__init__.py
 
 ## bench: every performance row against its baseline; writes docs/BENCHMARKS.md (~3 min here)
-bench: $(TEST_STAMP)
+bench: $(TEST_STAMP) pg-deps
 	$(BIN)/python -m bench.run
 
 ## bench-quick: the same rows on small sizes, one round (~15 s here); writes nothing
-bench-quick: $(TEST_STAMP)
+bench-quick: $(TEST_STAMP) pg-deps
 	$(BIN)/python -m bench.run --quick --out -
 
 ## torture: the full reliability suite (~7 min here); writes docs/RELIABILITY.md
-torture: $(TEST_STAMP)
+torture: $(TEST_STAMP) pg-deps
 	$(BIN)/python -m torture.run
 
 ## drift: fail when the committed stubs differ from what protos/ generates

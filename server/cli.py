@@ -228,6 +228,34 @@ def cmd_worker(args) -> int:
     return EXIT_OK
 
 
+def _pg_url(args) -> str:
+    url = args.store or ""
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise SystemExit("opsledger db: --store / OPSLEDGER_STORE must be a postgresql:// URL")
+    return url
+
+
+def cmd_db_migrate(args) -> int:
+    from server.ledger.postgres import migrate
+
+    try:
+        done = migrate.migrate(_pg_url(args))
+    except migrate.SchemaError as exc:
+        print(f"opsledger db migrate: {exc}", file=sys.stderr)
+        return 1
+    if not done:
+        print("schema is current; nothing to apply")
+    return 0
+
+
+def cmd_db_status(args) -> int:
+    from server.ledger.postgres import migrate
+
+    applied, pending, problems = migrate.status(_pg_url(args))
+    _print_json({"applied": applied, "pending": pending, "problems": problems})
+    return 1 if problems or pending else 0
+
+
 def cmd_fsck(args) -> int:
     from server.ledger.jsonl.fsck import fsck  # fsck checks the JSONL files themselves
 
@@ -489,6 +517,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("checkpoint", help="write the JSONL ledger's index checkpoint now (server running or not)")
     _root_flag(p)
     p.set_defaults(func=cmd_checkpoint)
+
+    p = sub.add_parser("db", help="PostgreSQL schema: migrate | status")
+    dbs = p.add_subparsers(dest="db_command", required=True)
+    for name, func, text in (("migrate", cmd_db_migrate, "apply every pending schema migration"),
+                             ("status", cmd_db_status, "applied and pending migrations; exit 1 unless current")):
+        q = dbs.add_parser(name, help=text)
+        q.add_argument("--store", default=env("STORE"), help="postgresql:// URL (OPSLEDGER_STORE)")
+        q.set_defaults(func=func)
 
     p = sub.add_parser("fsck", help="check both logs and the index checkpoint; report every anomaly; change nothing")
     _root_flag(p)
