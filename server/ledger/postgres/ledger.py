@@ -1,0 +1,643 @@
+"""The ``LedgerBackend`` on PostgreSQL: any number of replicas, one database.
+
+Shell around the same pure parts as the JSONL store (machine, records,
+decisions): the database holds the contract's lines byte for byte and a
+current-status row per ticket; the engine enforces the state machine.
+
+* Commands queue on this replica's own event loop (a thread; psycopg's
+  async pool); a batcher takes every queued command (group commit), at most
+  one per ticket or idempotency key per batch, and runs them as one
+  transaction: a few array (``unnest``) statements and one COMMIT, answered
+  only after the COMMIT. A few batches may be in flight at once, each on its
+  own connection; row locks order them.
+* A transition locks its ticket rows in one order, decides with the machine
+  table, and writes with a compare-and-set (``UPDATE … WHERE status =
+  <from>``); partial unique indexes refuse a second IN_PROGRESS or final
+  result even from a writer that skipped all this.
+* ConsumeNext claims with ``FOR UPDATE SKIP LOCKED`` on the OPEN index; a
+  batch that added OPEN tickets sends one NOTIFY; a LISTEN connection wakes
+  this replica's waiters (and, when it had to reconnect, wakes them anyway:
+  the poll fallback). The claims of all local waiters go into one batch:
+  one claim statement per replica at a time, not a herd.
+* A COMMIT that got no answer (connection lost) is settled by looking for
+  the batch's first record: present, the batch committed and is answered;
+  absent, it runs again with the same ids, so a retry never adds a line.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+
+import orjson
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from server.common.clock import Clock, epoch_seconds
+from server.errors import IllegalTransition, InvalidArgument, NotFound, Unavailable
+from server.ledger import records
+from server.ledger.backend import (
+    Anomaly,
+    BatchObserver,
+    ClaimNext,
+    Health,
+    StaleTicket,
+    Submit,
+    SubmitOutcome,
+    TicketView,
+    Transition,
+)
+from server.ledger.machine import IN_PROGRESS, OPEN, STATUSES, TRANSITIONS, Event, TransitionRefused, next_status
+from server.ledger.postgres import migrate, sql
+from server.ledger.validation import REQUEST_TYPES
+
+log = logging.getLogger("opsledger.postgres")
+
+BATCH_MAX = 1024
+IN_FLIGHT = 4  # batches committing at once on one replica
+_NO_CURSOR = (1 << 63) - 1
+_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+_CONNECTION = (psycopg.OperationalError, PoolTimeout)
+_STOP = object()
+
+# The status an event moves a ticket from, read off the machine table.
+FROM_STATUS: dict[Event, str] = {event: current for (current, event) in TRANSITIONS}
+
+
+def redact(url: str) -> str:
+    """The URL without its password (for logs and /healthz)."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
+class _Work:
+    """What one batch decided; the same ids are reused when it has to run again."""
+
+    def __init__(self) -> None:
+        self.submits: list[tuple[Submit, concurrent.futures.Future, dict]] = []
+        self.results: list[tuple[dict, str]] = []  # (result record, from status)
+        self.answers: list[tuple[concurrent.futures.Future, object, bool]] = []
+        self.inserted: set[str] = set()
+
+    @property
+    def marker(self) -> tuple[str, str] | None:
+        """A record this batch writes, to look for after a lost COMMIT."""
+        if self.inserted:
+            return sql.REQUEST_EXISTS, next(iter(self.inserted))
+        if self.results:
+            return sql.RESULT_EXISTS, self.results[0][0]["result_id"]
+        return None
+
+
+class _CommitUnknown(Exception):
+    pass
+
+
+class PostgresLedger:
+    """The ``LedgerBackend`` on a PostgreSQL database (``url`` a libpq URL)."""
+
+    name = "postgresql"
+
+    def __init__(self, url: str, clock: Clock | None = None,
+                 on_failure: Callable[[BaseException], None] | None = None,
+                 on_recover: Callable[[], None] | None = None,
+                 pool_size: int = 8, connect_timeout: float = 3.0) -> None:
+        self.url = url
+        self.clock = clock or Clock()
+        self.on_failure = on_failure
+        self.on_recover = on_recover
+        self.pool_size = pool_size
+        self.connect_timeout = connect_timeout
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="ledger-postgres", daemon=True)
+        self._pool: AsyncConnectionPool | None = None
+        self._queue: asyncio.Queue | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._observers: list[BatchObserver] = []
+        self._open_version = 0
+        self._waiters: dict[asyncio.AbstractEventLoop, set[asyncio.Future]] = {}
+        self._waiters_lock = threading.Lock()
+        self._problem: str | None = None
+        self._closed = False
+        # Unique ids per command, kept across re-runs of a batch.
+        self._ids: dict[int, str] = {}
+
+    # -- life cycle ------------------------------------------------------------------
+    def open(self) -> "PostgresLedger":
+        migrate.check(self.url)  # refuses a schema that is not current, naming the command
+        self._thread.start()
+        try:
+            self._sync(self._start(), timeout=60)
+        except BaseException:
+            self._stop_loop()
+            raise
+        return self
+
+    async def _start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._pool = AsyncConnectionPool(
+            self.url, min_size=2, max_size=self.pool_size, open=False, timeout=self.connect_timeout,
+            kwargs={"connect_timeout": max(1, int(self.connect_timeout))}, name="opsledger")
+        await self._pool.open(wait=True, timeout=30)
+        self._in_flight = asyncio.Semaphore(IN_FLIGHT)
+        self._tasks = [asyncio.create_task(self._batcher()), asyncio.create_task(self._listener())]
+
+    def close(self) -> None:
+        if self._closed or not self._thread.is_alive():
+            return
+        self._closed = True
+        try:
+            self._sync(self._shutdown(), timeout=60)
+        finally:
+            self._stop_loop()
+
+    async def _shutdown(self) -> None:
+        await self._queue.put(_STOP)
+        await self._tasks[0]  # the batcher answers everything queued before it stops
+        while self._in_flight._value < IN_FLIGHT:
+            await asyncio.sleep(0.01)
+        self._tasks[1].cancel()
+        await asyncio.gather(self._tasks[1], return_exceptions=True)
+        await self._pool.close()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _sync(self, coro, timeout: float | None = 120):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    # -- commands --------------------------------------------------------------------
+    def execute(self, command) -> concurrent.futures.Future:
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        if self._closed:
+            fut.set_exception(Unavailable("ledger is closed"))
+            return fut
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, (command, fut))
+        return fut
+
+    async def run(self, command):
+        return await asyncio.wrap_future(self.execute(command))
+
+    def call(self, command, timeout: float | None = None):
+        return self.execute(command).result(timeout)
+
+    async def _batcher(self) -> None:
+        pending: list = []  # commands deferred from the last batch (same ticket or key)
+        stopping = False
+        while True:
+            if not pending:
+                if stopping:
+                    return
+                item = await self._queue.get()
+                if item is _STOP:
+                    return
+                pending = [item]
+            while len(pending) < BATCH_MAX and not stopping:
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if item is _STOP:
+                    stopping = True  # answer everything queued before the stop, then return
+                else:
+                    pending.append(item)
+            taken, rest, seen = [], [], set()
+            for cmd, fut in pending:
+                keys = _conflict_keys(cmd)
+                if keys & seen:
+                    rest.append((cmd, fut))  # one command per ticket / key per batch
+                else:
+                    seen |= keys
+                    taken.append((cmd, fut))
+            pending = rest
+            await self._in_flight.acquire()
+            task = asyncio.create_task(self._run_batch(taken))
+            task.add_done_callback(lambda _t: self._in_flight.release())
+            if pending:
+                await task  # the deferred command must see this batch's outcome
+
+    async def _run_batch(self, batch: list) -> None:
+        batch = [(cmd, fut) for cmd, fut in batch if fut.set_running_or_notify_cancel()]
+        if not batch:
+            return
+        attempts = 0
+        while True:
+            attempts += 1
+            work = _Work()
+            started = time.perf_counter()
+            try:
+                await self._transaction(batch, work)
+            except _RETRYABLE:
+                if attempts < 5:
+                    continue
+                self._answer_all(batch, Unavailable("the database kept refusing the batch (lock conflicts)"))
+                return
+            except _CommitUnknown as exc:
+                if await self._committed_after_all(work):
+                    break
+                if self._closed or attempts >= 3:
+                    self._answer_all(batch, Unavailable(f"database connection lost at COMMIT: {exc.__cause__}"))
+                    return
+                continue  # rolled back: run it again with the same ids
+            except _CONNECTION as exc:
+                self._down(exc)
+                if attempts < 2 and not self._closed:
+                    continue  # a stale pooled connection: one more try on a fresh one
+                self._answer_all(batch, Unavailable(f"database unavailable: {_short(exc)}"))
+                return
+            except Exception as exc:  # a bug or a broken invariant: nothing was committed
+                log.exception("ledger batch failed")
+                self._answer_all(batch, Unavailable(f"database refused the batch: {_short(exc)}"))
+                return
+            break
+        elapsed = time.perf_counter() - started
+        self._up()
+        for cmd, fut in batch:
+            self._ids.pop(id(cmd), None)
+        for fut, value, is_error in work.answers:
+            if is_error:
+                fut.set_exception(value)
+            else:
+                fut.set_result(value)
+        lines = len(work.inserted) + len(work.results)
+        if work.inserted:
+            self._bump()
+        if lines:
+            for observe in self._observers:
+                observe(lines, elapsed)
+
+    def _answer_all(self, batch: list, exc: BaseException) -> None:
+        for cmd, fut in batch:
+            self._ids.pop(id(cmd), None)
+            if not fut.done():
+                fut.set_exception(exc)
+
+    def _id(self, cmd, kind: str = "") -> str:
+        key = id(cmd)
+        if key not in self._ids:
+            self._ids[key] = records.new_id()
+        return self._ids[key]
+
+    async def _committed_after_all(self, work: _Work) -> bool:
+        """After a lost COMMIT: wait for the database, then look for the batch's record."""
+        marker = work.marker
+        if marker is None:
+            return True  # it wrote nothing: its answers (refusals, empty claims) stand
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                async with self._pool.connection() as conn:
+                    row = await (await conn.execute(marker[0], (marker[1],))).fetchone()
+                    return row is not None
+            except _CONNECTION:
+                if time.monotonic() > deadline or self._closed:
+                    raise
+                await asyncio.sleep(0.2)
+
+    async def _transaction(self, batch: list, work: _Work) -> None:
+        now = self.clock.now_iso()
+        epoch = epoch_seconds(now)
+        async with self._pool.connection() as conn:
+            async with conn.cursor() as cur:
+                await self._submits([(c, f) for c, f in batch if isinstance(c, Submit)], cur, work, now)
+                touched = await self._transitions([(c, f) for c, f in batch if isinstance(c, Transition)],
+                                                  cur, work, now)
+                await self._claims([(c, f) for c, f in batch if isinstance(c, ClaimNext)], cur, work, now, touched)
+                await self._write_results(cur, work, epoch)
+                await self._write_counts(cur, work)
+                if work.inserted:
+                    await cur.execute(sql.NOTIFY)
+            try:
+                await conn.commit()
+            except psycopg.OperationalError as exc:
+                raise _CommitUnknown(str(exc)) from exc
+
+    async def _submits(self, items: list, cur, work: _Work, now: str) -> None:
+        if not items:
+            return
+        recs = []
+        for cmd, fut in items:
+            rec = records.request_record(self._id(cmd), now, cmd.request_type, cmd.payload, cmd.trace_id,
+                                         cmd.idempotency_key)
+            recs.append((cmd, fut, rec))
+        epoch = epoch_seconds(now)
+        await cur.execute(sql.INSERT_REQUESTS, (
+            [r["request_id"] for _c, _f, r in recs], [r["request_type"] for _c, _f, r in recs],
+            [epoch] * len(recs), [c.idempotency_key for c, _f, _r in recs],
+            [records.encode(r)[:-1] for _c, _f, r in recs]))
+        work.inserted = {row[0] for row in await cur.fetchall()}
+        repeats = [c.idempotency_key for c, _f, r in recs if r["request_id"] not in work.inserted]
+        earlier: dict[str, dict] = {}
+        if repeats:
+            await cur.execute(sql.REQUESTS_BY_KEY, (repeats,))
+            earlier = {key: orjson.loads(line) for key, line in await cur.fetchall()}
+        for cmd, fut, rec in recs:
+            if rec["request_id"] in work.inserted:
+                work.answers.append((fut, SubmitOutcome(rec, appended=True), False))
+                work.submits.append((cmd, fut, rec))
+                continue
+            try:
+                work.answers.append((fut, _repeat_of(cmd, earlier[cmd.idempotency_key]), False))
+            except InvalidArgument as exc:
+                work.answers.append((fut, exc, True))
+
+    async def _transitions(self, items: list, cur, work: _Work, now: str) -> set[str]:
+        if not items:
+            return set()
+        await cur.execute(sql.LOCK_TICKETS, ([c.request_id for c, _f in items],))
+        state = {rid: (status, proc, last) for rid, status, proc, last in await cur.fetchall()}
+        for cmd, fut in items:
+            current = state.get(cmd.request_id)
+            if current is None:
+                work.answers.append((fut, NotFound("Ticket not found", resource_name=cmd.request_id), True))
+                continue
+            status, last_processor, last_result = current
+            try:
+                new = next_status(status, cmd.event)
+            except TransitionRefused:
+                work.answers.append((fut, IllegalTransition(
+                    request_id=cmd.request_id, current_status=status, attempted=cmd.event.value,
+                    last_processor_id=last_processor or "", last_result_id=last_result or ""), True))
+                continue
+            rec = records.result_record(self._id(cmd), cmd.request_id, now, new, cmd.processor_id, cmd.message,
+                                        list(cmd.artifacts))
+            work.results.append((rec, FROM_STATUS[cmd.event]))
+            work.answers.append((fut, rec, False))
+        return set(state)
+
+    async def _claims(self, items: list, cur, work: _Work, now: str, touched: set[str]) -> None:
+        if not items:
+            return
+        taken = set(touched)
+        groups: dict[tuple[str, ...], list] = {}
+        for cmd, fut in items:
+            groups.setdefault(tuple(sorted(cmd.types)), []).append((cmd, fut))
+        for types, group in groups.items():
+            if types:
+                await cur.execute(sql.CLAIM_TYPES, (list(types), list(taken), len(group)))
+            else:
+                await cur.execute(sql.CLAIM_ANY, (list(taken), len(group)))
+            ids = [row[0] for row in await cur.fetchall()]
+            for (cmd, fut), rid in zip(group, ids + [None] * (len(group) - len(ids))):
+                if rid is None:
+                    work.answers.append((fut, None, False))
+                    continue
+                taken.add(rid)
+                rec = records.result_record(self._id(cmd), rid, now, next_status(OPEN, Event.CONSUME),
+                                            cmd.processor_id, cmd.message, [])
+                work.results.append((rec, FROM_STATUS[Event.CONSUME]))
+                work.answers.append((fut, rec, False))
+
+    async def _write_results(self, cur, work: _Work, epoch: int) -> None:
+        if not work.results:
+            return
+        recs = [r for r, _from in work.results]
+        await cur.execute(sql.CAS_TICKETS, (
+            [r["request_id"] for r in recs], [f for _r, f in work.results], [r["status"] for r in recs],
+            [r["result_id"] for r in recs], [r["processor_id"] for r in recs], [epoch] * len(recs)))
+        moved = {row[0] for row in await cur.fetchall()}
+        if len(moved) != len(recs):
+            # Every row was locked and decided above; a miss is a broken invariant.
+            raise RuntimeError(f"compare-and-set moved {len(moved)} of {len(recs)} tickets")
+        await cur.execute(sql.INSERT_RESULTS, (
+            [r["result_id"] for r in recs], [r["request_id"] for r in recs], [r["status"] for r in recs],
+            [epoch] * len(recs), [records.encode(r)[:-1] for r in recs]))
+
+    async def _write_counts(self, cur, work: _Work) -> None:
+        delta: dict[tuple[str, str], int] = {}
+        for _cmd, _fut, rec in work.submits:
+            k = (OPEN, rec["request_type"])
+            delta[k] = delta.get(k, 0) + 1
+        if work.results:
+            types = await self._types_of(cur, work)
+            for rec, from_status in work.results:
+                t = types[rec["request_id"]]
+                delta[(from_status, t)] = delta.get((from_status, t), 0) - 1
+                delta[(rec["status"], t)] = delta.get((rec["status"], t), 0) + 1
+        delta = {k: v for k, v in delta.items() if v}
+        if delta:
+            keys = sorted(delta)
+            await cur.execute(sql.ADD_COUNTS, ([k[0] for k in keys], [k[1] for k in keys], [delta[k] for k in keys]))
+
+    async def _types_of(self, cur, work: _Work) -> dict[str, str]:
+        await cur.execute("SELECT request_id::text, request_type FROM tickets WHERE request_id = ANY(%s::uuid[])",
+                          ([r["request_id"] for r, _f in work.results],))
+        return dict(await cur.fetchall())
+
+    # -- health ----------------------------------------------------------------------
+    def _down(self, exc: BaseException) -> None:
+        if self._problem is None:
+            self._problem = f"database unavailable: {_short(exc)}"
+            log.error("ledger database unavailable: %s", _short(exc))
+            if self.on_failure is not None:
+                self.on_failure(exc)
+
+    def _up(self) -> None:
+        if self._problem is not None:
+            self._problem = None
+            log.warning("ledger database reachable again")
+            if self.on_recover is not None:
+                self.on_recover()
+
+    def health(self) -> Health:
+        problem = self._problem
+        return Health(self.name, redact(self.url), problem is None, problem)
+
+    def anomalies(self) -> list[Anomaly]:
+        return []  # rows are checked by the engine as they are written
+
+    def on_batch(self, observer: BatchObserver) -> None:
+        self._observers.append(observer)
+
+    # -- ConsumeNext wake-ups ----------------------------------------------------------
+    async def _listener(self) -> None:
+        """LISTEN on its own connection; reconnects with a wake-up (the poll fallback)."""
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True,
+                                                             connect_timeout=max(1, int(self.connect_timeout)))
+            except _CONNECTION as exc:
+                self._down(exc)
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                async with conn:
+                    await conn.execute(f"LISTEN {sql.CHANNEL}")
+                    self._up()
+                    self._bump()  # anything submitted while we were not listening
+                    while True:
+                        async for _n in conn.notifies(timeout=1.0):
+                            self._bump()
+                        await conn.execute("SELECT 1")  # notices a dead server while idle
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._down(exc)
+                await asyncio.sleep(0.2)
+
+    def _bump(self) -> None:
+        self._open_version += 1
+        with self._waiters_lock:
+            pending = [(loop, list(futs)) for loop, futs in self._waiters.items() if futs]
+        for loop, futs in pending:
+            try:
+                loop.call_soon_threadsafe(_wake, futs)
+            except RuntimeError:
+                pass
+
+    def open_version(self) -> int:
+        return self._open_version
+
+    async def wait_for_open(self, types: tuple[str, ...], timeout: float, since: int) -> None:
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        with self._waiters_lock:  # armed before the check: no wake-up is missed
+            self._waiters.setdefault(loop, set()).add(waiter)
+        try:
+            if self._open_version == since:
+                await asyncio.wait({waiter}, timeout=timeout)
+        finally:
+            with self._waiters_lock:
+                mine = self._waiters.get(loop, set())
+                mine.discard(waiter)
+                if not mine:
+                    self._waiters.pop(loop, None)
+
+    # -- queries ---------------------------------------------------------------------
+    def _read(self, fn, *args):
+        """Run ``fn(cur, *args)`` in one read-only snapshot; connection trouble is Unavailable."""
+        async def go():
+            try:
+                async with self._pool.connection() as conn:
+                    async with conn.transaction():
+                        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        async with conn.cursor() as cur:
+                            return await fn(cur, *args)
+            except _CONNECTION as exc:
+                self._down(exc)
+                raise Unavailable(f"database unavailable: {_short(exc)}") from None
+        return self._sync(go())
+
+    def page(self, statuses: tuple[str, ...], types: tuple[str, ...], size: int,
+             before: int | None) -> tuple[list[dict], int | None, int]:
+        return self._read(_page, tuple(statuses), tuple(types), size, before)
+
+    def ticket(self, request_id: str) -> TicketView | None:
+        return self._read(_ticket, request_id)
+
+    def counts(self) -> dict[str, int]:
+        return self._read(_counts)
+
+    def finished_since(self, since: int) -> dict[str, int]:
+        return self._read(_finished_since, since)
+
+    def stale_in_progress(self, before: int, limit: int) -> tuple[list[StaleTicket], int]:
+        return self._read(_stale, before, limit)
+
+    def lines(self) -> tuple[list[bytes], list[bytes]]:
+        return self._read(_lines)
+
+
+# -- reads (each given a cursor inside one snapshot) ---------------------------------------
+async def _page(cur, statuses, types, size, before):
+    params: dict = {"before": _NO_CURSOR if before is None else before, "n": size + 1}
+    chosen = statuses or STATUSES
+    if types:
+        i = 0
+        for _s in chosen:
+            for t in types:
+                params[f"t{i}"] = t
+                i += 1
+    await cur.execute(sql.page_keys(statuses, types), params)
+    keys = [row[0] for row in await cur.fetchall()]
+    more = len(keys) > size
+    keys = keys[:size]
+    rows = []
+    if keys:
+        await cur.execute(sql.PAGE_ROWS, (keys,))
+        for _key, req, res in await cur.fetchall():
+            rows.append(records.board_row(orjson.loads(req), orjson.loads(res) if res is not None else None))
+    await cur.execute(sql.TOTAL, (list(chosen), list(types or REQUEST_TYPES)))
+    total = (await cur.fetchone())[0]
+    return rows, (keys[-1] if more and keys else None), int(total)
+
+
+async def _ticket(cur, request_id):
+    await cur.execute(sql.TICKET_REQUEST, (request_id,))
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    request = orjson.loads(row[0])
+    await cur.execute(sql.TICKET_RESULTS, (request_id,))
+    results = [orjson.loads(r[0]) for r in await cur.fetchall()]
+    return TicketView(records.board_row(request, results[-1] if results else None), request, results)
+
+
+async def _counts(cur):
+    await cur.execute(sql.COUNTS)
+    out = {s: 0 for s in STATUSES}
+    for status, n in await cur.fetchall():
+        out[status] = int(n)
+    return out
+
+
+async def _finished_since(cur, since):
+    await cur.execute(sql.FINISHED_SINCE, (since,))
+    out = {"DONE": 0, "FAILED": 0}
+    for status, n in await cur.fetchall():
+        out[status] = int(n)
+    return out
+
+
+async def _stale(cur, before, limit):
+    await cur.execute(sql.STALE_COUNT, (before,))
+    total = int((await cur.fetchone())[0])
+    if limit <= 0:
+        return [], total
+    await cur.execute(sql.STALE, (before, limit))
+    chosen = [StaleTicket(rid, rtype, orjson.loads(line)["processed_at"]) for rid, rtype, line in await cur.fetchall()]
+    return chosen, total
+
+
+async def _lines(cur):
+    await cur.execute(sql.REQUEST_LINES)
+    reqs = [bytes(r[0]) for r in await cur.fetchall()]
+    await cur.execute(sql.RESULT_LINES)
+    ress = [bytes(r[0]) for r in await cur.fetchall()]
+    return reqs, ress
+
+
+# -- pure helpers -----------------------------------------------------------------------
+def _conflict_keys(cmd) -> set:
+    if isinstance(cmd, Transition):
+        return {("ticket", cmd.request_id)}
+    if isinstance(cmd, Submit) and cmd.idempotency_key is not None:
+        return {("key", cmd.idempotency_key)}
+    return set()
+
+
+def _repeat_of(cmd: Submit, earlier: dict) -> SubmitOutcome:
+    """An idempotency key seen before: the same request gets the first answer."""
+    same = (earlier["request_type"] == cmd.request_type and earlier["payload"] == cmd.payload
+            and earlier["trace_id"] == cmd.trace_id)
+    if not same:
+        raise InvalidArgument.one("idempotency_key", "was already used for a different request")
+    return SubmitOutcome(earlier, appended=False)
+
+
+def _wake(waiters: list[asyncio.Future]) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+__all__ = ["PostgresLedger", "FROM_STATUS", "IN_PROGRESS"]

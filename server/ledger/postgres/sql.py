@@ -1,0 +1,130 @@
+"""The SQL the PostgreSQL ledger sends, in one place (plain text, no ORM).
+
+Every write statement takes arrays (``unnest``) so one statement carries a
+whole batch of commands; at most one command per ticket is in a batch.
+"""
+from __future__ import annotations
+
+from server.ledger.machine import STATUSES
+
+CHANNEL = "opsledger_open"  # NOTIFY'd once per committed batch that added OPEN tickets
+COUNT_SHARDS = 16
+
+# Submits: the request lines, then their current-status rows. An idempotency
+# key already stored inserts nothing (the caller's request is compared after).
+INSERT_REQUESTS = """
+WITH ins AS (
+    INSERT INTO ticket_requests (request_id, request_type, requested_epoch, idempotency_key, line)
+    SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::bytea[])
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING request_id, seq, requested_epoch, request_type
+)
+INSERT INTO tickets (request_id, seq, board_key, request_type, status)
+SELECT request_id, seq, (requested_epoch << 32) | seq, request_type, 'OPEN' FROM ins
+RETURNING request_id::text
+"""
+
+REQUESTS_BY_KEY = "SELECT idempotency_key, line FROM ticket_requests WHERE idempotency_key = ANY(%s::text[])"
+
+# Transitions: lock the named tickets in one order (no deadlock between two
+# batches), read their state for the decide step.
+LOCK_TICKETS = """
+SELECT request_id::text, status, last_processor_id, last_result_id::text
+FROM tickets WHERE request_id = ANY(%s::uuid[])
+ORDER BY request_id FOR UPDATE
+"""
+
+# ConsumeNext: the oldest OPEN tickets nobody else holds (index tickets_open).
+CLAIM_ANY = """
+SELECT request_id::text FROM tickets
+WHERE status = 'OPEN' AND request_id <> ALL(%s::uuid[])
+ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
+"""
+CLAIM_TYPES = """
+SELECT request_id::text FROM tickets
+WHERE status = 'OPEN' AND request_type = ANY(%s::text[]) AND request_id <> ALL(%s::uuid[])
+ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
+"""
+
+# The compare-and-set: a row moves only from the status the machine table
+# names for the event; RETURNING says which did. The result lines follow.
+CAS_TICKETS = """
+UPDATE tickets t SET status = u.to_status, last_result_id = u.result_id,
+       last_processor_id = u.processor_id, last_epoch = u.epoch
+FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::uuid[], %s::text[], %s::bigint[])
+     AS u(request_id, from_status, to_status, result_id, processor_id, epoch)
+WHERE t.request_id = u.request_id AND t.status = u.from_status
+RETURNING t.request_id::text
+"""
+INSERT_RESULTS = """
+WITH ins AS (
+    INSERT INTO ticket_results (result_id, request_id, status, processed_epoch, line)
+    SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::bigint[], %s::bytea[])
+    RETURNING request_id, seq
+)
+UPDATE tickets t SET last_result_seq = ins.seq FROM ins WHERE t.request_id = ins.request_id
+"""
+
+# Exact counts: this connection's shard (no queue on one hot row).
+ADD_COUNTS = f"""
+INSERT INTO ticket_counts (status, request_type, shard, n)
+SELECT s, t, (pg_backend_pid() % {COUNT_SHARDS})::smallint, d
+FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS u(s, t, d)
+ORDER BY s, t
+ON CONFLICT (status, request_type, shard) DO UPDATE SET n = ticket_counts.n + excluded.n
+"""
+
+NOTIFY = f"SELECT pg_notify('{CHANNEL}', '')"
+
+# Was a batch whose COMMIT got no answer committed after all?
+REQUEST_EXISTS = "SELECT 1 FROM ticket_requests WHERE request_id = %s::uuid"
+RESULT_EXISTS = "SELECT 1 FROM ticket_results WHERE result_id = %s::uuid"
+
+# -- reads ----------------------------------------------------------------------------
+COUNTS = "SELECT status, sum(n)::bigint FROM ticket_counts GROUP BY status"
+TOTAL = ("SELECT coalesce(sum(n), 0)::bigint FROM ticket_counts "
+         "WHERE status = ANY(%s::text[]) AND request_type = ANY(%s::text[])")
+
+
+def page_keys(statuses: tuple[str, ...], types: tuple[str, ...]) -> str:
+    """One ordered, limited sub-select per status (per status and type when
+    types are given), merged: each is a short index scan (a Merge Append)
+    however many tickets are in the other statuses."""
+    parts = []
+    for status in statuses or STATUSES:
+        assert status in STATUSES  # the names come from the machine, never from a caller's text
+        if types:
+            for _t in types:
+                parts.append(f"(SELECT board_key FROM tickets WHERE status = '{status}' AND request_type = %(t{len(parts)})s"
+                             " AND board_key < %(before)s ORDER BY board_key DESC LIMIT %(n)s)")
+        else:
+            parts.append(f"(SELECT board_key FROM tickets WHERE status = '{status}'"
+                         " AND board_key < %(before)s ORDER BY board_key DESC LIMIT %(n)s)")
+    return " UNION ALL ".join(parts) + " ORDER BY board_key DESC LIMIT %(n)s"
+
+
+PAGE_ROWS = """
+SELECT t.board_key, r.line, x.line
+FROM tickets t JOIN ticket_requests r ON r.seq = t.seq
+LEFT JOIN ticket_results x ON x.seq = t.last_result_seq
+WHERE t.board_key = ANY(%s::bigint[])
+ORDER BY t.board_key DESC
+"""
+
+TICKET_REQUEST = "SELECT line FROM ticket_requests WHERE request_id = %s::uuid"
+TICKET_RESULTS = "SELECT line FROM ticket_results WHERE request_id = %s::uuid ORDER BY seq"
+
+FINISHED_SINCE = """
+SELECT status, count(*) FROM tickets
+WHERE status IN ('DONE', 'FAILED') AND last_epoch >= %s GROUP BY status
+"""
+STALE = """
+SELECT t.request_id::text, t.request_type, x.line
+FROM tickets t JOIN ticket_results x ON x.seq = t.last_result_seq
+WHERE t.status = 'IN_PROGRESS' AND t.last_epoch < %s
+ORDER BY t.last_epoch, t.board_key LIMIT %s
+"""
+STALE_COUNT = "SELECT count(*) FROM tickets WHERE status = 'IN_PROGRESS' AND last_epoch < %s"
+
+REQUEST_LINES = "SELECT line FROM ticket_requests ORDER BY seq"
+RESULT_LINES = "SELECT line FROM ticket_results ORDER BY seq"
