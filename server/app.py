@@ -126,6 +126,7 @@ class Opsledger:
         self._gateway_channel: grpc.aio.Channel | None = None
         self._private_dir: str | None = None
         self._reaper_task: asyncio.Task | None = None
+        self._health_task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self._gateway_secret = secrets.token_hex(16)  # proves a call came through our own gateway
@@ -210,6 +211,7 @@ class Opsledger:
             await self._set_not_serving()
         if s.http_addr:
             await self._start_gateway(s.http_addr, s.grpc_target or private)
+        self._health_task = asyncio.create_task(self._follow_store_health())
         if s.reap_interval > 0:
             self._reaper_task = asyncio.create_task(self._reap_every(s.reap_interval))
         log.info(
@@ -320,12 +322,29 @@ class Opsledger:
         for name in ("",) + SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
+    async def _follow_store_health(self, every: float = 0.5) -> None:
+        """Health follows the store both ways: a database that went away and came
+        back (a networked backend) makes the server SERVING again on its own."""
+        serving = True
+        while True:
+            await asyncio.sleep(every)
+            writable = self.store.health().writable
+            if writable == serving:
+                continue
+            serving = writable
+            self.metrics.read_only.set(0 if writable else 1)
+            status = health_pb2.HealthCheckResponse.SERVING if writable else health_pb2.HealthCheckResponse.NOT_SERVING
+            for name in ("",) + SERVICE_NAMES:
+                await self.health.set(name, status)
+
     # -- stop -----------------------------------------------------------------------
     async def stop(self, grace: float | None = None) -> None:
         grace = self.settings.grace if grace is None else grace
         await self.health.enter_graceful_shutdown()
         if self.tickets is not None:
             self.tickets.close_watchers()  # streams never end by themselves: end them, naming where to resume
+        if self._health_task is not None:
+            self._health_task.cancel()
         if self._reaper_task is not None:
             self._reaper_task.cancel()
         if self._http is not None:

@@ -256,6 +256,30 @@ def cmd_db_status(args) -> int:
     return 1 if problems or pending else 0
 
 
+def cmd_export(args) -> int:
+    from server.ledger.postgres.transfer import TransferError, export_to
+
+    try:
+        counts = export_to(_pg_url(args), Path(args.to))
+    except TransferError as exc:
+        print(f"opsledger export: {exc}", file=sys.stderr)
+        return 1
+    _print_json({"exported_to": str(Path(args.to).resolve()), **counts})
+    return 0
+
+
+def cmd_import(args) -> int:
+    from server.ledger.postgres.transfer import TransferError, import_from
+
+    try:
+        counts = import_from(_pg_url(args), Path(getattr(args, "from")))
+    except TransferError as exc:
+        print(f"opsledger import: {exc}", file=sys.stderr)
+        return 1
+    _print_json({"imported_from": str(Path(getattr(args, "from")).resolve()), **counts})
+    return 0
+
+
 def cmd_fsck(args) -> int:
     from server.ledger.jsonl.fsck import fsck  # fsck checks the JSONL files themselves
 
@@ -525,6 +549,16 @@ def build_parser() -> argparse.ArgumentParser:
         q = dbs.add_parser(name, help=text)
         q.add_argument("--store", default=env("STORE"), help="postgresql:// URL (OPSLEDGER_STORE)")
         q.set_defaults(func=func)
+
+    p = sub.add_parser("export", help="write a PostgreSQL ledger out as the contract's files (one snapshot)")
+    p.add_argument("--to", required=True, help="an empty folder: becomes a data root (state/tickets/*.jsonl, reports)")
+    p.add_argument("--store", default=env("STORE"), help="postgresql:// URL (OPSLEDGER_STORE)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="move a JSONL ledger (checked by replay) into an empty PostgreSQL database")
+    p.add_argument("--from", required=True, help="the data root whose state/tickets/*.jsonl to import")
+    p.add_argument("--store", default=env("STORE"), help="postgresql:// URL (OPSLEDGER_STORE)")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("fsck", help="check both logs and the index checkpoint; report every anomaly; change nothing")
     _root_flag(p)

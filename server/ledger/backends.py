@@ -26,8 +26,15 @@ def _jsonl(spec: str, root: Path, clock: Clock | None, fsync: bool, on_failure, 
     return JsonlLedger(root, clock, fsync=fsync, on_failure=on_failure, **options)
 
 
+def _postgresql(spec: str, root: Path, clock: Clock | None, fsync: bool, on_failure) -> LedgerBackend:
+    # The database's own durability settings apply; ``fsync`` is the JSONL files' setting.
+    from server.ledger.postgres.ledger import PostgresLedger
+
+    return PostgresLedger(spec, clock, on_failure=on_failure)
+
+
 _NAMES: dict[str, Factory] = {"jsonl": _jsonl}
-_SCHEMES: dict[str, Factory] = {}
+_SCHEMES: dict[str, Factory] = {"postgresql": _postgresql, "postgres": _postgresql}
 
 
 def _factory(spec: str) -> Factory:

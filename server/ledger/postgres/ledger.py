@@ -54,6 +54,7 @@ from server.ledger.backend import (
 from server.ledger.machine import IN_PROGRESS, OPEN, STATUSES, TRANSITIONS, Event, TransitionRefused, next_status
 from server.ledger.postgres import migrate, sql
 from server.ledger.validation import REQUEST_TYPES
+from server.settings import SettingsError
 
 log = logging.getLogger("opsledger.postgres")
 
@@ -127,7 +128,10 @@ class PostgresLedger:
 
     # -- life cycle ------------------------------------------------------------------
     def open(self) -> "PostgresLedger":
-        migrate.check(self.url)  # refuses a schema that is not current, naming the command
+        try:
+            migrate.check(self.url)  # refuses a schema that is not current, naming the command
+        except psycopg.OperationalError as exc:
+            raise SettingsError(f"--store / OPSLEDGER_STORE: cannot reach {redact(self.url)}: {_short(exc)}") from None
         self._thread.start()
         try:
             self._sync(self._start(), timeout=60)

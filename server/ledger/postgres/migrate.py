@@ -17,6 +17,7 @@ from importlib import resources
 import psycopg
 
 from server.ledger.postgres import locks
+from server.settings import SettingsError
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 COMMAND = "opsledger db migrate --store <URL>"
@@ -30,7 +31,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 )"""
 
 
-class SchemaError(Exception):
+class SchemaError(SettingsError):
     """The database schema cannot be used as it is; the message says what to do."""
 
 

@@ -68,7 +68,7 @@ UPDATE tickets t SET last_result_seq = ins.seq FROM ins WHERE t.request_id = ins
 # Exact counts: this connection's shard (no queue on one hot row).
 ADD_COUNTS = f"""
 INSERT INTO ticket_counts (status, request_type, shard, n)
-SELECT s, t, (pg_backend_pid() % {COUNT_SHARDS})::smallint, d
+SELECT s, t, (pg_backend_pid() %% {COUNT_SHARDS})::smallint, d
 FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS u(s, t, d)
 ORDER BY s, t
 ON CONFLICT (status, request_type, shard) DO UPDATE SET n = ticket_counts.n + excluded.n
@@ -100,7 +100,8 @@ def page_keys(statuses: tuple[str, ...], types: tuple[str, ...]) -> str:
         else:
             parts.append(f"(SELECT board_key FROM tickets WHERE status = '{status}'"
                          " AND board_key < %(before)s ORDER BY board_key DESC LIMIT %(n)s)")
-    return " UNION ALL ".join(parts) + " ORDER BY board_key DESC LIMIT %(n)s"
+    return ("SELECT board_key FROM (" + " UNION ALL ".join(parts)
+            + ") AS merged ORDER BY board_key DESC LIMIT %(n)s")
 
 
 PAGE_ROWS = """

@@ -1,0 +1,91 @@
+"""The contract's files on demand: export a PostgreSQL ledger, import a JSONL one.
+
+``export_to(url, folder)`` writes, from one snapshot (REPEATABLE READ), the
+two JSONL logs (the stored lines, byte for byte, in log order) and every
+stored artifact at its contract path: the folder is a data root that
+``opsledger fsck`` and ``opsledger verify receipt`` read like any other.
+
+``import_from(url, root)`` moves an embedded JSONL ledger into an empty
+database: the files are checked by replay first (any fsck error refuses the
+import), then copied in one transaction, lines unchanged.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+
+from server.common import rawpath
+from server.common.atomic import atomic_replace
+from server.ledger import records
+from server.ledger.records import REQUESTS_REF, RESULTS_REF
+
+
+class TransferError(Exception):
+    """The export or import cannot go ahead; the message says why. Nothing was changed."""
+
+
+def export_to(url: str, folder: Path) -> dict[str, int]:
+    folder = Path(folder)
+    for rel in (REQUESTS_REF, RESULTS_REF):
+        if (folder / rel).exists():
+            raise TransferError(f"{folder / rel} already exists: export into an empty folder")
+    with psycopg.connect(url) as conn:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        out = {}
+        for rel, table in ((REQUESTS_REF, "ticket_requests"), (RESULTS_REF, "ticket_results")):
+            lines = [bytes(r[0]) for r in conn.execute(f"SELECT line FROM {table} ORDER BY seq")]
+            atomic_replace(folder / rel, b"".join(line + b"\n" for line in lines))
+            out[table] = len(lines)
+        n = 0
+        for path, data in conn.execute("SELECT path, bytes FROM artifacts ORDER BY path"):
+            atomic_replace(rawpath.resolve(folder, path), bytes(data))
+            n += 1
+        out["artifacts"] = n
+        conn.rollback()
+    return out
+
+
+def import_from(url: str, root: Path) -> dict[str, int]:
+    from server.ledger.jsonl.fsck import fsck
+
+    root = Path(root)
+    errors = [f for f in fsck(root) if f.severity == "error"]
+    if errors:
+        raise TransferError(f"{root}: the logs do not replay cleanly ({len(errors)} error(s), first: {errors[0]}); "
+                            "run `opsledger fsck --root` and fix them first")
+    requests = _read_lines(root / REQUESTS_REF)
+    results = _read_lines(root / RESULTS_REF)
+    with psycopg.connect(url) as conn:
+        with conn.transaction():
+            conn.execute("LOCK TABLE ticket_requests, ticket_results, tickets IN EXCLUSIVE MODE")
+            if conn.execute("SELECT EXISTS (SELECT 1 FROM ticket_requests)").fetchone()[0]:
+                raise TransferError("the database already holds tickets: import only into an empty ledger")
+            with conn.cursor().copy("COPY ticket_requests (request_id, request_type, requested_epoch, "
+                                    "idempotency_key, line) FROM STDIN") as copy:
+                for line in requests:
+                    rec, epoch = records.parse_request_line(line)
+                    copy.write_row((rec["request_id"], rec["request_type"], epoch, rec.get("idempotency_key"), line))
+            conn.execute("INSERT INTO tickets (request_id, seq, board_key, request_type, status) "
+                         "SELECT request_id, seq, (requested_epoch << 32) | seq, request_type, 'OPEN' "
+                         "FROM ticket_requests")
+            with conn.cursor().copy("COPY ticket_results (result_id, request_id, status, processed_epoch, line) "
+                                    "FROM STDIN") as copy:
+                for line in results:
+                    rec, epoch = records.parse_result_line(line)
+                    copy.write_row((rec["result_id"], rec["request_id"], rec["status"], epoch, line))
+            conn.execute("""
+                UPDATE tickets t SET status = x.status, last_result_seq = x.seq, last_result_id = x.result_id,
+                       last_processor_id = convert_from(x.line, 'UTF8')::jsonb ->> 'processor_id',
+                       last_epoch = x.processed_epoch
+                FROM (SELECT DISTINCT ON (request_id) * FROM ticket_results ORDER BY request_id, seq DESC) x
+                WHERE t.request_id = x.request_id""")
+            conn.execute("INSERT INTO ticket_counts (status, request_type, shard, n) "
+                         "SELECT status, request_type, 0, count(*) FROM tickets GROUP BY status, request_type")
+    return {"ticket_requests": len(requests), "ticket_results": len(results)}
+
+
+def _read_lines(path: Path) -> list[bytes]:
+    if not path.exists():
+        return []
+    return path.read_bytes().splitlines()

@@ -1,0 +1,263 @@
+"""The PostgreSQL ledger on a real cluster: same answers as JSONL, contract files out, JSONL in."""
+from __future__ import annotations
+
+import random
+import subprocess
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import grpc
+import psycopg
+import pytest
+
+from client.ledger_client import OpsledgerClient
+from server.common.clock import FixedClock
+from server.errors import IllegalTransition, InvalidArgument, NotFound
+from server.ledger.backend import ClaimNext, Submit, Transition
+from server.ledger.jsonl.fsck import fsck
+from server.ledger.jsonl.store import JsonlLedger
+from server.ledger.machine import STATUSES, Event
+from server.ledger.postgres.ledger import PostgresLedger
+from server.ledger.postgres.transfer import TransferError, export_to, import_from
+from server.ledger.validation import REQUEST_TYPES
+from tests.helpers import REPO, ServerThread, opsledger_cmd
+
+START = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def _script(ledger, clock: FixedClock, seed: int = 7) -> list:
+    """A fixed sequence of calls; returns each outcome with ids replaced by submission order."""
+    rng = random.Random(seed)
+    order: dict[str, int] = {}
+    outcomes = []
+
+    def norm(value):
+        if isinstance(value, dict):
+            return {k: (order.get(v, v) if k == "request_id" else norm(v)) for k, v in value.items()
+                    if k not in ("result_id", "last_result_id")}
+        return value
+
+    for step in range(400):
+        if step % 25 == 0:
+            clock.advance(rng.choice((0, 1, 30)))
+        op = rng.random()
+        try:
+            if op < 0.35 or not order:
+                key = f"k{rng.randrange(40)}" if rng.random() < 0.3 else None
+                out = ledger.call(Submit(rng.choice(REQUEST_TYPES), {"n": rng.randrange(5)}, None, key))
+                order.setdefault(out.request["request_id"], len(order))
+                outcomes.append(("submit", out.appended, norm(out.request)))
+            elif op < 0.5:
+                types = tuple(rng.sample(REQUEST_TYPES, rng.randrange(3)))
+                out = ledger.call(ClaimNext(types, "w", "claimed"))
+                outcomes.append(("claim", norm(out) if out else None))
+            else:
+                rid = rng.choice(list(order))
+                event = rng.choice(list(Event))
+                out = ledger.call(Transition(rid, event, f"p{rng.randrange(3)}", "m", []))
+                outcomes.append(("transition", norm(out)))
+        except (IllegalTransition, InvalidArgument, NotFound) as exc:
+            details = {k: v for k, v in vars(exc).items() if k not in ("last_result_id", "request_id")}
+            outcomes.append(("refused", type(exc).__name__, str(details)))
+    return outcomes
+
+
+def _board(ledger, statuses, types, size=7) -> list:
+    rows, cursor = [], None
+    while True:
+        page, cursor, total = ledger.page(statuses, types, size, cursor)
+        rows += [{k: v for k, v in r.items() if k != "request_id"} for r in page]
+        if cursor is None:
+            return rows, total
+
+
+def test_same_script_on_both_backends_agrees_and_the_export_passes_fsck(tmp_path, pg_url):
+    jclock, pclock = FixedClock(START), FixedClock(START)
+    jsonl = JsonlLedger(tmp_path / "jsonl", jclock, fsync=False).open()
+    pg = PostgresLedger(pg_url, pclock).open()
+    try:
+        assert _script(jsonl, jclock) == _script(pg, pclock)
+        for statuses in ((), ("OPEN",), ("IN_PROGRESS", "DONE"), STATUSES):
+            for types in ((), ("ACKNOWLEDGE",), REQUEST_TYPES[:2]):
+                assert _board(pg, statuses, types) == _board(jsonl, statuses, types), (statuses, types)
+        assert pg.counts() == jsonl.counts()
+        since = int(START.timestamp()) + 60
+        assert pg.finished_since(since) == jsonl.finished_since(since)
+        stale_pg, n_pg = pg.stale_in_progress(since, 5)
+        stale_j, n_j = jsonl.stale_in_progress(since, 5)
+        assert n_pg == n_j and [s.last_processed_at for s in stale_pg] == [s.last_processed_at for s in stale_j]
+        req_lines, res_lines = pg.lines()
+    finally:
+        pg.close()
+        jsonl.close()
+    out = tmp_path / "export"
+    counts = export_to(pg_url, out)
+    assert counts["ticket_requests"] == len(req_lines) and counts["ticket_results"] == len(res_lines)
+    assert (out / "state/tickets/ticket_requests.jsonl").read_bytes() == b"".join(x + b"\n" for x in req_lines)
+    assert (out / "state/tickets/ticket_results.jsonl").read_bytes() == b"".join(x + b"\n" for x in res_lines)
+    assert [f for f in fsck(out)] == []
+    run = subprocess.run(opsledger_cmd("fsck", "--root", str(out)), cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    with pytest.raises(TransferError, match="already exists"):
+        export_to(pg_url, out)
+
+
+def test_import_moves_a_jsonl_ledger_line_for_line_and_refuses_twice(tmp_path, pg_url):
+    clock = FixedClock(START)
+    jsonl = JsonlLedger(tmp_path / "root", clock, fsync=False).open()
+    _script(jsonl, clock, seed=3)
+    want = jsonl.lines()
+    board = _board(jsonl, (), ())
+    counts = jsonl.counts()
+    jsonl.close()
+    run = subprocess.run(opsledger_cmd("import", "--from", str(tmp_path / "root"), "--store", pg_url),
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    pg = PostgresLedger(pg_url, clock).open()
+    try:
+        assert pg.lines() == want
+        assert _board(pg, (), ()) == board and pg.counts() == counts
+        # The imported ledger goes on: the machine still holds for imported tickets.
+        open_rows, _c, _t = pg.page(("OPEN",), (), 1, None)
+        if open_rows:
+            pg.call(Transition(open_rows[0]["request_id"], Event.CONSUME, "after-import", "m"))
+    finally:
+        pg.close()
+    again = subprocess.run(opsledger_cmd("import", "--from", str(tmp_path / "root"), "--store", pg_url),
+                           cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "already holds tickets" in again.stderr
+
+
+def test_import_refuses_logs_that_do_not_replay(tmp_path, pg_url):
+    root = tmp_path / "root"
+    clock = FixedClock(START)
+    jsonl = JsonlLedger(root, clock, fsync=False).open()
+    rid = jsonl.call(Submit("ACKNOWLEDGE", {}, None, None)).request["request_id"]
+    jsonl.close()
+    # A DONE with no IN_PROGRESS before it: well-formed, but not a step of the machine.
+    bad = (b'{"schema":"TICKET_RESULT_V1","result_id":"00000000-0000-4000-8000-000000000001","request_id":"'
+           + rid.encode() + b'","processed_at":"2026-03-01T18:00:00+09:00","status":"DONE","processor_id":"x",'
+           b'"message":"","artifacts":[]}\n')
+    with open(root / "state/tickets/ticket_results.jsonl", "ab") as f:
+        f.write(bad)
+    with pytest.raises(TransferError, match="do not replay cleanly"):
+        import_from(pg_url, root)
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM ticket_requests").fetchone()[0] == 0
+
+
+def test_a_buggy_writer_cannot_record_a_second_in_progress_or_final(pg_url):
+    pg = PostgresLedger(pg_url).open()
+    rid = pg.call(Submit("ACKNOWLEDGE", {}, None, None)).request["request_id"]
+    pg.call(Transition(rid, Event.CONSUME, "a", "m"))
+    pg.call(Transition(rid, Event.COMPLETE_DONE, "a", "m"))
+    pg.close()
+    with psycopg.connect(pg_url) as conn:
+        for status in ("IN_PROGRESS", "FAILED"):
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                conn.execute("INSERT INTO ticket_results (result_id, request_id, status, processed_epoch, line) "
+                             "VALUES (gen_random_uuid(), %s, %s, 0, 'x')", (rid, status))
+            conn.rollback()
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            conn.execute("UPDATE ticket_results SET line = 'x'")
+
+
+def test_a_commit_whose_answer_is_lost_is_settled_without_a_second_line(pg_url, monkeypatch):
+    """COMMIT reaches the database, the reply does not: the batch is found committed."""
+    pg = PostgresLedger(pg_url).open()
+    rid = pg.call(Submit("ACKNOWLEDGE", {}, None, None)).request["request_id"]
+    original = psycopg.AsyncConnection.commit
+    lost = {"n": 0}
+
+    async def commit_then_lose(self):
+        await original(self)
+        if lost["n"] == 0:
+            lost["n"] += 1
+            raise psycopg.OperationalError("connection lost after COMMIT was sent")
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "commit", commit_then_lose)
+    rec = pg.call(Transition(rid, Event.CONSUME, "p", "m"), timeout=30)
+    monkeypatch.undo()
+    view = pg.ticket(rid)
+    pg.close()
+    assert lost["n"] == 1
+    assert [r["result_id"] for r in view.results] == [rec["result_id"]]
+
+
+def test_a_commit_that_failed_runs_again_with_the_same_result_id(pg_url, monkeypatch):
+    pg = PostgresLedger(pg_url).open()
+    rid = pg.call(Submit("ACKNOWLEDGE", {}, None, None)).request["request_id"]
+    original_commit = psycopg.AsyncConnection.commit
+    seen: list[bytes] = []
+
+    async def lose_first(self):
+        if not seen:
+            rows = await (await self.execute("SELECT line FROM ticket_results")).fetchall()
+            seen.extend(bytes(r[0]) for r in rows)
+            await self.rollback()
+            raise psycopg.OperationalError("connection lost before COMMIT")
+        await original_commit(self)
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "commit", lose_first)
+    rec = pg.call(Transition(rid, Event.CONSUME, "p", "m"), timeout=30)
+    monkeypatch.undo()
+    lines = pg.lines()[1]
+    pg.close()
+    assert len(seen) == 1 and rec["result_id"].encode() in seen[0]  # the first try had written it
+    assert len(lines) == 1 and rec["result_id"].encode() in lines[0]  # the second wrote it once, same id
+
+
+def test_racing_callers_on_one_replica_one_winner_per_ticket(pg_url):
+    pg = PostgresLedger(pg_url).open()
+    ids = [pg.call(Submit("ACKNOWLEDGE", {"i": i}, None, None)).request["request_id"] for i in range(100)]
+    wins: list[str] = []
+    lock = threading.Lock()
+
+    def racer(n):
+        for rid in ids:
+            try:
+                pg.call(Transition(rid, Event.CONSUME, f"r{n}", "m"))
+                with lock:
+                    wins.append(rid)
+            except IllegalTransition as exc:
+                assert exc.current_status == "IN_PROGRESS" and exc.last_result_id
+
+    threads = [threading.Thread(target=racer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == sorted(ids)
+    assert pg.counts()["IN_PROGRESS"] == 100 and len(pg.lines()[1]) == 100
+    pg.close()
+
+
+def test_server_on_postgres_serves_the_ticket_rpcs(tmp_path, pg_url):
+    srv = ServerThread(tmp_path / "root", store=pg_url).start()
+    try:
+        with OpsledgerClient(srv.target, retries=0, timeout=10) as c:
+            waiting = c.consume_next_future("w1", wait_seconds=10)
+            sub = c.submit("ACKNOWLEDGE", {"message_id": "m1"}, idempotency_key="one")
+            got = waiting.result(15)
+            assert got.claimed and got.request_id == sub.request_id
+            assert c.submit("ACKNOWLEDGE", {"message_id": "m1"}, idempotency_key="one").request_id == sub.request_id
+            with pytest.raises(grpc.RpcError) as err:
+                c.consume(sub.request_id, "w2")
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            c.complete(sub.request_id, "DONE", "w1", "ok")
+            board = c.board()
+            assert board.total_count == 1 and board.rows[0].current_status == 3  # DONE
+            assert len(c.ticket(sub.request_id).results) == 2
+    finally:
+        srv.stop()
+    assert not any((tmp_path / "root").glob("state/tickets/*.jsonl"))  # nothing under the data root
+
+
+def test_serve_refuses_a_schema_that_is_not_current(pg_empty_url, tmp_path):
+    run = subprocess.run(opsledger_cmd("serve", "--root", str(tmp_path), "--store", pg_empty_url,
+                                       "--grpc-addr", "127.0.0.1:0", "--no-http"),
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0
+    assert "not current" in run.stderr and "opsledger db migrate" in run.stderr
+    assert Path(tmp_path).exists()
