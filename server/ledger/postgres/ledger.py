@@ -38,7 +38,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from server.common.clock import Clock, epoch_seconds
-from server.errors import IllegalTransition, InvalidArgument, NotFound, Unavailable
+from server.errors import IllegalTransition, InvalidArgument, NotFound, NotRecorded, Unavailable
 from server.ledger import records
 from server.ledger.backend import (
     Anomaly,
@@ -97,6 +97,18 @@ class _CommitUnknown(Exception):
     pass
 
 
+class _Slot:
+    """One of the in-flight batch places, released once."""
+
+    def __init__(self, sem: asyncio.Semaphore) -> None:
+        self.sem, self.held = sem, True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.sem.release()
+
+
 class PostgresLedger:
     """The ``LedgerBackend`` on a PostgreSQL database (``url`` a libpq URL)."""
 
@@ -105,7 +117,7 @@ class PostgresLedger:
     def __init__(self, url: str, clock: Clock | None = None,
                  on_failure: Callable[[BaseException], None] | None = None,
                  on_recover: Callable[[], None] | None = None,
-                 pool_size: int = 8, connect_timeout: float = 3.0) -> None:
+                 pool_size: int = 8, connect_timeout: float = 1.0) -> None:
         self.url = url
         self.clock = clock or Clock()
         self.on_failure = on_failure
@@ -117,6 +129,7 @@ class PostgresLedger:
         self._pool: AsyncConnectionPool | None = None
         self._queue: asyncio.Queue | None = None
         self._tasks: list[asyncio.Task] = []
+        self._running: set[asyncio.Task] = set()
         self._observers: list[BatchObserver] = []
         self._open_version = 0
         self._waiters: dict[asyncio.AbstractEventLoop, set[asyncio.Future]] = {}
@@ -161,8 +174,8 @@ class PostgresLedger:
     async def _shutdown(self) -> None:
         await self._queue.put(_STOP)
         await self._tasks[0]  # the batcher answers everything queued before it stops
-        while self._in_flight._value < IN_FLIGHT:
-            await asyncio.sleep(0.01)
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
         self._tasks[1].cancel()
         await asyncio.gather(self._tasks[1], return_exceptions=True)
         await self._pool.close()
@@ -219,12 +232,15 @@ class PostgresLedger:
                     taken.append((cmd, fut))
             pending = rest
             await self._in_flight.acquire()
-            task = asyncio.create_task(self._run_batch(taken))
-            task.add_done_callback(lambda _t: self._in_flight.release())
+            slot = _Slot(self._in_flight)
+            task = asyncio.create_task(self._run_batch(taken, slot))
+            task.add_done_callback(lambda _t, slot=slot: slot.release())
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
             if pending:
                 await task  # the deferred command must see this batch's outcome
 
-    async def _run_batch(self, batch: list) -> None:
+    async def _run_batch(self, batch: list, slot: "_Slot | None" = None) -> None:
         batch = [(cmd, fut) for cmd, fut in batch if fut.set_running_or_notify_cancel()]
         if not batch:
             return
@@ -241,16 +257,26 @@ class PostgresLedger:
                 self._answer_all(batch, Unavailable("the database kept refusing the batch (lock conflicts)"))
                 return
             except _CommitUnknown as exc:
-                if await self._committed_after_all(work):
+                if slot is not None:
+                    slot.release()  # settling may wait for the database: let other batches fail fast meanwhile
+                try:
+                    committed = await self._committed_after_all(work)
+                except _CONNECTION:
+                    self._answer_all(batch, NotRecorded(
+                        "database connection lost at COMMIT and not back within 30 s: whether it was recorded "
+                        "is unknown (GetTicket tells)", "COMMIT_OUTCOME_UNKNOWN", {}))
+                    return
+                if committed:
                     break
                 if self._closed or attempts >= 3:
                     self._answer_all(batch, Unavailable(f"database connection lost at COMMIT: {exc.__cause__}"))
                     return
                 continue  # rolled back: run it again with the same ids
             except _CONNECTION as exc:
+                was_up = self._problem is None
                 self._down(exc)
-                if attempts < 2 and not self._closed:
-                    continue  # a stale pooled connection: one more try on a fresh one
+                if was_up and attempts < 2 and not self._closed:
+                    continue  # perhaps a stale pooled connection: one more try on a fresh one
                 self._answer_all(batch, Unavailable(f"database unavailable: {_short(exc)}"))
                 return
             except Exception as exc:  # a bug or a broken invariant: nothing was committed
@@ -298,7 +324,7 @@ class PostgresLedger:
                     row = await (await conn.execute(marker[0], (marker[1],))).fetchone()
                     return row is not None
             except _CONNECTION:
-                if time.monotonic() > deadline or self._closed:
+                if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
 
