@@ -68,6 +68,11 @@ generate: $(STAMP)
 	  --python_out=generated --pyi_out=generated --grpc_python_out=generated $(PROTOS)
 	touch generated/opsledger/__init__.py generated/opsledger/v1/__init__.py
 
+## cluster: a local PostgreSQL (build/cluster/pg) and two replicas on it:
+## gRPC 127.0.0.1:50051 / 50052, HTTP 127.0.0.1:8080 / 8081; Ctrl-C stops all
+cluster: $(STAMP) pg-deps
+	$(BIN)/python -m tests.pg cluster build/cluster
+
 ## bench: every performance row against its baseline; writes docs/BENCHMARKS.md (~3 min here)
 bench: $(TEST_STAMP) pg-deps
 	$(BIN)/python -m bench.run

@@ -5,7 +5,7 @@ reliability suite and ``make cluster``. As root the server runs as the
 ``postgres`` user (``initdb`` refuses root) on a folder that user owns.
 Nothing listens on TCP: the socket lives in the cluster's own folder.
 
-    python -m tests.pg DIR     # start a cluster in DIR, print its URL, keep it running
+    python -m tests.pg cluster DIR   # make cluster: PostgreSQL in DIR + two replicas, until Ctrl-C
 """
 from __future__ import annotations
 
@@ -112,17 +112,53 @@ def fresh_name(prefix: str = "t") -> str:
     return f"{prefix}_{os.getpid()}_{_counter}_{int(time.time() * 1000) % 100000}"
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print(__doc__, file=sys.stderr)
-        return 2
-    cluster = PgCluster(Path(argv[0]).resolve()).start()
-    print(cluster.url("opsledger"), flush=True)
+def cluster_main(folder: Path) -> int:
+    """PostgreSQL in ``folder`` and two replicas on it (gRPC 50051/50052, HTTP 8080/8081)."""
+    import signal
+
+    from server.ledger.postgres import migrate
+
+    folder = folder.resolve()
+    cluster = PgCluster(folder / "pg").start()
+    url = cluster.url("opsledger")
     try:
         cluster.create_database("opsledger")
-    except Exception:  # already there from an earlier run
+    except Exception:  # noqa: BLE001 - already there from an earlier run
         pass
+    migrate.migrate(url)
+    procs = []
+    try:
+        for i, (grpc_port, http_port) in enumerate(((50051, 8080), (50052, 8081)), 1):
+            root = folder / f"replica{i}"
+            root.mkdir(parents=True, exist_ok=True)
+            cli = [sys.executable, "-m", "server.cli"]
+            subprocess.run(cli + ["bundle", "publish", "--if-missing", "--root", str(root),
+                                  "examples/strategy_example.json"], check=False)
+            procs.append(subprocess.Popen(cli + ["serve", "--root", str(root), "--store", url,
+                                                 "--grpc-addr", f"127.0.0.1:{grpc_port}",
+                                                 "--http-addr", f"127.0.0.1:{http_port}"]))
+        print(f"\nPostgreSQL: {url}\nreplica 1: gRPC 127.0.0.1:50051, HTTP http://127.0.0.1:8080/board\n"
+              f"replica 2: gRPC 127.0.0.1:50052, HTTP http://127.0.0.1:8081/board\nCtrl-C stops all three.",
+              flush=True)
+        signal.signal(signal.SIGTERM, lambda *_a: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
+        cluster.stop()
     return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "cluster":
+        return cluster_main(Path(argv[1]))
+    print(__doc__, file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
