@@ -12,7 +12,6 @@ The cluster is a throwaway one (tests/pg.py), fsync on, sharing the cores.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import statistics
 import subprocess
@@ -21,7 +20,6 @@ import threading
 import time
 from pathlib import Path
 
-import grpc
 
 from tests.helpers import REPO, ServerProcess
 from tests.pg import PgCluster
@@ -92,7 +90,6 @@ def p8(cluster: PgCluster, work: Path, size: dict) -> dict:
 # -- P9 ----------------------------------------------------------------------------------
 LIFE = """
 import asyncio, json, sys, time
-import grpc
 from google.protobuf import struct_pb2
 from opsledger.v1 import tickets_pb2 as pb, tickets_pb2_grpc
 
@@ -279,4 +276,3 @@ if __name__ == "__main__":
 
     print(table(rows(result)))
     print(json.dumps(result))
-    _ = grpc

@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from client.limits import MAX_MESSAGE_BYTES
 from opsledger.v1 import cycle_pb2, cycle_pb2_grpc, evidence_pb2, evidence_pb2_grpc, tickets_pb2, tickets_pb2_grpc
-from server.artifacts.files import FileArtifacts
+from server.artifacts.select import artifacts_for
 from server.artifacts.store import ArtifactStore
 from server.common.atomic import atomic_replace
 from server.common.clock import Clock
@@ -178,7 +178,7 @@ class Opsledger:
                 ("grpc.max_allowed_incoming_connections", self.caps.grpc),
             ],
         )
-        self.artifacts: ArtifactStore = FileArtifacts(Path(s.root))
+        self.artifacts: ArtifactStore = artifacts_for(s.store, Path(s.root))
         await asyncio.to_thread(self.artifacts.recover)  # what a killed cycle left behind
         self.tickets = TicketService(self.store, self.clock, self.artifacts)
         tickets_pb2_grpc.add_TicketServiceServicer_to_server(self.tickets, server)
@@ -308,9 +308,20 @@ class Opsledger:
         while True:
             await asyncio.sleep(interval)
             try:
-                await asyncio.to_thread(reaper.run, self.store, self.artifacts, self.clock)
+                await asyncio.to_thread(self._reap_once, reaper)
             except Exception:  # noqa: BLE001 - the next round tries again; the log says why
                 std_log.exception("scheduled reaper run failed")
+
+    def _reap_once(self, reaper) -> None:
+        # Replicas sharing a database take turns: whoever holds the reaper lock
+        # reaps, the others skip this round (nothing to do twice).
+        try_exclusive = getattr(self.artifacts, "try_exclusive", None)
+        if try_exclusive is None:
+            reaper.run(self.store, self.artifacts, self.clock)
+            return
+        with try_exclusive("reaper") as mine:
+            if mine:
+                reaper.run(self.store, self.artifacts, self.clock)
 
     def _store_failed(self, exc: BaseException) -> None:
         # Called from the writer thread: hop onto the loop to flip health.

@@ -193,16 +193,18 @@ def cmd_ticket(args) -> int:
 
 def cmd_reap(args) -> int:
     if args.local:
-        check_root(Path(args.root))
+        if not _is_pg(args.store):
+            check_root(Path(args.root))
         # Straight on the root's files, beside any running server (same lock).
-        from server.artifacts.files import FileArtifacts
+        from server.artifacts.select import artifacts_for
         from server.common.clock import Clock
         from server.ledger import reaper
         from server.ledger.backends import make_backend
 
         store = make_backend(args.store, Path(args.root)).open()
         try:
-            body, snapshot = reaper.run(store, FileArtifacts(Path(args.root)), Clock(), args.threshold, args.max_clean, args.dry_run)
+            body, snapshot = reaper.run(store, artifacts_for(args.store, Path(args.root)), Clock(), args.threshold,
+                                        args.max_clean, args.dry_run)
         finally:
             store.close()
         _print_json({"report": body, "snapshot_ref": snapshot})
@@ -226,6 +228,10 @@ def cmd_worker(args) -> int:
         tracing.shutdown()
     print(f"worker {args.processor}: handled {handled} ticket(s)", flush=True)
     return EXIT_OK
+
+
+def _is_pg(store: str | None) -> bool:
+    return (store or "").lower().startswith(("postgresql://", "postgres://"))
 
 
 def _pg_url(args) -> str:
@@ -327,12 +333,13 @@ def cmd_cycle_latest(args) -> int:
 
 
 def cmd_bundle_publish(args) -> int:
-    from server.artifacts.files import FileArtifacts
     from server.artifacts.layout import latest_ref
+    from server.artifacts.select import artifacts_for
     from server.cycle.publish import PublishRefused, publish
 
-    check_root(Path(args.root), init=args.init)
-    artifacts = FileArtifacts(Path(args.root))
+    if not _is_pg(args.store):  # bundles in PostgreSQL need no data root
+        check_root(Path(args.root), init=args.init)
+    artifacts = artifacts_for(args.store, Path(args.root))
     if args.if_missing and artifacts.read_latest("bundle") is not None:
         print(f"bundle already published at {latest_ref('bundle')}; left as is")
         return EXIT_OK
@@ -507,6 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--key-file", default=env("BUNDLE_KEY_FILE"), help="HMAC key: sign the bundle")
     q.add_argument("--if-missing", action="store_true", help="do nothing when a bundle is already published")
     q.add_argument("--init", action="store_true", help="create --root when it does not exist")
+    _store_flag(q)
     q.set_defaults(func=cmd_bundle_publish)
 
     p = sub.add_parser("verify", help="verify a receipt: hash and every evidence ref")

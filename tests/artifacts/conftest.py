@@ -18,17 +18,27 @@ from server.artifacts.store import ArtifactStore
 
 @dataclass(frozen=True)
 class Implementation:
-    open: Callable[[Path], ArtifactStore]
+    open: Callable[[Path, pytest.FixtureRequest], ArtifactStore]
     # Python source defining ``store``: the same storage, opened in another process.
     source: Callable[[ArtifactStore], str]
 
 
 IMPLEMENTATIONS = {
     "files": Implementation(
-        open=lambda tmp: FileArtifacts(tmp / "root"),
+        open=lambda tmp, _request: FileArtifacts(tmp / "root"),
         source=lambda s: f"from server.artifacts.files import FileArtifacts\nstore = FileArtifacts({str(s.root)!r})\n",
     ),
+    "postgresql": Implementation(
+        open=lambda _tmp, request: _postgres(request.getfixturevalue("pg_url")),
+        source=lambda s: f"from server.artifacts.postgres import PostgresArtifacts\nstore = PostgresArtifacts({s.url!r})\n",
+    ),
 }
+
+
+def _postgres(url: str) -> ArtifactStore:
+    from server.artifacts.postgres import PostgresArtifacts
+
+    return PostgresArtifacts(url)
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
@@ -37,5 +47,9 @@ def impl(request) -> Implementation:
 
 
 @pytest.fixture
-def artifacts(impl, tmp_path) -> ArtifactStore:
-    return impl.open(tmp_path)
+def artifacts(impl, tmp_path, request) -> ArtifactStore:
+    store = impl.open(tmp_path, request)
+    yield store
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()

@@ -261,3 +261,23 @@ def test_serve_refuses_a_schema_that_is_not_current(pg_empty_url, tmp_path):
     assert run.returncode != 0
     assert "not current" in run.stderr and "opsledger db migrate" in run.stderr
     assert Path(tmp_path).exists()
+
+
+def test_retry_tokens_answer_the_first_attempt_and_write_nothing_more(pg_url):
+    pg = PostgresLedger(pg_url).open()
+    try:
+        ids = [pg.call(Submit("ACKNOWLEDGE", {"i": i}, None, None)).request["request_id"] for i in range(3)]
+        first = pg.call(ClaimNext((), "w1", "claimed", token="t-claim"))
+        again = pg.call(ClaimNext((), "w1", "claimed", token="t-claim"))
+        assert again == first and first["request_id"] == ids[0]
+        done = pg.call(Transition(ids[0], Event.COMPLETE_DONE, "w1", "ok", [], token="t-done"))
+        assert pg.call(Transition(ids[0], Event.COMPLETE_DONE, "w1", "ok", [], token="t-done")) == done
+        with pytest.raises(InvalidArgument, match="idempotency_key"):
+            pg.call(Transition(ids[0], Event.COMPLETE_DONE, "w1", "other message", [], token="t-done"))
+        # Many commands of one batch at once: claims and completes of the same tickets.
+        futs = [pg.execute(ClaimNext((), f"w{i}", "c", token=f"tok{i}")) for i in range(4)]
+        got = [f.result(30) for f in futs]
+        assert sorted(g["request_id"] for g in got if g) == sorted(ids[1:])
+        assert len(pg.lines()[1]) == 4  # the first claim, its completion, two claims of the four: no repeat wrote
+    finally:
+        pg.close()

@@ -34,6 +34,8 @@ def _stop(replicas) -> None:
     for r in replicas:
         if r.proc.poll() is None:
             r.terminate()
+        else:
+            r.proc.wait()
 
 
 def _results(url: str) -> list[dict]:
@@ -155,7 +157,7 @@ def _healthz(base: str) -> int:
         return exc.code
 
 
-def test_database_crash_and_restart_under_load(tmp_path):
+def test_database_crash_and_restart_under_load(tmp_path, request):
     """pg_ctl stop -m immediate under load: UNAVAILABLE/503 and NOT_SERVING while
     down, back on their own after the restart, nothing acknowledged lost."""
     cluster = PgCluster().start()
@@ -163,6 +165,7 @@ def test_database_crash_and_restart_under_load(tmp_path):
         url = cluster.create_database("crash")
         migrate.migrate(url, log=lambda _m: None)
         replicas = _replicas(tmp_path, url, 2)
+        request.addfinalizer(lambda: _stop(replicas))
         acked: dict[str, str] = {}
         codes: set = set()
         lock = threading.Lock()

@@ -31,6 +31,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 import orjson
@@ -38,7 +39,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from server.common.clock import Clock, epoch_seconds
-from server.errors import IllegalTransition, InvalidArgument, NotFound, NotRecorded, Unavailable
+from server.errors import NotRecorded, Unavailable
 from server.ledger import records
 from server.ledger.backend import (
     Anomaly,
@@ -47,11 +48,11 @@ from server.ledger.backend import (
     Health,
     StaleTicket,
     Submit,
-    SubmitOutcome,
     TicketView,
     Transition,
 )
-from server.ledger.machine import IN_PROGRESS, OPEN, STATUSES, TRANSITIONS, Event, TransitionRefused, next_status
+from server.ledger.decide import Batch, Refusal, SnapshotView, claim_result_id, decide
+from server.ledger.machine import OPEN, STATUSES, TRANSITIONS, Event, event_for_result
 from server.ledger.postgres import migrate, sql
 from server.ledger.validation import REQUEST_TYPES
 from server.settings import SettingsError
@@ -61,7 +62,9 @@ log = logging.getLogger("opsledger.postgres")
 BATCH_MAX = 1024
 IN_FLIGHT = 4  # batches committing at once on one replica
 _NO_CURSOR = (1 << 63) - 1
-_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+# Run the batch again: a lock cycle with another batch, or an idempotency key
+# another replica stored after this batch looked (the next run sees it).
+_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure, psycopg.errors.UniqueViolation)
 _CONNECTION = (psycopg.OperationalError, PoolTimeout)
 _STOP = object()
 
@@ -75,22 +78,64 @@ def redact(url: str) -> str:
 
 
 class _Work:
-    """What one batch decided; the same ids are reused when it has to run again."""
+    """What one run of a batch decided (a batch may run again after a rollback)."""
 
     def __init__(self) -> None:
-        self.submits: list[tuple[Submit, concurrent.futures.Future, dict]] = []
-        self.results: list[tuple[dict, str]] = []  # (result record, from status)
         self.answers: list[tuple[concurrent.futures.Future, object, bool]] = []
-        self.inserted: set[str] = set()
+        self.lines = Batch()
 
     @property
     def marker(self) -> tuple[str, str] | None:
         """A record this batch writes, to look for after a lost COMMIT."""
-        if self.inserted:
-            return sql.REQUEST_EXISTS, next(iter(self.inserted))
-        if self.results:
-            return sql.RESULT_EXISTS, self.results[0][0]["result_id"]
+        if self.lines.requests:
+            return sql.REQUEST_EXISTS, self.lines.requests[0]["request_id"]
+        if self.lines.results:
+            return sql.RESULT_EXISTS, self.lines.results[0]["result_id"]
         return None
+
+
+class _Ids:
+    """Fresh ids for the decide step, handed out again in the same order when a
+    rolled-back batch runs again (a retry never makes a second id for a line)."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.at = 0
+
+    def restart(self) -> "_Ids":
+        self.at = 0
+        return self
+
+    def __call__(self) -> str:
+        if self.at == len(self.ids):
+            self.ids.append(records.new_id())
+        self.at += 1
+        return self.ids[self.at - 1]
+
+
+class _AskedView:
+    """A view that notes which tickets' results the decide step asked for."""
+
+    def __init__(self, view: SnapshotView) -> None:
+        self.view, self.asked = view, set()
+
+    def status(self, request_id):
+        return self.view.status(request_id)
+
+    def results(self, request_id):
+        if request_id in self.view.history:
+            return self.view.results(request_id)
+        self.asked.add(request_id)
+        return []
+
+    def request_with_key(self, key):
+        return self.view.request_with_key(key)
+
+    def open_in_order(self, types):
+        return self.view.open_in_order(types)
+
+    def claimed_with(self, result_id):
+        return self.view.claimed_with(result_id)
 
 
 class _CommitUnknown(Exception):
@@ -136,8 +181,6 @@ class PostgresLedger:
         self._waiters_lock = threading.Lock()
         self._problem: str | None = None
         self._closed = False
-        # Unique ids per command, kept across re-runs of a batch.
-        self._ids: dict[int, str] = {}
 
     # -- life cycle ------------------------------------------------------------------
     def open(self) -> "PostgresLedger":
@@ -245,12 +288,13 @@ class PostgresLedger:
         if not batch:
             return
         attempts = 0
+        ids = _Ids()
         while True:
             attempts += 1
             work = _Work()
             started = time.perf_counter()
             try:
-                await self._transaction(batch, work)
+                await self._transaction(batch, work, ids)
             except _RETRYABLE:
                 if attempts < 5:
                     continue
@@ -286,15 +330,13 @@ class PostgresLedger:
             break
         elapsed = time.perf_counter() - started
         self._up()
-        for cmd, fut in batch:
-            self._ids.pop(id(cmd), None)
         for fut, value, is_error in work.answers:
             if is_error:
                 fut.set_exception(value)
             else:
                 fut.set_result(value)
-        lines = len(work.inserted) + len(work.results)
-        if work.inserted:
+        lines = len(work.lines.requests) + len(work.lines.results)
+        if work.lines.requests:
             self._bump()
         if lines:
             for observe in self._observers:
@@ -302,15 +344,8 @@ class PostgresLedger:
 
     def _answer_all(self, batch: list, exc: BaseException) -> None:
         for cmd, fut in batch:
-            self._ids.pop(id(cmd), None)
             if not fut.done():
                 fut.set_exception(exc)
-
-    def _id(self, cmd, kind: str = "") -> str:
-        key = id(cmd)
-        if key not in self._ids:
-            self._ids[key] = records.new_id()
-        return self._ids[key]
 
     async def _committed_after_all(self, work: _Work) -> bool:
         """After a lost COMMIT: wait for the database, then look for the batch's record."""
@@ -328,135 +363,120 @@ class PostgresLedger:
                     raise
                 await asyncio.sleep(0.2)
 
-    async def _transaction(self, batch: list, work: _Work) -> None:
+    async def _transaction(self, batch: list, work: _Work, new_id: "_Ids") -> None:
         now = self.clock.now_iso()
-        epoch = epoch_seconds(now)
         async with self._pool.connection() as conn:
             async with conn.cursor() as cur:
-                await self._submits([(c, f) for c, f in batch if isinstance(c, Submit)], cur, work, now)
-                touched = await self._transitions([(c, f) for c, f in batch if isinstance(c, Transition)],
-                                                  cur, work, now)
-                await self._claims([(c, f) for c, f in batch if isinstance(c, ClaimNext)], cur, work, now, touched)
-                await self._write_results(cur, work, epoch)
-                await self._write_counts(cur, work)
-                if work.inserted:
-                    await cur.execute(sql.NOTIFY)
+                view = await self._load_view([c for c, _f in batch], cur)
+                # Decide twice: first to learn which tickets' histories a refusal or a
+                # retry token needs (read only those), then for real.
+                await self._load_history(cur, view, set(view.claims.values()))
+                asked = _AskedView(view)
+                probe = Batch()
+                for cmd, _fut in batch:
+                    try:
+                        decide(cmd, asked, probe, now, records.new_id)
+                    except Exception:  # noqa: BLE001 - a probe on partial data; the real run decides
+                        pass
+                await self._load_history(cur, view, asked.asked)
+                new_id.restart()
+                for cmd, fut in batch:
+                    outcome = decide(cmd, view, work.lines, now, new_id)
+                    if isinstance(outcome, Refusal):
+                        work.answers.append((fut, outcome.error, True))
+                    else:
+                        work.answers.append((fut, outcome.answer, False))
+                await self._write(cur, work.lines, view)
             try:
                 await conn.commit()
             except psycopg.OperationalError as exc:
                 raise _CommitUnknown(str(exc)) from exc
 
-    async def _submits(self, items: list, cur, work: _Work, now: str) -> None:
-        if not items:
-            return
-        recs = []
-        for cmd, fut in items:
-            rec = records.request_record(self._id(cmd), now, cmd.request_type, cmd.payload, cmd.trace_id,
-                                         cmd.idempotency_key)
-            recs.append((cmd, fut, rec))
-        epoch = epoch_seconds(now)
-        await cur.execute(sql.INSERT_REQUESTS, (
-            [r["request_id"] for _c, _f, r in recs], [r["request_type"] for _c, _f, r in recs],
-            [epoch] * len(recs), [c.idempotency_key for c, _f, _r in recs],
-            [records.encode(r)[:-1] for _c, _f, r in recs]))
-        work.inserted = {row[0] for row in await cur.fetchall()}
-        repeats = [c.idempotency_key for c, _f, r in recs if r["request_id"] not in work.inserted]
-        earlier: dict[str, dict] = {}
-        if repeats:
-            await cur.execute(sql.REQUESTS_BY_KEY, (repeats,))
-            earlier = {key: orjson.loads(line) for key, line in await cur.fetchall()}
-        for cmd, fut, rec in recs:
-            if rec["request_id"] in work.inserted:
-                work.answers.append((fut, SubmitOutcome(rec, appended=True), False))
-                work.submits.append((cmd, fut, rec))
-                continue
-            try:
-                work.answers.append((fut, _repeat_of(cmd, earlier[cmd.idempotency_key]), False))
-            except InvalidArgument as exc:
-                work.answers.append((fut, exc, True))
+    @staticmethod
+    async def _load_history(cur, view: SnapshotView, rids: set[str]) -> None:
+        need = [rid for rid in rids if rid not in view.history and _is_uuid(rid)]
+        if need:
+            await cur.execute(sql.HISTORY, (need,))
+            for rid in need:
+                view.history[rid] = []
+            for rid, line in await cur.fetchall():
+                view.history[rid].append(orjson.loads(line))
 
-    async def _transitions(self, items: list, cur, work: _Work, now: str) -> set[str]:
-        if not items:
-            return set()
-        await cur.execute(sql.LOCK_TICKETS, ([c.request_id for c, _f in items],))
-        state = {rid: (status, proc, last) for rid, status, proc, last in await cur.fetchall()}
-        for cmd, fut in items:
-            current = state.get(cmd.request_id)
-            if current is None:
-                work.answers.append((fut, NotFound("Ticket not found", resource_name=cmd.request_id), True))
-                continue
-            status, last_processor, last_result = current
-            try:
-                new = next_status(status, cmd.event)
-            except TransitionRefused:
-                work.answers.append((fut, IllegalTransition(
-                    request_id=cmd.request_id, current_status=status, attempted=cmd.event.value,
-                    last_processor_id=last_processor or "", last_result_id=last_result or ""), True))
-                continue
-            rec = records.result_record(self._id(cmd), cmd.request_id, now, new, cmd.processor_id, cmd.message,
-                                        list(cmd.artifacts))
-            work.results.append((rec, FROM_STATUS[cmd.event]))
-            work.answers.append((fut, rec, False))
-        return set(state)
-
-    async def _claims(self, items: list, cur, work: _Work, now: str, touched: set[str]) -> None:
-        if not items:
-            return
-        taken = set(touched)
-        groups: dict[tuple[str, ...], list] = {}
-        for cmd, fut in items:
-            groups.setdefault(tuple(sorted(cmd.types)), []).append((cmd, fut))
-        for types, group in groups.items():
+    async def _load_view(self, commands: list, cur) -> SnapshotView:
+        """The rows this batch's decisions read, locked where it will write."""
+        view = SnapshotView()
+        named = sorted({c.request_id for c in commands if isinstance(c, Transition) and _is_uuid(c.request_id)})
+        if named:
+            await cur.execute(sql.LOCK_TICKETS, (named,))
+            for rid, status, rtype in await cur.fetchall():
+                view.statuses[rid], view.request_types[rid] = status, rtype
+        keys = [c.idempotency_key for c in commands if isinstance(c, Submit) and c.idempotency_key is not None]
+        if keys:
+            await cur.execute(sql.REQUESTS_BY_KEY, (keys,))
+            for key, line in await cur.fetchall():
+                view.keys[key] = orjson.loads(line)
+        claims = [c for c in commands if isinstance(c, ClaimNext)]
+        tokens = [claim_result_id(c.token, c.processor_id) for c in claims if c.token is not None]
+        if tokens:
+            await cur.execute(sql.CLAIMED_WITH, (tokens,))
+            view.claims.update(dict(await cur.fetchall()))
+        candidates: dict[str, int] = {}
+        for types in {tuple(sorted(c.types)) for c in claims}:
             if types:
-                await cur.execute(sql.CLAIM_TYPES, (list(types), list(taken), len(group)))
+                await cur.execute(sql.CLAIM_TYPES, (list(types), named, len(claims)))
             else:
-                await cur.execute(sql.CLAIM_ANY, (list(taken), len(group)))
-            ids = [row[0] for row in await cur.fetchall()]
-            for (cmd, fut), rid in zip(group, ids + [None] * (len(group) - len(ids))):
-                if rid is None:
-                    work.answers.append((fut, None, False))
-                    continue
-                taken.add(rid)
-                rec = records.result_record(self._id(cmd), rid, now, next_status(OPEN, Event.CONSUME),
-                                            cmd.processor_id, cmd.message, [])
-                work.results.append((rec, FROM_STATUS[Event.CONSUME]))
-                work.answers.append((fut, rec, False))
+                await cur.execute(sql.CLAIM_ANY, (named, len(claims)))
+            for rid, rtype, seq in await cur.fetchall():
+                view.statuses[rid], view.request_types[rid] = OPEN, rtype
+                candidates[rid] = seq
+        view.open_order = sorted(candidates, key=candidates.get)
+        return view
 
-    async def _write_results(self, cur, work: _Work, epoch: int) -> None:
-        if not work.results:
-            return
-        recs = [r for r, _from in work.results]
-        await cur.execute(sql.CAS_TICKETS, (
-            [r["request_id"] for r in recs], [f for _r, f in work.results], [r["status"] for r in recs],
-            [r["result_id"] for r in recs], [r["processor_id"] for r in recs], [epoch] * len(recs)))
-        moved = {row[0] for row in await cur.fetchall()}
-        if len(moved) != len(recs):
-            # Every row was locked and decided above; a miss is a broken invariant.
-            raise RuntimeError(f"compare-and-set moved {len(moved)} of {len(recs)} tickets")
-        await cur.execute(sql.INSERT_RESULTS, (
-            [r["result_id"] for r in recs], [r["request_id"] for r in recs], [r["status"] for r in recs],
-            [epoch] * len(recs), [records.encode(r)[:-1] for r in recs]))
-
-    async def _write_counts(self, cur, work: _Work) -> None:
+    async def _write(self, cur, lines: Batch, view: SnapshotView) -> None:
+        if lines.requests:
+            reqs = lines.requests
+            await cur.execute(sql.INSERT_REQUESTS, (
+                [r["request_id"] for r in reqs], [r["request_type"] for r in reqs],
+                [epoch_seconds(r["requested_at"]) for r in reqs], [r.get("idempotency_key") for r in reqs],
+                [records.encode(r)[:-1] for r in reqs]))
+            await cur.execute(sql.NOTIFY)
+        types = dict(view.request_types)
+        types.update((r["request_id"], r["request_type"]) for r in lines.requests)
         delta: dict[tuple[str, str], int] = {}
-        for _cmd, _fut, rec in work.submits:
-            k = (OPEN, rec["request_type"])
-            delta[k] = delta.get(k, 0) + 1
-        if work.results:
-            types = await self._types_of(cur, work)
-            for rec, from_status in work.results:
-                t = types[rec["request_id"]]
-                delta[(from_status, t)] = delta.get((from_status, t), 0) - 1
-                delta[(rec["status"], t)] = delta.get((rec["status"], t), 0) + 1
+        for r in lines.requests:
+            delta[(OPEN, r["request_type"])] = delta.get((OPEN, r["request_type"]), 0) + 1
+        # One compare-and-set statement per round: a ticket moved twice in one batch
+        # (claimed, then completed) is moved by two statements, in order.
+        rounds: list[list[tuple[dict, str]]] = []
+        seen: dict[str, int] = {}
+        for rec in lines.results:
+            rid = rec["request_id"]
+            i = seen.get(rid, 0)
+            seen[rid] = i + 1
+            if i == len(rounds):
+                rounds.append([])
+            from_status = FROM_STATUS[event_for_result(rec["status"])]
+            rounds[i].append((rec, from_status))
+            t = types[rid]
+            delta[(from_status, t)] = delta.get((from_status, t), 0) - 1
+            delta[(rec["status"], t)] = delta.get((rec["status"], t), 0) + 1
+        for moves in rounds:
+            recs = [r for r, _f in moves]
+            await cur.execute(sql.CAS_TICKETS, (
+                [r["request_id"] for r in recs], [f for _r, f in moves], [r["status"] for r in recs],
+                [r["result_id"] for r in recs], [r["processor_id"] for r in recs],
+                [epoch_seconds(r["processed_at"]) for r in recs]))
+            moved = len(await cur.fetchall())
+            if moved != len(recs):
+                # Every row was locked and decided on above: a miss is a broken invariant.
+                raise RuntimeError(f"compare-and-set moved {moved} of {len(recs)} tickets")
+            await cur.execute(sql.INSERT_RESULTS, (
+                [r["result_id"] for r in recs], [r["request_id"] for r in recs], [r["status"] for r in recs],
+                [epoch_seconds(r["processed_at"]) for r in recs], [records.encode(r)[:-1] for r in recs]))
         delta = {k: v for k, v in delta.items() if v}
         if delta:
             keys = sorted(delta)
             await cur.execute(sql.ADD_COUNTS, ([k[0] for k in keys], [k[1] for k in keys], [delta[k] for k in keys]))
-
-    async def _types_of(self, cur, work: _Work) -> dict[str, str]:
-        await cur.execute("SELECT request_id::text, request_type FROM tickets WHERE request_id = ANY(%s::uuid[])",
-                          ([r["request_id"] for r, _f in work.results],))
-        return dict(await cur.fetchall())
 
     # -- health ----------------------------------------------------------------------
     def _down(self, exc: BaseException) -> None:
@@ -650,13 +670,11 @@ def _conflict_keys(cmd) -> set:
     return set()
 
 
-def _repeat_of(cmd: Submit, earlier: dict) -> SubmitOutcome:
-    """An idempotency key seen before: the same request gets the first answer."""
-    same = (earlier["request_type"] == cmd.request_type and earlier["payload"] == cmd.payload
-            and earlier["trace_id"] == cmd.trace_id)
-    if not same:
-        raise InvalidArgument.one("idempotency_key", "was already used for a different request")
-    return SubmitOutcome(earlier, appended=False)
+def _is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except (ValueError, TypeError, AttributeError):
+        return False
 
 
 def _wake(waiters: list[asyncio.Future]) -> None:
@@ -670,4 +688,4 @@ def _short(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-__all__ = ["PostgresLedger", "FROM_STATUS", "IN_PROGRESS"]
+__all__ = ["PostgresLedger", "FROM_STATUS"]

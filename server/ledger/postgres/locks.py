@@ -10,5 +10,6 @@ NAMESPACE = 0x0B5_1ED9  # "opsledger"
 MIGRATE = 1
 REAPER = 2
 CYCLE = 3
+ARTIFACT_NAMES = 4  # transaction-level: choosing a snapshot's name
 
 KEYS = {"migrate": MIGRATE, "reaper": REAPER, "cycle": CYCLE}

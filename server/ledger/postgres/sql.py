@@ -10,38 +10,44 @@ from server.ledger.machine import STATUSES
 CHANNEL = "opsledger_open"  # NOTIFY'd once per committed batch that added OPEN tickets
 COUNT_SHARDS = 16
 
-# Submits: the request lines, then their current-status rows. An idempotency
-# key already stored inserts nothing (the caller's request is compared after).
+# Submits: the request lines, then their current-status rows. An idempotency key
+# stored by another replica after this batch looked is a unique violation: the
+# batch runs again and then sees it.
 INSERT_REQUESTS = """
 WITH ins AS (
     INSERT INTO ticket_requests (request_id, request_type, requested_epoch, idempotency_key, line)
     SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::bytea[])
-    ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING request_id, seq, requested_epoch, request_type
 )
 INSERT INTO tickets (request_id, seq, board_key, request_type, status)
 SELECT request_id, seq, (requested_epoch << 32) | seq, request_type, 'OPEN' FROM ins
-RETURNING request_id::text
 """
 
 REQUESTS_BY_KEY = "SELECT idempotency_key, line FROM ticket_requests WHERE idempotency_key = ANY(%s::text[])"
 
 # Transitions: lock the named tickets in one order (no deadlock between two
-# batches), read their state for the decide step.
+# batches), read their state for the decide step; their history only when a
+# decision needs it (a refusal's details, a retry token).
 LOCK_TICKETS = """
-SELECT request_id::text, status, last_processor_id, last_result_id::text
+SELECT request_id::text, status, request_type
 FROM tickets WHERE request_id = ANY(%s::uuid[])
 ORDER BY request_id FOR UPDATE
 """
 
+HISTORY = "SELECT request_id::text, line FROM ticket_results WHERE request_id = ANY(%s::uuid[]) ORDER BY seq"
+CLAIMED_WITH = """
+SELECT result_id::text, request_id::text FROM ticket_results
+WHERE result_id = ANY(%s::uuid[]) AND status = 'IN_PROGRESS'
+"""
+
 # ConsumeNext: the oldest OPEN tickets nobody else holds (index tickets_open).
 CLAIM_ANY = """
-SELECT request_id::text FROM tickets
+SELECT request_id::text, request_type, seq FROM tickets
 WHERE status = 'OPEN' AND request_id <> ALL(%s::uuid[])
 ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
 """
 CLAIM_TYPES = """
-SELECT request_id::text FROM tickets
+SELECT request_id::text, request_type, seq FROM tickets
 WHERE status = 'OPEN' AND request_type = ANY(%s::text[]) AND request_id <> ALL(%s::uuid[])
 ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
 """

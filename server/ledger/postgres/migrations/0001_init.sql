@@ -20,6 +20,8 @@ CREATE TABLE ticket_results (
     processed_epoch bigint NOT NULL,
     line            bytea  NOT NULL
 );
+-- A ticket's results (GetTicket, the decide step's history of a ticket).
+CREATE INDEX ticket_results_by_request ON ticket_results (request_id, seq);
 -- Even a writer that skipped the compare-and-set cannot record a ticket
 -- twice in progress or finish it twice.
 CREATE UNIQUE INDEX ticket_results_one_in_progress ON ticket_results (request_id) WHERE status = 'IN_PROGRESS';

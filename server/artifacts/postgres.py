@@ -1,0 +1,148 @@
+"""``ArtifactStore`` in PostgreSQL: the same refs and bytes as the files, for every replica.
+
+Rows of the ``artifacts`` table, keyed by contract ref, hold the exact bytes
+and their sha256. A pair (a new snapshot, then ``latest`` with the same
+bytes) is one transaction, so a reader sees the old pair or the new one.
+Snapshot names are chosen under a transaction-level advisory lock (two
+replicas in the same second get ``_2``, never the same name).
+
+``exclusive(name)`` is a session advisory lock held by a connection of its
+own for the ``with`` block: it holds across replicas. Every pair written
+while it is held first checks, in the same transaction, that the lock's
+session still holds it; if that connection died (and the lock with it) the
+write is refused: a cycle that lost its lock fails closed instead of
+writing a receipt beside another replica's cycle.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from server.artifacts import layout
+from server.artifacts.store import Render
+from server.common import rawpath
+from server.ledger.postgres import locks
+
+_FOLDER = "substring(path from '^(.*)/[^/]*$')"
+
+
+class LockLost(RuntimeError):
+    """An ``exclusive`` lock's session ended while the block ran: nothing was written."""
+
+
+class PostgresArtifacts:
+    def __init__(self, url: str, pool_size: int = 4) -> None:
+        self.url = url
+        self._pool = ConnectionPool(url, min_size=0, max_size=pool_size, open=True, timeout=5,
+                                    kwargs={"connect_timeout": 3}, name="opsledger-artifacts")
+        self._held = threading.local()  # name -> backend pid of the session holding it
+
+    def __repr__(self) -> str:
+        from server.ledger.postgres.ledger import redact
+
+        return f"PostgresArtifacts({redact(self.url)!r})"
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- writes ------------------------------------------------------------------------
+    def write_pair(self, kind: str, stamp: str, render: Render) -> tuple[str, str]:
+        k = layout.kind(kind)
+        layout.check_stamp(stamp)
+        with self._pool.connection() as conn, conn.transaction():
+            self._check_locks(conn)
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (locks.NAMESPACE, locks.ARTIFACT_NAMES))
+            n = 1
+            while conn.execute("SELECT 1 FROM artifacts WHERE path = %s",
+                               (layout.snapshot_ref(kind, stamp, n),)).fetchone():
+                n += 1
+            snap = layout.snapshot_ref(kind, stamp, n)
+            data = render(snap)
+            digest = hashlib.sha256(data).hexdigest()
+            conn.execute("INSERT INTO artifacts (path, bytes, sha256) VALUES (%s, %s, %s)", (snap, data, digest))
+            conn.execute("INSERT INTO artifacts (path, bytes, sha256) VALUES (%s, %s, %s) "
+                         "ON CONFLICT (path) DO UPDATE SET bytes = excluded.bytes, sha256 = excluded.sha256, "
+                         "written_at = now()", (k.latest_ref, data, digest))
+        return k.latest_ref, snap
+
+    def _check_locks(self, conn: psycopg.Connection) -> None:
+        for name, pid in list(getattr(self._held, "names", {}).items()):
+            held = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
+                "AND objid = %s AND objsubid = 2 AND pid = %s AND granted)",
+                (locks.NAMESPACE, locks.KEYS[name], pid)).fetchone()[0]
+            if not held:
+                raise LockLost(f"the {name} lock was lost (its database session ended): nothing written")
+
+    # -- reads -------------------------------------------------------------------------
+    def read_latest(self, kind: str) -> bytes | None:
+        return self.read(layout.latest_ref(kind))
+
+    def read(self, ref: str) -> bytes | None:
+        ref = rawpath.check_syntax(ref)
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT bytes FROM artifacts WHERE path = %s", (ref,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def snapshots(self, kind: str, limit: int = 10) -> list[str]:
+        k = layout.kind(kind)
+        with self._pool.connection() as conn:
+            paths = [r[0] for r in conn.execute(f"SELECT path FROM artifacts WHERE {_FOLDER} = %s",
+                                                (k.snapshot_dir,))]
+        keyed = []
+        for path in paths:
+            key = layout.snapshot_order(kind, path.rpartition("/")[2])
+            if key is not None:
+                keyed.append((key, path))
+        keyed.sort(reverse=True)
+        return [path for _key, path in keyed[:limit]]
+
+    def resolve(self, ref: str) -> str | None:
+        ref = rawpath.check_syntax(ref)
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT sha256 FROM artifacts WHERE path = %s", (ref,)).fetchone()
+        return f"postgresql artifacts:{ref}" if row else None
+
+    def recover(self) -> list[str]:
+        """Nothing to sweep: a pair is one transaction, so a writer killed mid-write
+        left nothing behind."""
+        return []
+
+    # -- the cross-replica lock -----------------------------------------------------------
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        if name not in locks.KEYS or name == "migrate":
+            raise ValueError(f"lock name: must be one of cycle, reaper (got {name!r})")
+        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", (locks.NAMESPACE, locks.KEYS[name]))
+            pid = conn.info.backend_pid
+            names = getattr(self._held, "names", None)
+            if names is None:
+                names = self._held.names = {}
+            names[name] = pid
+            try:
+                yield
+            finally:
+                names.pop(name, None)
+                try:
+                    conn.execute("SELECT pg_advisory_unlock(%s, %s)", (locks.NAMESPACE, locks.KEYS[name]))
+                except psycopg.Error:
+                    pass  # the session is gone, and its lock with it
+        finally:
+            conn.close()
+
+    @contextmanager
+    def try_exclusive(self, name: str) -> Iterator[bool]:
+        """Like ``exclusive`` but never waits: yields False when another holds it."""
+        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
+        try:
+            got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (locks.NAMESPACE, locks.KEYS[name])).fetchone()[0]
+            yield got
+        finally:
+            conn.close()
