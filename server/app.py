@@ -330,19 +330,20 @@ class Opsledger:
             self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._set_not_serving()))
 
     async def _set_not_serving(self) -> None:
+        self._serving = False
         for name in ("",) + SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def _follow_store_health(self, every: float = 0.5) -> None:
         """Health follows the store both ways: a database that went away and came
         back (a networked backend) makes the server SERVING again on its own."""
-        serving = True
+        self._serving = True
         while True:
             await asyncio.sleep(every)
             writable = self.store.health().writable
-            if writable == serving:
+            if writable == self._serving:
                 continue
-            serving = writable
+            self._serving = writable
             self.metrics.read_only.set(0 if writable else 1)
             status = health_pb2.HealthCheckResponse.SERVING if writable else health_pb2.HealthCheckResponse.NOT_SERVING
             for name in ("",) + SERVICE_NAMES:

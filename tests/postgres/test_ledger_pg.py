@@ -156,8 +156,8 @@ def test_a_buggy_writer_cannot_record_a_second_in_progress_or_final(pg_url):
     with psycopg.connect(pg_url) as conn:
         for status in ("IN_PROGRESS", "FAILED"):
             with pytest.raises(psycopg.errors.UniqueViolation):
-                conn.execute("INSERT INTO ticket_results (result_id, request_id, status, processed_epoch, line) "
-                             "VALUES (gen_random_uuid(), %s, %s, 0, 'x')", (rid, status))
+                conn.execute("INSERT INTO ticket_results (line_no, result_id, request_id, status, processed_epoch, "
+                             "line) VALUES (1000, gen_random_uuid(), %s, %s, 0, 'x')", (rid, status))
             conn.rollback()
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             conn.execute("UPDATE ticket_results SET line = 'x'")

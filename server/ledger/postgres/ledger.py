@@ -355,7 +355,7 @@ class PostgresLedger:
         deadline = time.monotonic() + 30
         while True:
             try:
-                async with self._pool.connection() as conn:
+                async with self._pool.connection(timeout=self._wait()) as conn:
                     row = await (await conn.execute(marker[0], (marker[1],))).fetchone()
                     return row is not None
             except _CONNECTION:
@@ -365,7 +365,7 @@ class PostgresLedger:
 
     async def _transaction(self, batch: list, work: _Work, new_id: "_Ids") -> None:
         now = self.clock.now_iso()
-        async with self._pool.connection() as conn:
+        async with self._pool.connection(timeout=self._wait()) as conn:
             async with conn.cursor() as cur:
                 view = await self._load_view([c for c, _f in batch], cur)
                 # Decide twice: first to learn which tickets' histories a refusal or a
@@ -435,8 +435,10 @@ class PostgresLedger:
     async def _write(self, cur, lines: Batch, view: SnapshotView) -> None:
         if lines.requests:
             reqs = lines.requests
+            await cur.execute(sql.TAKE_LINES, (len(reqs), "requests", len(reqs)))
+            base = (await cur.fetchone())[0]
             await cur.execute(sql.INSERT_REQUESTS, (
-                [r["request_id"] for r in reqs], [r["request_type"] for r in reqs],
+                base, [r["request_id"] for r in reqs], [r["request_type"] for r in reqs],
                 [epoch_seconds(r["requested_at"]) for r in reqs], [r.get("idempotency_key") for r in reqs],
                 [records.encode(r)[:-1] for r in reqs]))
             await cur.execute(sql.NOTIFY)
@@ -460,6 +462,9 @@ class PostgresLedger:
             t = types[rid]
             delta[(from_status, t)] = delta.get((from_status, t), 0) - 1
             delta[(rec["status"], t)] = delta.get((rec["status"], t), 0) + 1
+        if lines.results:
+            await cur.execute(sql.TAKE_LINES, (len(lines.results), "results", len(lines.results)))
+            base = (await cur.fetchone())[0]
         for moves in rounds:
             recs = [r for r, _f in moves]
             await cur.execute(sql.CAS_TICKETS, (
@@ -471,14 +476,21 @@ class PostgresLedger:
                 # Every row was locked and decided on above: a miss is a broken invariant.
                 raise RuntimeError(f"compare-and-set moved {moved} of {len(recs)} tickets")
             await cur.execute(sql.INSERT_RESULTS, (
-                [r["result_id"] for r in recs], [r["request_id"] for r in recs], [r["status"] for r in recs],
+                base, [r["result_id"] for r in recs], [r["request_id"] for r in recs], [r["status"] for r in recs],
                 [epoch_seconds(r["processed_at"]) for r in recs], [records.encode(r)[:-1] for r in recs]))
+            base += len(recs)
         delta = {k: v for k, v in delta.items() if v}
         if delta:
             keys = sorted(delta)
             await cur.execute(sql.ADD_COUNTS, ([k[0] for k in keys], [k[1] for k in keys], [delta[k] for k in keys]))
 
     # -- health ----------------------------------------------------------------------
+    def _wait(self) -> float:
+        """How long to wait for a pooled connection: briefly while the database is
+        known to be down (callers get UNAVAILABLE at once), longer while it is up
+        (a pool refilling after a restart is not an outage)."""
+        return self.connect_timeout if self._problem is not None else 5.0
+
     def _down(self, exc: BaseException) -> None:
         if self._problem is None:
             self._problem = f"database unavailable: {_short(exc)}"
@@ -523,6 +535,7 @@ class PostgresLedger:
                         async for _n in conn.notifies(timeout=1.0):
                             self._bump()
                         await conn.execute("SELECT 1")  # notices a dead server while idle
+                        self._up()  # reachable: health follows within a second either way
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -561,15 +574,18 @@ class PostgresLedger:
     def _read(self, fn, *args):
         """Run ``fn(cur, *args)`` in one read-only snapshot; connection trouble is Unavailable."""
         async def go():
-            try:
-                async with self._pool.connection() as conn:
-                    async with conn.transaction():
-                        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                        async with conn.cursor() as cur:
-                            return await fn(cur, *args)
-            except _CONNECTION as exc:
-                self._down(exc)
-                raise Unavailable(f"database unavailable: {_short(exc)}") from None
+            for attempt in (1, 2):
+                try:
+                    async with self._pool.connection(timeout=self._wait()) as conn:
+                        async with conn.transaction():
+                            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                            async with conn.cursor() as cur:
+                                return await fn(cur, *args)
+                except _CONNECTION as exc:
+                    if attempt == 1 and self._problem is None:
+                        continue  # perhaps a pooled connection that died with an earlier server: once more
+                    self._down(exc)
+                    raise Unavailable(f"database unavailable: {_short(exc)}") from None
         return self._sync(go())
 
     def page(self, statuses: tuple[str, ...], types: tuple[str, ...], size: int,
@@ -590,6 +606,12 @@ class PostgresLedger:
 
     def lines(self) -> tuple[list[bytes], list[bytes]]:
         return self._read(_lines)
+
+    def result_line(self, n: int) -> bytes | None:
+        return self._read(_result_line, n)
+
+    def line_counts(self) -> tuple[int, int]:
+        return self._read(_line_counts)
 
 
 # -- reads (each given a cursor inside one snapshot) ---------------------------------------
@@ -623,8 +645,10 @@ async def _ticket(cur, request_id):
         return None
     request = orjson.loads(row[0])
     await cur.execute(sql.TICKET_RESULTS, (request_id,))
-    results = [orjson.loads(r[0]) for r in await cur.fetchall()]
-    return TicketView(records.board_row(request, results[-1] if results else None), request, results)
+    rows = await cur.fetchall()
+    results = [orjson.loads(r[0]) for r in rows]
+    return TicketView(records.board_row(request, results[-1] if results else None), request, results,
+                      [int(r[1]) for r in rows])
 
 
 async def _counts(cur):
@@ -651,6 +675,20 @@ async def _stale(cur, before, limit):
     await cur.execute(sql.STALE, (before, limit))
     chosen = [StaleTicket(rid, rtype, orjson.loads(line)["processed_at"]) for rid, rtype, line in await cur.fetchall()]
     return chosen, total
+
+
+async def _result_line(cur, n):
+    if n < 1:
+        return None
+    await cur.execute(sql.RESULT_LINE, (n,))
+    row = await cur.fetchone()
+    return bytes(row[0]) if row else None
+
+
+async def _line_counts(cur):
+    await cur.execute(sql.LINE_COUNTS)
+    heads = dict(await cur.fetchall())
+    return int(heads["requests"]), int(heads["results"])
 
 
 async def _lines(cur):

@@ -13,10 +13,14 @@ COUNT_SHARDS = 16
 # Submits: the request lines, then their current-status rows. An idempotency key
 # stored by another replica after this batch looked is a unique violation: the
 # batch runs again and then sees it.
+# Number a batch's lines: the head row stays locked until COMMIT.
+TAKE_LINES = "UPDATE ledger_heads SET lines = lines + %s WHERE log = %s RETURNING lines - %s"
+
 INSERT_REQUESTS = """
 WITH ins AS (
-    INSERT INTO ticket_requests (request_id, request_type, requested_epoch, idempotency_key, line)
-    SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::bytea[])
+    INSERT INTO ticket_requests (line_no, request_id, request_type, requested_epoch, idempotency_key, line)
+    SELECT %s + n, r, t, e, k, l
+    FROM unnest(%s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::bytea[]) WITH ORDINALITY AS u(r, t, e, k, l, n)
     RETURNING request_id, seq, requested_epoch, request_type
 )
 INSERT INTO tickets (request_id, seq, board_key, request_type, status)
@@ -34,7 +38,7 @@ FROM tickets WHERE request_id = ANY(%s::uuid[])
 ORDER BY request_id FOR UPDATE
 """
 
-HISTORY = "SELECT request_id::text, line FROM ticket_results WHERE request_id = ANY(%s::uuid[]) ORDER BY seq"
+HISTORY = "SELECT request_id::text, line FROM ticket_results WHERE request_id = ANY(%s::uuid[]) ORDER BY line_no"
 CLAIMED_WITH = """
 SELECT result_id::text, request_id::text FROM ticket_results
 WHERE result_id = ANY(%s::uuid[]) AND status = 'IN_PROGRESS'
@@ -64,8 +68,9 @@ RETURNING t.request_id::text
 """
 INSERT_RESULTS = """
 WITH ins AS (
-    INSERT INTO ticket_results (result_id, request_id, status, processed_epoch, line)
-    SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::bigint[], %s::bytea[])
+    INSERT INTO ticket_results (line_no, result_id, request_id, status, processed_epoch, line)
+    SELECT %s + n, i, r, s, e, l
+    FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::bigint[], %s::bytea[]) WITH ORDINALITY AS u(i, r, s, e, l, n)
     RETURNING request_id, seq
 )
 UPDATE tickets t SET last_result_seq = ins.seq FROM ins WHERE t.request_id = ins.request_id
@@ -119,7 +124,7 @@ ORDER BY t.board_key DESC
 """
 
 TICKET_REQUEST = "SELECT line FROM ticket_requests WHERE request_id = %s::uuid"
-TICKET_RESULTS = "SELECT line FROM ticket_results WHERE request_id = %s::uuid ORDER BY seq"
+TICKET_RESULTS = "SELECT line, line_no FROM ticket_results WHERE request_id = %s::uuid ORDER BY line_no"
 
 FINISHED_SINCE = """
 SELECT status, count(*) FROM tickets
@@ -133,5 +138,7 @@ ORDER BY t.last_epoch, t.board_key LIMIT %s
 """
 STALE_COUNT = "SELECT count(*) FROM tickets WHERE status = 'IN_PROGRESS' AND last_epoch < %s"
 
-REQUEST_LINES = "SELECT line FROM ticket_requests ORDER BY seq"
-RESULT_LINES = "SELECT line FROM ticket_results ORDER BY seq"
+REQUEST_LINES = "SELECT line FROM ticket_requests ORDER BY line_no"
+RESULT_LINES = "SELECT line FROM ticket_results ORDER BY line_no"
+RESULT_LINE = "SELECT line FROM ticket_results WHERE line_no = %s"
+LINE_COUNTS = "SELECT log, lines FROM ledger_heads"

@@ -34,7 +34,7 @@ def export_to(url: str, folder: Path) -> dict[str, int]:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         out = {}
         for rel, table in ((REQUESTS_REF, "ticket_requests"), (RESULTS_REF, "ticket_results")):
-            lines = [bytes(r[0]) for r in conn.execute(f"SELECT line FROM {table} ORDER BY seq")]
+            lines = [bytes(r[0]) for r in conn.execute(f"SELECT line FROM {table} ORDER BY line_no")]
             atomic_replace(folder / rel, b"".join(line + b"\n" for line in lines))
             out[table] = len(lines)
         n = 0
@@ -58,28 +58,31 @@ def import_from(url: str, root: Path) -> dict[str, int]:
     results = _read_lines(root / RESULTS_REF)
     with psycopg.connect(url) as conn:
         with conn.transaction():
-            conn.execute("LOCK TABLE ticket_requests, ticket_results, tickets IN EXCLUSIVE MODE")
+            conn.execute("LOCK TABLE ticket_requests, ticket_results, tickets, ledger_heads IN EXCLUSIVE MODE")
             if conn.execute("SELECT EXISTS (SELECT 1 FROM ticket_requests)").fetchone()[0]:
                 raise TransferError("the database already holds tickets: import only into an empty ledger")
-            with conn.cursor().copy("COPY ticket_requests (request_id, request_type, requested_epoch, "
+            with conn.cursor().copy("COPY ticket_requests (line_no, request_id, request_type, requested_epoch, "
                                     "idempotency_key, line) FROM STDIN") as copy:
-                for line in requests:
+                for n, line in enumerate(requests, 1):
                     rec, epoch = records.parse_request_line(line)
-                    copy.write_row((rec["request_id"], rec["request_type"], epoch, rec.get("idempotency_key"), line))
+                    copy.write_row((n, rec["request_id"], rec["request_type"], epoch, rec.get("idempotency_key"),
+                                    line))
             conn.execute("INSERT INTO tickets (request_id, seq, board_key, request_type, status) "
                          "SELECT request_id, seq, (requested_epoch << 32) | seq, request_type, 'OPEN' "
                          "FROM ticket_requests")
-            with conn.cursor().copy("COPY ticket_results (result_id, request_id, status, processed_epoch, line) "
-                                    "FROM STDIN") as copy:
-                for line in results:
+            with conn.cursor().copy("COPY ticket_results (line_no, result_id, request_id, status, processed_epoch, "
+                                    "line) FROM STDIN") as copy:
+                for n, line in enumerate(results, 1):
                     rec, epoch = records.parse_result_line(line)
-                    copy.write_row((rec["result_id"], rec["request_id"], rec["status"], epoch, line))
+                    copy.write_row((n, rec["result_id"], rec["request_id"], rec["status"], epoch, line))
             conn.execute("""
                 UPDATE tickets t SET status = x.status, last_result_seq = x.seq, last_result_id = x.result_id,
                        last_processor_id = convert_from(x.line, 'UTF8')::jsonb ->> 'processor_id',
                        last_epoch = x.processed_epoch
                 FROM (SELECT DISTINCT ON (request_id) * FROM ticket_results ORDER BY request_id, seq DESC) x
                 WHERE t.request_id = x.request_id""")
+            conn.execute("UPDATE ledger_heads SET lines = CASE log WHEN 'requests' THEN %s ELSE %s END",
+                         (len(requests), len(results)))
             conn.execute("INSERT INTO ticket_counts (status, request_type, shard, n) "
                          "SELECT status, request_type, 0, count(*) FROM tickets GROUP BY status, request_type")
     return {"ticket_requests": len(requests), "ticket_results": len(results)}

@@ -1,9 +1,19 @@
 -- The ledger in PostgreSQL: the two append-only logs (the contract's JSONL
 -- lines, byte for byte), the current status of every ticket, and exact counts.
 
--- One row per TICKET_REQUEST_V1 line; seq is the log order (line = seq order).
+-- Each log's line count. A batch takes the row's lock to number its lines and
+-- holds it to its COMMIT: line numbers follow commit order with no gaps, so
+-- "ticket_results.jsonl:line<N>" means one line forever, on every replica.
+CREATE TABLE ledger_heads (
+    log   text   PRIMARY KEY CHECK (log IN ('requests', 'results')),
+    lines bigint NOT NULL
+);
+INSERT INTO ledger_heads VALUES ('requests', 0), ('results', 0);
+
+-- One row per TICKET_REQUEST_V1 line; line_no is its 1-based line in the log.
 CREATE TABLE ticket_requests (
     seq             bigint GENERATED ALWAYS AS IDENTITY (MINVALUE 0 START WITH 0) PRIMARY KEY,
+    line_no         bigint NOT NULL UNIQUE,
     request_id      uuid   NOT NULL UNIQUE,
     request_type    text   NOT NULL,
     requested_epoch bigint NOT NULL,
@@ -14,6 +24,7 @@ CREATE TABLE ticket_requests (
 -- One row per TICKET_RESULT_V1 line.
 CREATE TABLE ticket_results (
     seq             bigint GENERATED ALWAYS AS IDENTITY (MINVALUE 0 START WITH 0) PRIMARY KEY,
+    line_no         bigint NOT NULL UNIQUE,
     result_id       uuid   NOT NULL UNIQUE,
     request_id      uuid   NOT NULL REFERENCES ticket_requests (request_id),
     status          text   NOT NULL CHECK (status IN ('IN_PROGRESS', 'DONE', 'FAILED')),
