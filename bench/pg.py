@@ -90,6 +90,7 @@ def p8(cluster: PgCluster, work: Path, size: dict) -> dict:
 # -- P9 ----------------------------------------------------------------------------------
 LIFE = """
 import asyncio, json, sys, time
+import grpc
 from google.protobuf import struct_pb2
 from opsledger.v1 import tickets_pb2 as pb, tickets_pb2_grpc
 

@@ -50,6 +50,19 @@ ROWS = """\
   concurrent keep-alive connections) against the same call over gRPC
   directly (grpc.aio, 32 concurrent), on the same server, each on its own
   half of the same OPEN tickets.
+- **P8** — store-level durable transitions per second (submit, consume,
+  complete), c threads, on the PostgreSQL backend (a throwaway local
+  cluster, fsync on, sharing the two cores) against the JSONL backend in
+  the same run (`bench/pg.py`).
+- **P9** — a ticket's whole life over gRPC (SubmitTicket → ConsumeNext →
+  CompleteTicket) by 32 concurrent workers against one PostgreSQL-backed
+  replica, against Procrastinate 3.10 doing defer → fetch_job → finish_job
+  with 32 concurrent workers on the same PostgreSQL server.
+- **P10** — consume + complete pairs per second at 32 callers through two
+  replicas on one database (16 callers each) against one replica (32
+  callers); and the ConsumeNext wake-up across replicas: a waiter parked
+  on replica B, a submit on replica A, time from the submit's start to
+  the waiter's answer (p50/p99).
 """
 
 NOTES = Path(__file__).with_name("NOTES.md")

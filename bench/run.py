@@ -502,6 +502,10 @@ def rows(res: dict) -> list[list[str]]:
                     f"{v['rss_before'] / 2**20:.0f} MiB, {v['fds_before']} fds, no watcher",
                     f"{v['rss_during'] / max(1, v['rss_before']):.2f}", "—",
                     f"after they left: {v['rss_after'] / 2**20:.0f} MiB, {v['fds_after']} fds"])
+    from bench.pg import rows as pg_rows
+
+    if "P8" in res:
+        out += pg_rows(res)
     return out
 
 
@@ -514,7 +518,7 @@ def table(lines: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-ROWS = ("P1", "P2", "P3", "P4", "P5", "P6", "P13", "P11", "P12", "W")
+ROWS = ("P1", "P2", "P3", "P4", "P5", "P6", "P13", "P11", "P12", "W", "P8")
 
 
 def run_all(mode: str, work: Path, only: tuple[str, ...] = ROWS) -> dict:
@@ -546,6 +550,10 @@ def run_all(mode: str, work: Path, only: tuple[str, ...] = ROWS) -> dict:
             res["P12"] = p12(work, size, fresh_root, median, client)
         if "W" in only:
             res["W"] = idle_watchers(work, size, fresh_root, median)
+    if "P8" in only:  # P8-P10 share one PostgreSQL cluster
+        from bench.pg import run_pg
+
+        res.update(run_pg(mode, work))
     res["seconds"] = time.perf_counter() - t0
     return res
 
