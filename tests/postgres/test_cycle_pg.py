@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import urllib.error
+import urllib.request
 from datetime import datetime, timezone
 
 import psycopg
@@ -44,9 +46,16 @@ def test_two_replicas_cycling_at_once_are_serialised_and_both_receipts_verify(tm
             summaries = [json.loads(bytes(r[0])) for r in conn.execute(
                 "SELECT bytes FROM artifacts WHERE path LIKE 'reports/ops/summary/snapshots/%' ORDER BY path")]
         assert len(summaries) == 2
-        # Every replica serves the latest cycle, whoever ran it.
+        # Every replica serves the latest cycle, whoever ran it, and resolves its evidence.
         with OpsledgerClient(a.target, retries=0) as ca, OpsledgerClient(b.target, retries=0) as cb:
             assert ca.latest_cycle().rows[0].snapshot_ref == cb.latest_cycle().rows[0].snapshot_ref
+            rid = ca.submit("ACKNOWLEDGE", {"message_id": "ev"}).request_id
+            ca.consume(rid, "w")
+        for ref in sorted(refs) + ["state/tickets/ticket_results.jsonl:line1"]:
+            body = _get_json(f"{b.http_base}/api/evidence/resolve?ref={ref}")
+            assert body["status"] == "ready" and body["rows"][0]["ref"] == ref, body
+        assert _get_json(f"{b.http_base}/api/evidence/resolve?ref=state/tickets/ticket_results.jsonl:line2",
+                         expect=404)["error"]["code"] == "NOT_FOUND"
     finally:
         a.terminate()
         b.terminate()
@@ -56,6 +65,16 @@ def test_two_replicas_cycling_at_once_are_serialised_and_both_receipts_verify(tm
         run = subprocess.run(opsledger_cmd("verify", "receipt", "--root", str(out), str(out / ref)),
                              cwd=REPO, capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, run.stdout + run.stderr
+
+
+def _get_json(url: str, expect: int = 200) -> dict:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            status, data = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, data = exc.code, exc.read()
+    assert status == expect, (status, data)
+    return json.loads(data)
 
 
 def test_a_cycle_that_lost_its_lock_writes_nothing(pg_url):
