@@ -16,7 +16,28 @@ from server.ledger.backends import make_backend
 
 BACKENDS = {
     "jsonl": lambda place, clock: make_backend("jsonl", place, clock, fsync=False),
+    "postgresql": lambda place, clock: make_backend(_pg_database(place), place, clock),
 }
+
+# PostgreSQL: one fresh migrated database per place (the same place reaches the same
+# database again: a restart), in the test session's throwaway cluster.
+_PG: dict = {}
+
+
+def _pg_database(place: Path) -> str:
+    from tests.pg import fresh_name
+
+    if place not in _PG:
+        cluster, template = _PG["cluster"]
+        _PG[place] = cluster.create_database(fresh_name("c"), template=template)
+    return _PG[place]
+
+
+@pytest.fixture(autouse=True)
+def _pg_cluster_for_postgresql_cases(request):
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and "postgresql" in callspec.params.values():
+        _PG["cluster"] = (request.getfixturevalue("pg_cluster"), request.getfixturevalue("pg_template"))
 
 
 class Ledgers:
