@@ -27,7 +27,9 @@ def client(server):
 def pg_cluster():
     from tests.pg import PgCluster
 
-    cluster = PgCluster().start()
+    # fsync off: these tests check behaviour, not durability across a power cut (the
+    # database-crash test and the benchmarks run their own cluster with fsync on).
+    cluster = PgCluster(fsync=False).start()
     yield cluster
     cluster.destroy()
 

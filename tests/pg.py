@@ -66,7 +66,8 @@ class PgCluster:
         if not (self.data / "PG_VERSION").exists():
             self.init()
         opts = (f"-k {self.dir} -c listen_addresses='' -c port={PORT} -c max_connections=200"
-                f" -c fsync={'on' if self.fsync else 'off'}")
+                f" -c fsync={'on' if self.fsync else 'off'}"
+                + ("" if self.fsync else " -c synchronous_commit=off -c full_page_writes=off"))
         subprocess.run(_as_owner([pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.logfile),
                                   "-w", "-t", "60", "-o", opts, "start"]),
                        check=True, capture_output=True)

@@ -19,25 +19,32 @@ BACKENDS = {
     "postgresql": lambda place, clock: make_backend(_pg_database(place), place, clock),
 }
 
-# PostgreSQL: one fresh migrated database per place (the same place reaches the same
-# database again: a restart), in the test session's throwaway cluster.
-_PG: dict = {}
+# PostgreSQL: the same place reaches the same database again (a restart); each test
+# has a fresh migrated database of its own, emptied when the test moves on to a new
+# place (the model test's examples), in the test session's throwaway cluster.
+_PG: dict = {"places": {}}
 
 
 def _pg_database(place: Path) -> str:
-    from tests.pg import fresh_name
+    import psycopg
 
-    if place not in _PG:
-        cluster, template = _PG["cluster"]
-        _PG[place] = cluster.create_database(fresh_name("c"), template=template)
-    return _PG[place]
+    places = _PG["places"]
+    if place not in places:
+        url = _PG["url"]
+        if url in places.values():  # an earlier place of this test is done with it: start empty
+            with psycopg.connect(url) as conn:
+                conn.execute("TRUNCATE ticket_requests, ticket_results, tickets, ticket_counts, artifacts "
+                             "RESTART IDENTITY")
+                conn.execute("UPDATE ledger_heads SET lines = 0")
+        places[place] = url
+    return places[place]
 
 
 @pytest.fixture(autouse=True)
-def _pg_cluster_for_postgresql_cases(request):
+def _pg_database_for_postgresql_cases(request):
     callspec = getattr(request.node, "callspec", None)
     if callspec is not None and "postgresql" in callspec.params.values():
-        _PG["cluster"] = (request.getfixturevalue("pg_cluster"), request.getfixturevalue("pg_template"))
+        _PG["url"], _PG["places"] = request.getfixturevalue("pg_url"), {}
 
 
 class Ledgers:

@@ -181,6 +181,7 @@ class PostgresLedger:
         self._waiters_lock = threading.Lock()
         self._problem: str | None = None
         self._closed = False
+        self._sender = uuid.uuid4().hex  # names this replica's NOTIFYs
 
     # -- life cycle ------------------------------------------------------------------
     def open(self) -> "PostgresLedger":
@@ -226,6 +227,8 @@ class PostgresLedger:
     def _stop_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def _sync(self, coro, timeout: float | None = 120):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
@@ -441,7 +444,7 @@ class PostgresLedger:
                 base, [r["request_id"] for r in reqs], [r["request_type"] for r in reqs],
                 [epoch_seconds(r["requested_at"]) for r in reqs], [r.get("idempotency_key") for r in reqs],
                 [records.encode(r)[:-1] for r in reqs]))
-            await cur.execute(sql.NOTIFY)
+            await cur.execute(sql.NOTIFY, (self._sender,))
         types = dict(view.request_types)
         types.update((r["request_id"], r["request_type"]) for r in lines.requests)
         delta: dict[tuple[str, str], int] = {}
@@ -532,8 +535,9 @@ class PostgresLedger:
                     self._up()
                     self._bump()  # anything submitted while we were not listening
                     while True:
-                        async for _n in conn.notifies(timeout=1.0):
-                            self._bump()
+                        async for note in conn.notifies(timeout=1.0):
+                            if note.payload != self._sender:  # our own batches woke our waiters at commit
+                                self._bump()
                         await conn.execute("SELECT 1")  # notices a dead server while idle
                         self._up()  # reachable: health follows within a second either way
             except asyncio.CancelledError:

@@ -85,7 +85,7 @@ ORDER BY s, t
 ON CONFLICT (status, request_type, shard) DO UPDATE SET n = ticket_counts.n + excluded.n
 """
 
-NOTIFY = f"SELECT pg_notify('{CHANNEL}', '')"
+NOTIFY = f"SELECT pg_notify('{CHANNEL}', %s)"  # payload: the sending replica (it woke its own already)
 
 # Was a batch whose COMMIT got no answer committed after all?
 REQUEST_EXISTS = "SELECT 1 FROM ticket_requests WHERE request_id = %s::uuid"
