@@ -26,7 +26,7 @@ def _jsonl(spec: str, root: Path, clock: Clock | None, fsync: bool, on_failure, 
     return JsonlLedger(root, clock, fsync=fsync, on_failure=on_failure, **options)
 
 
-def _postgresql(spec: str, root: Path, clock: Clock | None, fsync: bool, on_failure) -> LedgerBackend:
+def _postgresql(spec: str, root: Path, clock: Clock | None, fsync: bool, on_failure, **_options) -> LedgerBackend:
     # The database's own durability settings apply; ``fsync`` is the JSONL files' setting.
     from server.ledger.postgres.ledger import PostgresLedger
 
