@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import orjson
 import psycopg
 from psycopg_pool import ConnectionPool
 
@@ -29,6 +30,13 @@ from server.common import rawpath
 from server.ledger.postgres import locks
 
 _FOLDER = "substring(path from '^(.*)/[^/]*$')"
+
+
+def _is_json_object(data: bytes) -> bool:
+    try:
+        return isinstance(orjson.loads(data), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 class LockLost(RuntimeError):
@@ -63,11 +71,13 @@ class PostgresArtifacts:
                 n += 1
             snap = layout.snapshot_ref(kind, stamp, n)
             data = render(snap)
-            digest = hashlib.sha256(data).hexdigest()
-            conn.execute("INSERT INTO artifacts (path, bytes, sha256) VALUES (%s, %s, %s)", (snap, data, digest))
-            conn.execute("INSERT INTO artifacts (path, bytes, sha256) VALUES (%s, %s, %s) "
+            digest, is_object = hashlib.sha256(data).hexdigest(), _is_json_object(data)
+            conn.execute("INSERT INTO artifacts (path, bytes, sha256, json_object) VALUES (%s, %s, %s, %s)",
+                         (snap, data, digest, is_object))
+            conn.execute("INSERT INTO artifacts (path, bytes, sha256, json_object) VALUES (%s, %s, %s, %s) "
                          "ON CONFLICT (path) DO UPDATE SET bytes = excluded.bytes, sha256 = excluded.sha256, "
-                         "written_at = now()", (k.latest_ref, data, digest))
+                         "json_object = excluded.json_object, written_at = now()",
+                         (k.latest_ref, data, digest, is_object))
         return k.latest_ref, snap
 
     def _check_locks(self, conn: psycopg.Connection) -> None:
@@ -92,7 +102,7 @@ class PostgresArtifacts:
     def snapshots(self, kind: str, limit: int = 10) -> list[str]:
         k = layout.kind(kind)
         with self._pool.connection() as conn:
-            paths = [r[0] for r in conn.execute(f"SELECT path FROM artifacts WHERE {_FOLDER} = %s",
+            paths = [r[0] for r in conn.execute(f"SELECT path FROM artifacts WHERE {_FOLDER} = %s AND json_object",
                                                 (k.snapshot_dir,))]
         keyed = []
         for path in paths:

@@ -4,6 +4,8 @@ CREATE TABLE artifacts (
     path       text        PRIMARY KEY,
     bytes      bytea       NOT NULL,
     sha256     text        NOT NULL,
+    -- the bytes parse as a JSON object (only those snapshots are listed)
+    json_object boolean    NOT NULL,
     written_at timestamptz NOT NULL DEFAULT now()
 );
 -- Snapshot listings: the newest files of one folder first.
