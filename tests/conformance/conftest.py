@@ -26,16 +26,13 @@ _PG: dict = {"places": {}}
 
 
 def _pg_database(place: Path) -> str:
-    import psycopg
-
     places = _PG["places"]
     if place not in places:
         url = _PG["url"]
-        if url in places.values():  # an earlier place of this test is done with it: start empty
-            with psycopg.connect(url) as conn:
-                conn.execute("TRUNCATE ticket_requests, ticket_results, tickets, ticket_counts, artifacts "
-                             "RESTART IDENTITY")
-                conn.execute("UPDATE ledger_heads SET lines = 0")
+        if url in places.values():  # another place of this test: another database, copied fresh
+            from tests.pg import fresh_name
+
+            url = _PG["cluster"].create_database(fresh_name(), template=_PG["template"])
         places[place] = url
     return places[place]
 
@@ -45,6 +42,8 @@ def _pg_database_for_postgresql_cases(request):
     callspec = getattr(request.node, "callspec", None)
     if callspec is not None and "postgresql" in callspec.params.values():
         _PG["url"], _PG["places"] = request.getfixturevalue("pg_url"), {}
+        _PG["cluster"] = request.getfixturevalue("pg_cluster")
+        _PG["template"] = request.getfixturevalue("pg_template")
 
 
 class Ledgers:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import logging
 import re
 import threading
@@ -39,13 +40,14 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from server.common.clock import Clock, epoch_seconds
-from server.errors import NotRecorded, Unavailable
+from server.errors import InvalidArgument, NotRecorded, Unavailable
 from server.ledger import records
 from server.ledger.backend import (
     Anomaly,
     BatchObserver,
     ClaimNext,
     Health,
+    LedgerEvent,
     StaleTicket,
     Submit,
     TicketView,
@@ -177,6 +179,7 @@ class PostgresLedger:
         self._running: set[asyncio.Task] = set()
         self._observers: list[BatchObserver] = []
         self._open_version = 0
+        self._commit_version = 0
         self._waiters: dict[asyncio.AbstractEventLoop, set[asyncio.Future]] = {}
         self._waiters_lock = threading.Lock()
         self._problem: str | None = None
@@ -341,6 +344,9 @@ class PostgresLedger:
         lines = len(work.lines.requests) + len(work.lines.results)
         if work.lines.requests:
             self._bump()
+        elif lines:
+            self._commit_version += 1
+            self._wake_all()
         if lines:
             for observe in self._observers:
                 observe(lines, elapsed)
@@ -436,10 +442,12 @@ class PostgresLedger:
         return view
 
     async def _write(self, cur, lines: Batch, view: SnapshotView) -> None:
+        req_range = res_range = (0, 0)
         if lines.requests:
             reqs = lines.requests
             await cur.execute(sql.TAKE_LINES, (len(reqs), "requests", len(reqs)))
             base = (await cur.fetchone())[0]
+            req_range = (base, base + len(reqs))
             await cur.execute(sql.INSERT_REQUESTS, (
                 base, [r["request_id"] for r in reqs], [r["request_type"] for r in reqs],
                 [epoch_seconds(r["requested_at"]) for r in reqs], [r.get("idempotency_key") for r in reqs],
@@ -468,6 +476,7 @@ class PostgresLedger:
         if lines.results:
             await cur.execute(sql.TAKE_LINES, (len(lines.results), "results", len(lines.results)))
             base = (await cur.fetchone())[0]
+            res_range = (base, base + len(lines.results))
         for moves in rounds:
             recs = [r for r, _f in moves]
             await cur.execute(sql.CAS_TICKETS, (
@@ -486,6 +495,11 @@ class PostgresLedger:
         if delta:
             keys = sorted(delta)
             await cur.execute(sql.ADD_COUNTS, ([k[0] for k in keys], [k[1] for k in keys], [delta[k] for k in keys]))
+        if lines.requests or lines.results:
+            # Taken last and held to COMMIT: batch numbers follow commit order with no gaps.
+            await cur.execute(sql.TAKE_BATCH)
+            batch_no = (await cur.fetchone())[0]
+            await cur.execute(sql.INSERT_BATCH, (batch_no, *req_range, *res_range))
 
     # -- health ----------------------------------------------------------------------
     def _wait(self) -> float:
@@ -533,7 +547,7 @@ class PostgresLedger:
                 async with conn:
                     await conn.execute(f"LISTEN {sql.CHANNEL}")
                     self._up()
-                    self._bump()  # anything submitted while we were not listening
+                    self._bump(commits=False)  # anything submitted while we were not listening
                     while True:
                         async for note in conn.notifies(timeout=1.0):
                             if note.payload != self._sender:  # our own batches woke our waiters at commit
@@ -546,8 +560,13 @@ class PostgresLedger:
                 self._down(exc)
                 await asyncio.sleep(0.2)
 
-    def _bump(self) -> None:
+    def _bump(self, commits: bool = True) -> None:
         self._open_version += 1
+        if commits:
+            self._commit_version += 1
+        self._wake_all()
+
+    def _wake_all(self) -> None:
         with self._waiters_lock:
             pending = [(loop, list(futs)) for loop, futs in self._waiters.items() if futs]
         for loop, futs in pending:
@@ -558,6 +577,36 @@ class PostgresLedger:
 
     def open_version(self) -> int:
         return self._open_version
+
+    # -- events (WatchTickets) ----------------------------------------------------------
+    def commit_version(self) -> int:
+        return self._commit_version
+
+    async def wait_for_commit(self, since: int, timeout: float) -> None:
+        """Woken by this replica's commits and by other replicas' submissions
+        (NOTIFY); other replicas' transitions are found by polling every
+        ``EVENTS_POLL_S`` (the feed reads ``events_after`` after every return)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(timeout, EVENTS_POLL_S)
+        while self._commit_version == since and (left := deadline - loop.time()) > 0:
+            waiter = loop.create_future()
+            with self._waiters_lock:  # armed before the check: no wake-up is missed
+                self._waiters.setdefault(loop, set()).add(waiter)
+            try:
+                if self._commit_version == since:
+                    await asyncio.wait({waiter}, timeout=left)
+            finally:
+                with self._waiters_lock:
+                    mine = self._waiters.get(loop, set())
+                    mine.discard(waiter)
+                    if not mine:
+                        self._waiters.pop(loop, None)
+
+    def head_revision(self) -> str:
+        return self._read(_head_revision)
+
+    def events_after(self, after: str | None, limit: int) -> tuple[list[LedgerEvent], str]:
+        return self._read(_events_after, after, limit)
 
     async def wait_for_open(self, types: tuple[str, ...], timeout: float, since: int) -> None:
         loop = asyncio.get_running_loop()
@@ -701,6 +750,85 @@ async def _lines(cur):
     await cur.execute(sql.RESULT_LINES)
     ress = [bytes(r[0]) for r in await cur.fetchall()]
     return reqs, ress
+
+
+# -- events: batch after batch, inside a batch its requests then its results --------------
+# A revision is (batch number, events of that batch already seen) plus a tag
+# that ties it to this ledger, so a token of another ledger is refused.
+_TOKEN = re.compile(r"p1\.([0-9a-f]{1,16})\.([0-9a-f]{1,16})\.([0-9a-f]{12})")
+EVENTS_POLL_S = 1.0
+
+
+def _event_tag(ledger_id: str, batch: int, k: int) -> str:
+    return hashlib.sha256(f"{ledger_id}/{batch}/{k}".encode()).hexdigest()[:12]
+
+
+def _event_token(ledger_id: str, batch: int, k: int) -> str:
+    return f"p1.{batch:x}.{k:x}.{_event_tag(ledger_id, batch, k)}"
+
+
+async def _ledger_id(cur) -> tuple[str, int]:
+    await cur.execute(sql.LEDGER_ID)
+    ledger_id, batches = await cur.fetchone()
+    return ledger_id, int(batches)
+
+
+async def _head_revision(cur) -> str:
+    ledger_id, batches = await _ledger_id(cur)
+    if batches == 0:
+        return _event_token(ledger_id, 0, 0)
+    await cur.execute(sql.BATCH_SIZE, (batches,))
+    return _event_token(ledger_id, batches, int((await cur.fetchone())[0]))
+
+
+async def _events_after(cur, after, limit):
+    ledger_id, batches = await _ledger_id(cur)
+    if after is None:
+        batch, k = 0, 0
+    else:
+        m = _TOKEN.fullmatch(after)
+        if m is None:
+            raise InvalidArgument.one("after", "is not a revision token (use the revision of an event)")
+        batch, k = int(m.group(1), 16), int(m.group(2), 16)
+        if m.group(3) != _event_tag(ledger_id, batch, k):
+            raise InvalidArgument.one("after", "is a revision of another ledger")
+        if batch > batches:
+            raise InvalidArgument.one("after", "is not a revision of this ledger")
+    reached = _event_token(ledger_id, batch, k)
+    if limit <= 0:
+        return [], reached
+    await cur.execute(sql.BATCHES_FROM, (max(batch, 1), limit + 1))
+    spans = await cur.fetchall()
+    if batch and (not spans or spans[0][0] != batch or k > spans[0][2] - spans[0][1] + spans[0][4] - spans[0][3]):
+        raise InvalidArgument.one("after", "is not a revision of this ledger")
+    wanted: list[tuple[int, int, str, int]] = []  # (batch, index in batch, log, line_no)
+    for no, req_lo, req_hi, res_lo, res_hi in spans:
+        i = 0
+        for n in range(req_lo + 1, req_hi + 1):
+            wanted.append((no, i := i + 1, "requests", n))
+        for n in range(res_lo + 1, res_hi + 1):
+            wanted.append((no, i := i + 1, "results", n))
+    wanted = [w for w in wanted if w[0] > batch or w[1] > k][:limit]
+    if not wanted:
+        return [], reached
+    found: dict[tuple[str, int], tuple[bytes, str]] = {}
+    for log_name, query in (("requests", sql.EVENT_REQUESTS), ("results", sql.EVENT_RESULTS)):
+        numbers = [w[3] for w in wanted if w[2] == log_name]
+        if numbers:
+            await cur.execute(query, (min(numbers) - 1, max(numbers)))
+            for line_no, line, request_type in await cur.fetchall():
+                found[(log_name, line_no)] = (bytes(line), request_type)
+    events = []
+    for no, i, log_name, line_no in wanted:
+        line, request_type = found[(log_name, line_no)]
+        rec = orjson.loads(line)
+        submitted = log_name == "requests"
+        events.append(LedgerEvent(
+            revision=_event_token(ledger_id, no, i),
+            kind="SUBMITTED" if submitted else "TRANSITION",
+            request_id=rec["request_id"], request_type=request_type,
+            status=OPEN if submitted else rec["status"], record=rec))
+    return events, events[-1].revision
 
 
 # -- pure helpers -----------------------------------------------------------------------

@@ -142,3 +142,18 @@ REQUEST_LINES = "SELECT line FROM ticket_requests ORDER BY line_no"
 RESULT_LINES = "SELECT line FROM ticket_results ORDER BY line_no"
 RESULT_LINE = "SELECT line FROM ticket_results WHERE line_no = %s"
 LINE_COUNTS = "SELECT log, lines FROM ledger_heads"
+
+# -- events (WatchTickets): batches in commit order ----------------------------------------
+TAKE_BATCH = "UPDATE ledger_batch_head SET batches = batches + 1 RETURNING batches"
+INSERT_BATCH = "INSERT INTO ledger_batches VALUES (%s, %s, %s, %s, %s)"
+# The database's oid joins the stored id: a database made from a template (a copy) is another ledger.
+LEDGER_ID = ("SELECT ledger_id::text || '/' || (SELECT oid FROM pg_database WHERE datname = current_database()), "
+             "batches FROM ledger_batch_head")
+BATCHES_FROM = ("SELECT batch_no, req_lo, req_hi, res_lo, res_hi FROM ledger_batches "
+                "WHERE batch_no >= %s ORDER BY batch_no LIMIT %s")
+BATCH_SIZE = "SELECT req_hi - req_lo + res_hi - res_lo FROM ledger_batches WHERE batch_no = %s"
+EVENT_REQUESTS = ("SELECT line_no, line, request_type FROM ticket_requests "
+                  "WHERE line_no > %s AND line_no <= %s ORDER BY line_no")
+EVENT_RESULTS = ("SELECT r.line_no, r.line, q.request_type FROM ticket_results r "
+                 "JOIN ticket_requests q USING (request_id) "
+                 "WHERE r.line_no > %s AND r.line_no <= %s ORDER BY r.line_no")

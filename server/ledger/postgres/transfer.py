@@ -83,6 +83,10 @@ def import_from(url: str, root: Path) -> dict[str, int]:
                 WHERE t.request_id = x.request_id""")
             conn.execute("UPDATE ledger_heads SET lines = CASE log WHEN 'requests' THEN %s ELSE %s END",
                          (len(requests), len(results)))
+            # WatchTickets' order: the imported lines are one batch, every request then every result.
+            if requests or results:
+                conn.execute("INSERT INTO ledger_batches VALUES (1, 0, %s, 0, %s)", (len(requests), len(results)))
+                conn.execute("UPDATE ledger_batch_head SET batches = 1")
             conn.execute("INSERT INTO ticket_counts (status, request_type, shard, n) "
                          "SELECT status, request_type, 0, count(*) FROM tickets GROUP BY status, request_type")
     return {"ticket_requests": len(requests), "ticket_results": len(results)}
