@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from torture import corrupt, faults, fuzz, killloop, soak
+from torture import corrupt, faults, fuzz, killloop, partitions, soak
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = {
@@ -39,6 +39,8 @@ def run_all(mode: str, work: Path, log=print) -> dict:
     res["fuzz_bundles"] = fuzz.fuzz_bundles(work / "fuzz", m["bundle_examples"], log=log)
     res["soak"] = soak.run(work / "soak", m["soak_s"], log=log)
     res["checkpoint"] = checkpoint_tests(m["checkpoint_examples"], m["checkpoint_kills"], log=log)
+    # the partition scenarios' short form runs in make test itself (tests/postgres/test_partitions.py)
+    res["partitions"] = partitions.run_all("full", work / "partitions", log=log) if mode == "full" else []
     res["seconds"] = round(time.perf_counter() - t0)
     res["passed"] = passed(res)
     return res
@@ -69,6 +71,7 @@ def passed(res: dict) -> bool:
         and not res["fuzz"]["failures"] and not res["fuzz_bundles"]["failures"]
         and res["soak"]["errors"] == 0
         and res["checkpoint"]["passed"]
+        and all(r["verdict"] == "pass" for r in res.get("partitions", []))
     )
 
 
@@ -208,7 +211,7 @@ What the checkpoint trusts, and what checks it:
 - Line numbers in catch-up anomaly reports drifted after the process's own appends (its own
   lines were not counted); fixed in `JsonlLedger._append`, covered by the kill loop's `fsck` and
   the store tests.
-"""
+""" + partitions.report(res.get("partitions", []))
 
 
 def main() -> int:

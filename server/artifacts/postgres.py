@@ -27,7 +27,7 @@ from psycopg_pool import ConnectionPool
 from server.artifacts import layout
 from server.artifacts.store import Render
 from server.common import rawpath
-from server.ledger.postgres import locks
+from server.ledger.postgres import locks, timeouts
 
 _FOLDER = "substring(path from '^(.*)/[^/]*$')"
 
@@ -47,7 +47,7 @@ class PostgresArtifacts:
     def __init__(self, url: str, pool_size: int = 4) -> None:
         self.url = url
         self._pool = ConnectionPool(url, min_size=0, max_size=pool_size, open=True, timeout=5,
-                                    kwargs={"connect_timeout": 3}, name="opsledger-artifacts")
+                                    kwargs=timeouts.connect_kwargs(), name="opsledger-artifacts")
         self._held = threading.local()  # name -> backend pid of the session holding it
 
     def __repr__(self) -> str:
@@ -128,7 +128,7 @@ class PostgresArtifacts:
     def exclusive(self, name: str) -> Iterator[None]:
         if name not in locks.KEYS or name == "migrate":
             raise ValueError(f"lock name: must be one of cycle, reaper (got {name!r})")
-        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
+        conn = psycopg.connect(self.url, autocommit=True, **timeouts.connect_kwargs(statements=False))
         try:
             conn.execute("SELECT pg_advisory_lock(%s, %s)", (locks.NAMESPACE, locks.KEYS[name]))
             pid = conn.info.backend_pid
@@ -150,7 +150,7 @@ class PostgresArtifacts:
     @contextmanager
     def try_exclusive(self, name: str) -> Iterator[bool]:
         """Like ``exclusive`` but never waits: yields False when another holds it."""
-        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
+        conn = psycopg.connect(self.url, autocommit=True, **timeouts.connect_kwargs(statements=False))
         try:
             got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (locks.NAMESPACE, locks.KEYS[name])).fetchone()[0]
             yield got

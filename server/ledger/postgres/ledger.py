@@ -55,7 +55,7 @@ from server.ledger.backend import (
 )
 from server.ledger.decide import Batch, Refusal, SnapshotView, claim_result_id, decide
 from server.ledger.machine import OPEN, STATUSES, TRANSITIONS, Event, event_for_result
-from server.ledger.postgres import migrate, sql
+from server.ledger.postgres import migrate, sql, timeouts
 from server.ledger.validation import REQUEST_TYPES
 from server.settings import SettingsError
 
@@ -164,7 +164,7 @@ class PostgresLedger:
     def __init__(self, url: str, clock: Clock | None = None,
                  on_failure: Callable[[BaseException], None] | None = None,
                  on_recover: Callable[[], None] | None = None,
-                 pool_size: int = 8, connect_timeout: float = 1.0) -> None:
+                 pool_size: int = 8, connect_timeout: float = timeouts.CONNECT_TIMEOUT_S) -> None:
         self.url = url
         self.clock = clock or Clock()
         self.on_failure = on_failure
@@ -204,7 +204,7 @@ class PostgresLedger:
         self._queue = asyncio.Queue()
         self._pool = AsyncConnectionPool(
             self.url, min_size=2, max_size=self.pool_size, open=False, timeout=self.connect_timeout,
-            kwargs={"connect_timeout": max(1, int(self.connect_timeout))}, name="opsledger")
+            kwargs=timeouts.connect_kwargs(), name="opsledger")
         await self._pool.open(wait=True, timeout=30)
         self._in_flight = asyncio.Semaphore(IN_FLIGHT)
         self._tasks = [asyncio.create_task(self._batcher()), asyncio.create_task(self._listener())]
@@ -538,7 +538,7 @@ class PostgresLedger:
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True,
-                                                             connect_timeout=max(1, int(self.connect_timeout)))
+                                                             **timeouts.connect_kwargs())
             except _CONNECTION as exc:
                 self._down(exc)
                 await asyncio.sleep(0.5)

@@ -1,0 +1,66 @@
+"""How long a replica waits on a silent database: the one home of every
+connection setting that bounds it.
+
+A partition closes nothing: packets stop and a socket waits for a reply that
+never comes (Linux retransmits for ~15 minutes). These libpq settings make
+each side give up within seconds instead:
+
+* ``connect_timeout``: a connection attempt to an unreachable host;
+* ``keepalives*``: an idle connection (LISTEN, a held advisory lock, a query
+  waiting for its answer) is probed after 1 s and dropped after 2 unanswered
+  probes 1 s apart;
+* ``tcp_user_timeout``: data sent and not acknowledged for 3 s breaks the
+  connection (a query or COMMIT sent into a dead link);
+* the same keepalive / user timeout asked of the server for this session
+  (``options``), so PostgreSQL drops a cut-off replica's session, and the
+  locks it held, in seconds too;
+* ``idle_in_transaction_session_timeout``: a replica cut off mid-transaction
+  releases its row and line-number locks after 3 s, so other replicas wait at
+  most that long for it (``lock_timeout`` is longer than that on purpose);
+* ``statement_timeout``: nothing the server runs for a call takes longer.
+
+TCP settings are ignored on a unix socket (the local default), where a dead
+server closes the socket anyway.
+
+Worst case for a call on a replica cut off from the database: the pooled
+connection's query fails after ``tcp_user_timeout`` / keepalives (~3 s), then
+the batch is retried once on a fresh connection whose connect attempt fails
+after ``CONNECT_TIMEOUT_S``; the call answers UNAVAILABLE within about
+``DETECT_BOUND_S``. The LISTEN connection's once-a-second probe fails on the
+same clock, which is what turns health to NOT_SERVING.
+"""
+from __future__ import annotations
+
+CONNECT_TIMEOUT_S = 2
+TCP_USER_TIMEOUT_MS = 3000
+KEEPALIVES_IDLE_S = 1
+KEEPALIVES_INTERVAL_S = 1
+KEEPALIVES_COUNT = 2
+STATEMENT_TIMEOUT_MS = 15000
+LOCK_TIMEOUT_MS = 6000
+IDLE_IN_TRANSACTION_MS = 3000
+DETECT_BOUND_S = 5  # stated bound: ~3 s (dead link) + ~2 s (a retry's connect attempt)
+
+
+def _server_side(statements: bool) -> str:
+    opts = [f"tcp_keepalives_idle={KEEPALIVES_IDLE_S}", f"tcp_keepalives_interval={KEEPALIVES_INTERVAL_S}",
+            f"tcp_keepalives_count={KEEPALIVES_COUNT}", f"tcp_user_timeout={TCP_USER_TIMEOUT_MS}",
+            f"idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"]
+    if statements:
+        opts += [f"statement_timeout={STATEMENT_TIMEOUT_MS}", f"lock_timeout={LOCK_TIMEOUT_MS}"]
+    return " ".join(f"-c {o}" for o in opts)
+
+
+def connect_kwargs(statements: bool = True) -> dict:
+    """libpq parameters for a server-side connection. ``statements=False`` for a
+    connection whose statements legitimately wait long (taking an advisory lock
+    another replica holds): it keeps every network bound, not the statement one."""
+    return {
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        "keepalives": 1,
+        "keepalives_idle": KEEPALIVES_IDLE_S,
+        "keepalives_interval": KEEPALIVES_INTERVAL_S,
+        "keepalives_count": KEEPALIVES_COUNT,
+        "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
+        "options": _server_side(statements),
+    }
