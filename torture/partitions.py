@@ -150,7 +150,9 @@ class Run:
                 "violations": len(violations), "first_violations": violations[:5],
                 "verdict": "pass" if not violations and None not in detect + recover else "FAIL",
                 "detect_s": _worst(detect), "recover_s": _worst(recover),
-                "longest_call_s": round(max((op.complete - op.invoke for op in self.history.ops), default=0.0), 2)}
+                "longest_call_s": round(max((op.complete - op.invoke for op in self.history.ops), default=0.0), 2),
+                "longest_call": max(((op.complete - op.invoke, f"{op.kind} {op.outcome} {op.code}")
+                                     for op in self.history.ops), default=(0, ""))[1]}
 
 
 def _worst(values: list) -> float | None:
@@ -216,14 +218,16 @@ def run_all(mode: str, work: Path, log=print) -> list[dict]:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m torture.partitions")
     ap.add_argument("--short", action="store_true")
+    ap.add_argument("--out", default="-", help="a RELIABILITY.md whose section 8 to replace with this run's table")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="opsledger-part-") as tmp:
         rows = run_all("short" if args.short else "full", Path(tmp))
+    if args.out != "-":
+        page = Path(args.out).read_text(encoding="utf-8")
+        head = page.split("\n## 8. Network partitions")[0].rstrip("\n") + "\n"
+        Path(args.out).write_text(head + report(rows), encoding="utf-8")
     return 0 if all(r["verdict"] == "pass" for r in rows) else 1
 
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
 
 
 def report(rows: list[dict]) -> str:
@@ -257,7 +261,9 @@ replica serves equals a replay of the export.
 
 Time to detect: from the link going down until the cut-off replica's health says
 NOT_SERVING (worst replica). Time to recover: from the link coming up until it says SERVING.
-Longest call: the slowest single call any client saw. The bound comes from the connection
+Longest call: the slowest single call any client saw (a call on a replica
+that is not cut off may wait for row locks the cut-off one held, until PostgreSQL drops that
+session). The bound comes from the connection
 settings in `server/ledger/postgres/timeouts.py` (TCP user timeout
 {timeouts.TCP_USER_TIMEOUT_MS} ms, keepalives after {timeouts.KEEPALIVES_IDLE_S} s ×
 {timeouts.KEEPALIVES_COUNT}, connect timeout {timeouts.CONNECT_TIMEOUT_S} s; stated bound
@@ -267,3 +273,7 @@ silent peer for about 15 minutes).
 Not run yet: a partition during a batched commit and a partition of the replica holding the
 cycle lock (see the issue's notes).
 """
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

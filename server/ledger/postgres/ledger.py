@@ -313,7 +313,8 @@ class PostgresLedger:
                     committed = await self._committed_after_all(work)
                 except _CONNECTION:
                     self._answer_all(batch, NotRecorded(
-                        "database connection lost at COMMIT and not back within 30 s: whether it was recorded "
+                        f"database connection lost at COMMIT and not back within {timeouts.COMMIT_SETTLE_S} s: "
+                        "whether it was recorded "
                         "is unknown (GetTicket tells)", "COMMIT_OUTCOME_UNKNOWN", {}))
                     return
                 if committed:
@@ -361,7 +362,7 @@ class PostgresLedger:
         marker = work.marker
         if marker is None:
             return True  # it wrote nothing: its answers (refusals, empty claims) stand
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeouts.COMMIT_SETTLE_S
         while True:
             try:
                 async with self._pool.connection(timeout=self._wait()) as conn:

@@ -7,9 +7,9 @@ each side give up within seconds instead:
 
 * ``connect_timeout``: a connection attempt to an unreachable host;
 * ``keepalives*``: an idle connection (LISTEN, a held advisory lock, a query
-  waiting for its answer) is probed after 1 s and dropped after 2 unanswered
-  probes 1 s apart;
-* ``tcp_user_timeout``: data sent and not acknowledged for 3 s breaks the
+  waiting for its answer) is probed after 1 s and dropped after 1 unanswered
+  probe;
+* ``tcp_user_timeout``: data sent and not acknowledged for 2 s breaks the
   connection (a query or COMMIT sent into a dead link);
 * the same keepalive / user timeout asked of the server for this session
   (``options``), so PostgreSQL drops a cut-off replica's session, and the
@@ -23,7 +23,7 @@ TCP settings are ignored on a unix socket (the local default), where a dead
 server closes the socket anyway.
 
 Worst case for a call on a replica cut off from the database: the pooled
-connection's query fails after ``tcp_user_timeout`` / keepalives (~3 s), then
+connection's query fails after ``tcp_user_timeout`` / keepalives (~2 s), then
 the batch is retried once on a fresh connection whose connect attempt fails
 after ``CONNECT_TIMEOUT_S``; the call answers UNAVAILABLE within about
 ``DETECT_BOUND_S``. The LISTEN connection's once-a-second probe fails on the
@@ -32,14 +32,17 @@ same clock, which is what turns health to NOT_SERVING.
 from __future__ import annotations
 
 CONNECT_TIMEOUT_S = 2
-TCP_USER_TIMEOUT_MS = 3000
+TCP_USER_TIMEOUT_MS = 2000
 KEEPALIVES_IDLE_S = 1
 KEEPALIVES_INTERVAL_S = 1
-KEEPALIVES_COUNT = 2
+KEEPALIVES_COUNT = 1
 STATEMENT_TIMEOUT_MS = 15000
 LOCK_TIMEOUT_MS = 6000
 IDLE_IN_TRANSACTION_MS = 3000
-DETECT_BOUND_S = 5  # stated bound: ~3 s (dead link) + ~2 s (a retry's connect attempt)
+DETECT_BOUND_S = 5
+# A COMMIT sent and not answered: how long the batch looks for its own record before
+# answering COMMIT_OUTCOME_UNKNOWN (the caller retries with its idempotency key).
+COMMIT_SETTLE_S = 3
 
 
 def _server_side(statements: bool) -> str:
