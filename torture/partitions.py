@@ -255,6 +255,9 @@ has two IN_PROGRESS or two terminal lines; a refused call left nothing; an idemp
 has at most one ticket, and exactly the answered one when any attempt was ok; the board a
 replica serves equals a replay of the export.
 
+`make torture` writes this section with the rest of the page; `python -m torture.partitions
+--out docs/RELIABILITY.md` rewrites it alone.
+
 | scenario | operations | ok / refused / unknown | verdict | time to detect (s) | time to recover (s) | longest call (s) |
 |---|---|---|---|---|---|---|
 {table}
