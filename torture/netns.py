@@ -77,7 +77,7 @@ class Topology:
         return self.cluster.url(db)
 
     # -- life cycle -----------------------------------------------------------------
-    def __enter__(self) -> "Topology":
+    def __enter__(self) -> Topology:
         atexit.register(self.close)
         try:
             self._build()
@@ -153,5 +153,6 @@ class Topology:
     def made(self) -> dict:
         """What exists now that this topology made (for the clean-up test)."""
         netns = self.ns in _ip("netns", "list").stdout.split()
-        links = [self._near(i) for i in range(self.n) if _ip("link", "show", self._near(i), check=False).returncode == 0]
+        links = [self._near(i) for i in range(self.n)
+                 if _ip("link", "show", self._near(i), check=False).returncode == 0]
         return {"netns": netns, "links": links}

@@ -71,16 +71,16 @@ def client_loop(history: History, target: str, name: str, stop: threading.Event)
             i += 1
             key = f"{name}-{i}"
             sub = _attempts(history, Op("submit", key, name, 0.0),
-                            lambda: c.submit("ACKNOWLEDGE", {"message_id": key}, idempotency_key=key))
+                            lambda key=key: c.submit("ACKNOWLEDGE", {"message_id": key}, idempotency_key=key))
             if sub.outcome != "ok":
                 continue
             rid = sub.request_id
             con = _attempts(history, Op("consume", f"{key}-c", name, 0.0, request_id=rid, processor=name),
-                            lambda: c.consume(rid, name, idempotency_key=f"{key}-c"))
+                            lambda rid=rid, key=key: c.consume(rid, name, idempotency_key=f"{key}-c"))
             if con.outcome != "ok":
                 continue
             _attempts(history, Op("complete", f"{key}-d", name, 0.0, request_id=rid, processor=name, status="DONE"),
-                      lambda: c.complete(rid, "DONE", name, "done", idempotency_key=f"{key}-d"))
+                      lambda rid=rid, key=key: c.complete(rid, "DONE", name, "done", idempotency_key=f"{key}-d"))
 
 
 def board_statuses(target: str) -> dict[str, str]:
@@ -106,7 +106,7 @@ class Run:
         self.history = History()
         self.stop = threading.Event()
 
-    def __enter__(self) -> "Run":
+    def __enter__(self) -> Run:
         self.topo = Topology(self.n_replicas).__enter__()  # its own folder the postgres user can reach
         try:
             self.topo.cluster.create_database("opsledger")
@@ -258,7 +258,8 @@ replica serves equals a replay of the export.
 `make torture` writes this section with the rest of the page; `python -m torture.partitions
 --out docs/RELIABILITY.md` rewrites it alone.
 
-| scenario | operations | ok / refused / unknown | verdict | time to detect (s) | time to recover (s) | longest call (s) |
+| scenario | operations | ok / refused / unknown | verdict | time to detect (s) | time to recover (s) \
+| longest call (s) |
 |---|---|---|---|---|---|---|
 {table}
 

@@ -40,11 +40,10 @@ def _get(base: str, path: str) -> int:
 
 
 def test_the_topology_removes_everything_it_made_even_when_the_test_fails():
-    with pytest.raises(RuntimeError, match="boom"):
-        with Topology(2) as topo:
-            during = topo.made()
-            folder = topo.cluster.dir
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), Topology(2) as topo:
+        during = topo.made()
+        folder = topo.cluster.dir
+        raise RuntimeError("boom")
     assert during == {"netns": True, "links": [topo._near(0), topo._near(1)]}
     assert topo.made() == {"netns": False, "links": []}
     assert not folder.exists()
