@@ -52,6 +52,10 @@ pg-deps:
 	@if ! command -v initdb >/dev/null && [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	    postgresql >/dev/null; fi
+	@# the partition tests build network namespaces with ip(8)
+	@if ! command -v ip >/dev/null; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    iproute2 >/dev/null; fi
 
 ## run: set up and start the server (gRPC 127.0.0.1:50051, HTTP 127.0.0.1:8080)
 run: $(STAMP)
