@@ -590,18 +590,7 @@ class PostgresLedger:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(timeout, EVENTS_POLL_S)
         while self._commit_version == since and (left := deadline - loop.time()) > 0:
-            waiter = loop.create_future()
-            with self._waiters_lock:  # armed before the check: no wake-up is missed
-                self._waiters.setdefault(loop, set()).add(waiter)
-            try:
-                if self._commit_version == since:
-                    await asyncio.wait({waiter}, timeout=left)
-            finally:
-                with self._waiters_lock:
-                    mine = self._waiters.get(loop, set())
-                    mine.discard(waiter)
-                    if not mine:
-                        self._waiters.pop(loop, None)
+            await self._wait_unless(lambda: self._commit_version != since, left)
 
     def head_revision(self) -> str:
         return self._read(_head_revision)
@@ -610,12 +599,16 @@ class PostgresLedger:
         return self._read(_events_after, after, limit)
 
     async def wait_for_open(self, types: tuple[str, ...], timeout: float, since: int) -> None:
+        await self._wait_unless(lambda: self._open_version != since, timeout)
+
+    async def _wait_unless(self, done: Callable[[], bool], timeout: float) -> None:
+        """Wait for the next wake-up (or ``timeout``) unless ``done()`` already holds."""
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         with self._waiters_lock:  # armed before the check: no wake-up is missed
             self._waiters.setdefault(loop, set()).add(waiter)
         try:
-            if self._open_version == since:
+            if not done():
                 await asyncio.wait({waiter}, timeout=timeout)
         finally:
             with self._waiters_lock:
