@@ -189,7 +189,7 @@ def nested_struct_submit(depth: int) -> bytes:
         value = b"\x2a" + _varint(len(inner)) + inner  # Value.struct_value
         entry = b"\x0a\x01a\x12" + _varint(len(value)) + value  # map entry {key "a", value}
         inner = b"\x0a" + _varint(len(entry)) + entry  # Struct.fields
-    return b"\x10\x03\x1a" + _varint(len(inner)) + inner
+    return b"\x10\x03\x1a" + _varint(len(inner)) + inner  # request_type ACKNOWLEDGE, payload
 
 
 # RunCycle is left out: a mutation that decodes to confirm=true would run cycles, which is not the point here.

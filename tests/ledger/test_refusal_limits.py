@@ -11,6 +11,7 @@ from grpc_status import rpc_status
 from client.ledger_client import OpsledgerClient
 from server.rpc_status import MAX_LISTED_VIOLATIONS
 from tests.helpers import ServerProcess, ServerThread
+from torture.fuzz import nested_struct_submit
 
 RID = "6f1c1f8e-6b51-4f8e-9a59-3b7f0a4c1d2e"
 # 64 artifacts is inside the contract's limit; each breaks RAW_PATH_ONLY.
@@ -57,26 +58,6 @@ def test_hundreds_of_long_unknown_payload_keys_is_invalid_argument(server, clien
     assert all(len(v.field) <= 128 and len(v.description) <= 160 for v in listed)
 
 
-def _varint(n: int) -> bytes:
-    out = b""
-    while True:
-        low, n = n & 0x7F, n >> 7
-        if n:
-            out += bytes([low | 0x80])
-        else:
-            return out + bytes([low])
-
-
-def nested_submit(depth: int) -> bytes:
-    """A wire-valid SubmitTicketRequest whose payload Struct nests ``depth`` levels."""
-    inner = b""
-    for _ in range(depth):
-        value = b"\x2a" + _varint(len(inner)) + inner  # Value.struct_value
-        entry = b"\x0a\x01a\x12" + _varint(len(value)) + value  # map entry {key "a", value}
-        inner = b"\x0a" + _varint(len(entry)) + entry  # Struct.fields
-    return b"\x10\x03\x1a" + _varint(len(inner)) + inner  # request_type ACKNOWLEDGE, payload
-
-
 MALFORMED = {
     "garbage bytes": b"\xff\xff\xff\xff\x0f",
     "truncated field": b"\x0a\x40abc",
@@ -92,7 +73,7 @@ def test_malformed_protobuf_is_invalid_argument_without_a_stack_trace(root):
             call = channel.unary_unary(method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
             cases = dict(MALFORMED)
             if method.endswith("/SubmitTicket"):
-                cases["struct nested 200 deep"] = nested_submit(200)
+                cases["struct nested 200 deep"] = nested_struct_submit(200)
             for name, raw in cases.items():
                 with pytest.raises(grpc.RpcError) as info:
                     call(raw, timeout=10)
@@ -102,7 +83,7 @@ def test_malformed_protobuf_is_invalid_argument_without_a_stack_trace(root):
         call = channel.unary_unary("/opsledger.v1.TicketService/SubmitTicket",
                                    request_serializer=lambda b: b, response_deserializer=lambda b: b)
         with pytest.raises(grpc.RpcError) as info:
-            call(nested_submit(3), timeout=10)
+            call(nested_struct_submit(3), timeout=10)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "payload" in info.value.details()
         channel.close()
     finally:

@@ -136,7 +136,8 @@ class EventReader:
 
 
 class CommitSignal:
-    """A version that moves after every commit, and waiters on event loops."""
+    """A version that moves after every commit (or every commit with a submit), and
+    waiters on event loops."""
 
     def __init__(self) -> None:
         self.version = 0
@@ -144,7 +145,7 @@ class CommitSignal:
         self._lock = threading.Lock()
 
     def bump(self) -> None:
-        """Any thread: the ledger has new events."""
+        """Any thread: the version moved."""
         self.version += 1
         with self._lock:
             pending = [(loop, list(futs)) for loop, futs in self._waiters.items() if futs]

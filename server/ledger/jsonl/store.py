@@ -139,10 +139,8 @@ class JsonlLedger:
         self._anomalies: list[Anomaly] = []
         self.failed: BaseException | None = None
         self._observers: list[BatchObserver] = []
-        # ConsumeNext waiters, by event loop; woken after each batch with a submit.
-        self._open_version = 0
-        self._waiters: dict[asyncio.AbstractEventLoop, set[asyncio.Future]] = {}
-        self._waiters_lock = threading.Lock()
+        # ConsumeNext waiters: woken after each batch with a submit.
+        self._opened = CommitSignal()
         self._sizes = {self.requests_path: 0, self.results_path: 0}
         self._line_numbers = {self.requests_path: 0, self.results_path: 0}
         # "line N" of the results log is evidence an auditor can cite; a sparse
@@ -368,38 +366,10 @@ class JsonlLedger:
                 for rid, rtype, last in chosen], total
 
     def open_version(self) -> int:
-        return self._open_version
+        return self._opened.version
 
     async def wait_for_open(self, types: tuple[str, ...], timeout: float, since: int) -> None:
-        loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
-        with self._waiters_lock:  # armed before the check: no wake-up is missed
-            self._waiters.setdefault(loop, set()).add(waiter)
-        try:
-            deadline = loop.time() + timeout
-            while self._open_version == since and not waiter.done():
-                left = deadline - loop.time()
-                if left <= 0:
-                    return
-                await asyncio.wait({waiter}, timeout=min(left, OTHER_PROCESS_CHECK_S))
-                if self.changed_elsewhere():
-                    return
-        finally:
-            with self._waiters_lock:
-                mine = self._waiters[loop]
-                mine.discard(waiter)
-                if not mine:
-                    del self._waiters[loop]
-
-    def _wake_waiters(self) -> None:
-        # Writer thread: one hop onto each loop that has waiters.
-        with self._waiters_lock:
-            pending = [(loop, list(futs)) for loop, futs in self._waiters.items() if futs]
-        for loop, futs in pending:
-            try:
-                loop.call_soon_threadsafe(_wake, futs)
-            except RuntimeError:  # that loop is closed: nobody waits there any more
-                pass
+        await self._opened.wait(since, timeout, OTHER_PROCESS_CHECK_S, self.changed_elsewhere)
 
     # -- events (LedgerBackend; the reading is events.py) ------------------------------
     def head_revision(self) -> str:
@@ -691,8 +661,7 @@ class JsonlLedger:
             else:
                 fut.set_result(value)
         if work.requests:
-            self._open_version += 1
-            self._wake_waiters()
+            self._opened.bump()
 
     def _check_identity(self) -> None:
         """Under the lock, before a batch: every path still names the file we hold open."""
@@ -904,12 +873,6 @@ class _IndexView:
 
     def claimed_with(self, result_id: str) -> str | None:
         return self.index.claimed_with(result_id)
-
-
-def _wake(waiters: list[asyncio.Future]) -> None:
-    for waiter in waiters:
-        if not waiter.done():
-            waiter.set_result(None)
 
 
 def _lower_priority() -> None:
