@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 import psycopg
+import orjson
 import pytest
 
 from client.ledger_client import OpsledgerClient
@@ -118,6 +119,14 @@ def test_import_moves_a_jsonl_ledger_line_for_line_and_refuses_twice(tmp_path, p
     try:
         assert pg.lines() == want
         assert _board(pg, (), ()) == board and pg.counts() == counts
+        # Watchers read the imported lines as one batch, a few at a time: every request, then every result.
+        events, after = [], None
+        while True:
+            chunk, after = pg.events_after(after, 7)
+            events += chunk
+            if len(chunk) < 7:
+                break
+        assert [orjson.dumps(e.record) for e in events] == want[0] + want[1]
         # The imported ledger goes on: the machine still holds for imported tickets.
         open_rows, _c, _t = pg.page(("OPEN",), (), 1, None)
         if open_rows:

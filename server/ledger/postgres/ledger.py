@@ -795,14 +795,19 @@ async def _events_after(cur, after, limit):
     spans = await cur.fetchall()
     if batch and (not spans or spans[0][0] != batch or k > spans[0][2] - spans[0][1] + spans[0][4] - spans[0][3]):
         raise InvalidArgument.one("after", "is not a revision of this ledger")
-    wanted: list[tuple[int, int, str, int]] = []  # (batch, index in batch, log, line_no)
+    # (batch, index in batch, log, line_no) of the next ``limit`` events: a batch's
+    # lines are walked from the first one wanted, never expanded whole (an import is one batch).
+    wanted: list[tuple[int, int, str, int]] = []
     for no, req_lo, req_hi, res_lo, res_hi in spans:
-        i = 0
-        for n in range(req_lo + 1, req_hi + 1):
-            wanted.append((no, i := i + 1, "requests", n))
-        for n in range(res_lo + 1, res_hi + 1):
-            wanted.append((no, i := i + 1, "results", n))
-    wanted = [w for w in wanted if w[0] > batch or w[1] > k][:limit]
+        skip = k if no == batch else 0
+        n_req = req_hi - req_lo
+        for i in range(skip, n_req + res_hi - res_lo):
+            if len(wanted) == limit:
+                break
+            if i < n_req:
+                wanted.append((no, i + 1, "requests", req_lo + i + 1))
+            else:
+                wanted.append((no, i + 1, "results", res_lo + i - n_req + 1))
     if not wanted:
         return [], reached
     found: dict[tuple[str, int], tuple[bytes, str]] = {}
