@@ -176,16 +176,19 @@ def test_sigkill_at_random_points_including_during_checkpoint_writes(tmp_path):
     root = tmp_path / "root"
     rnd = random.Random(16)
     rounds = int(os.environ.get("OPSLEDGER_CHECKPOINT_KILLS", "3"))
+    loaded_rounds = 0
     for r in range(rounds):
         child = subprocess.Popen(_child_workload(root), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         child.stdout.readline()  # it is writing
         time.sleep(rnd.uniform(0.2, 1.2))
         child.send_signal(signal.SIGKILL)
         child.wait()
-        got, _loaded = from_checkpoint(root)
+        got, loaded = from_checkpoint(root)
+        loaded_rounds += loaded
         assert got == full_replay(root, tmp_path), f"round {r}"
         assert [str(f) for f in fsck(root) if f.severity == "error"] == []
     assert (root / CHECKPOINT).exists()
+    assert loaded_rounds > 0  # checkpoint + tail was really compared with a full replay
 
 
 # -- bad checkpoints: warned, ignored, full replay ---------------------------------------------

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import random
 import subprocess
-import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -215,31 +214,6 @@ def test_a_commit_that_failed_runs_again_with_the_same_result_id(pg_url, monkeyp
     pg.close()
     assert len(seen) == 1 and rec["result_id"].encode() in seen[0]  # the first try had written it
     assert len(lines) == 1 and rec["result_id"].encode() in lines[0]  # the second wrote it once, same id
-
-
-def test_racing_callers_on_one_replica_one_winner_per_ticket(pg_url):
-    pg = PostgresLedger(pg_url).open()
-    ids = [pg.call(Submit("ACKNOWLEDGE", {"i": i}, None, None)).request["request_id"] for i in range(100)]
-    wins: list[str] = []
-    lock = threading.Lock()
-
-    def racer(n):
-        for rid in ids:
-            try:
-                pg.call(Transition(rid, Event.CONSUME, f"r{n}", "m"))
-                with lock:
-                    wins.append(rid)
-            except IllegalTransition as exc:
-                assert exc.current_status == "IN_PROGRESS" and exc.last_result_id
-
-    threads = [threading.Thread(target=racer, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(wins) == sorted(ids)
-    assert pg.counts()["IN_PROGRESS"] == 100 and len(pg.lines()[1]) == 100
-    pg.close()
 
 
 def test_server_on_postgres_serves_the_ticket_rpcs(tmp_path, pg_url):

@@ -82,11 +82,10 @@ def test_consume_next_waiting_on_one_replica_is_woken_by_a_submit_on_another(tmp
             for round_ in range(3):
                 waiter = cb.consume_next_future(f"w{round_}", wait_seconds=20)
                 time.sleep(0.3)  # the waiter is parked on B
-                started = time.monotonic()
                 sub = ca.submit("ACKNOWLEDGE", {"message_id": f"x{round_}"}).request_id
                 got = waiter.result(25)
+                # Claimed: woken by the submit on A (an unwoken wait ends EMPTY after its 20 s).
                 assert got.claimed and got.request_id == sub
-                assert time.monotonic() - started < 15  # woken, not timed out (the wait was 20 s)
     finally:
         _stop([a, b])
 
