@@ -167,9 +167,11 @@ board) on a server process.
 |---|---|---|---|---|---|---|
 | {s['ops']:,} | {s['errors']} | {s['rss_start_mib']} → {s['rss_end_mib']} MiB ({s['rss_max_mib']}) | {s['tickets_start']:,} → {s['tickets_end']:,} | {s['rss_growth_per_ticket_b']} B | {s['fds_start']} → {s['fds_end']} | {', '.join(str(x) for x in s['p99_ms_by_window'])} |
 
-The index holds every ticket, so RSS grows with the tickets submitted during the soak, by about
-what the benchmark's P3 row reports per ticket held; beyond that it stays flat, and so do the
-open file descriptors and the p99.
+The index holds every ticket, so RSS grows with the tickets submitted during the soak; the
+figure per ticket added is the growth of a whole serving process over a few tens of thousands
+of tickets (allocator arenas and every other per-process growth included), not the index's
+steady state that P3d measures at a million tickets, so the two are different quantities.
+Beyond that growth RSS stays flat, and so do the open file descriptors and the p99.
 
 ## 6. Index checkpoint
 
