@@ -176,6 +176,9 @@ class Opsledger:
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_allowed_incoming_connections", self.caps.grpc),
+                # A connection that never finishes its HTTP/2 handshake holds a place under the
+                # cap: let it go after the same deadline an HTTP request has (grpc's default is 120 s).
+                ("grpc.server_handshake_timeout_ms", int(s.http_request_timeout * 1000)),
             ],
         )
         self.artifacts: ArtifactStore = artifacts_for(s.store, Path(s.root))

@@ -431,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grpc-max-connections", type=int, default=d.grpc_max_connections,
                    help="gRPC connections at once (lowered to fit the descriptor limit)")
     p.add_argument("--http-request-timeout", type=float, default=d.http_request_timeout,
-                   help="seconds to send a whole HTTP request; slower connections are closed")
+                   help="seconds to send a whole HTTP request or finish a gRPC handshake; slower connections are closed")
     p.add_argument("--reap-interval", type=float, default=d.reap_interval,
                    help="run the reaper every N seconds (0: off)")
     p.add_argument("--checkpoint-interval", type=float, default=d.checkpoint_interval,
