@@ -146,8 +146,12 @@ def build_app(
         try:
             body = mapping.parse_body(raw) if body_sent else None
             query = list(request.query_params.multi_items())
-            message = mapping.build_request(route, body, dict(request.path_params),
-                                            [] if body_sent else query)
+            if body_sent and query:
+                # Never merged, never silently dropped: ?dry_run=true beside a body
+                # would otherwise run the real thing.
+                raise mapping.BadRequest(query[0][0], "query parameters are not read when a JSON body is sent; "
+                                                      "put every field in the body")
+            message = mapping.build_request(route, body, dict(request.path_params), query)
         except mapping.BadRequest as exc:
             return _fail(400, str(exc), "INVALID_ARGUMENT", (exc.field, exc.description))
         if message.ByteSize() > MAX_MESSAGE_BYTES:

@@ -56,20 +56,48 @@ def test_bad_query_values_are_400_naming_the_field_and_write_nothing(gw, root):
     assert receipts(root) == []
 
 
-def test_a_body_when_sent_wins_and_must_be_json(gw, root):
+def violation(r) -> tuple[str, str]:
+    (detail,) = r.json()["details"]
+    (v,) = detail["field_violations"]
+    return v["field"], v["description"]
+
+
+def test_a_body_when_sent_is_the_whole_request_and_must_be_json(gw, root):
     write_bundle(root)
-    # The body is the request: its confirm=false is not overridden by the query.
+    # The body is the request: a query string beside it is refused, never merged or dropped.
     r = gw.http.post(f"{RUN}?confirm=true", json={})
-    assert r.status_code == 400 and "confirm" in r.json()["message"]
+    assert r.status_code == 400 and violation(r)[0] == "confirm", r.text
     # A body without a JSON content type is still refused, query or not.
     r = gw.http.post(f"{RUN}?confirm=true", content=b'{"confirm": true}', headers={"content-type": "text/plain"})
     assert r.status_code == 415
     r = gw.http.post(f"{RUN}?confirm=true", content=b"confirm=true",
                      headers={"content-type": "application/x-www-form-urlencoded"})
     assert r.status_code == 400 and "JSON" in r.json()["message"]
-    assert receipts(root) == []
     r = gw.http.post(f"{RUN}?confirm=false", json={"confirm": True})
+    assert r.status_code == 400 and violation(r)[0] == "confirm", r.text
+    assert receipts(root) == []
+    r = gw.http.post(RUN, json={"confirm": True})
     assert r.status_code == 200 and len(receipts(root)) == 1
+
+
+def test_a_query_beside_a_body_is_refused_and_nothing_runs(gw, root):
+    """?dry_run=true beside a body once ran a real reap (the query string was dropped)."""
+    reports = root / KINDS["reaper"].snapshot_dir
+    r = gw.http.post("/api/tickets/reaper/run?dry_run=true&threshold_seconds=5", json={"max_clean": 5})
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] == "INVALID_ARGUMENT"
+    field, rule = violation(r)
+    assert field == "dry_run" and "query parameters are not read when a JSON body is sent" in rule
+    assert r.json()["message"].startswith("dry_run: ")
+    assert not reports.exists()
+    # The same request, all in the body, is a dry run: still no report.
+    r = gw.http.post("/api/tickets/reaper/run", json={"max_clean": 5, "dry_run": True})
+    assert r.status_code == 200 and r.json()["snapshot_ref"] is None, r.text
+    assert not reports.exists()
+    # An empty body still takes its scalars from the query string.
+    r = bare_post(gw, "/api/tickets/reaper/run?dry_run=true&max_clean=5")
+    assert r.status_code == 200 and r.json()["snapshot_ref"] is None, r.text
+    assert not reports.exists()
 
 
 def test_query_scalars_are_generic_for_every_post_route(gw):
