@@ -252,6 +252,7 @@ class Opsledger:
     async def _start_gateway(self, http_addr: str, grpc_target: str) -> None:
         from server.gateway.app import build_app
         from server.gateway.connections import guarded_protocol
+        from server.gateway.mapping import fail_response
 
         host, port = http_addr.rsplit(":", 1)
         host = host.strip("[]")
@@ -279,9 +280,8 @@ class Opsledger:
 
         async def metrics(request) -> Response:
             if s.protect_reads and not token_matches(request.headers.get("authorization"), s.token):
-                return Response(b'{"result":"FAIL","message":"authorization: a valid Bearer token is required",'
-                                b'"code":"UNAUTHENTICATED","details":[]}', status_code=401,
-                                media_type="application/json", headers={"www-authenticate": "Bearer"})
+                return fail_response(401, "authorization: a valid Bearer token is required", "UNAUTHENTICATED",
+                                     headers={"www-authenticate": "Bearer"})
             return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
         app = build_app(self._gateway_channel, extra_routes=[Route("/metrics", metrics, methods=["GET"])],

@@ -24,12 +24,12 @@ from google.protobuf import descriptor, json_format
 
 from server.common.struct_numbers import restore_integers
 
-_STRUCT = "google.protobuf.Struct"
+STRUCT = "google.protobuf.Struct"
+VALUE = "google.protobuf.Value"
+LIST_VALUE = "google.protobuf.ListValue"
 # Free JSON (Struct, and Value for a view's "data"): numbers come back as doubles.
-_JSON_VALUES = (_STRUCT, "google.protobuf.Value", "google.protobuf.ListValue")
-_UNSPECIFIED = "VALUE_UNSPECIFIED"
-_VALUE = "google.protobuf.Value"
-_LIST_VALUE = "google.protobuf.ListValue"
+JSON_VALUES = frozenset({STRUCT, VALUE, LIST_VALUE})
+UNSPECIFIED = "VALUE_UNSPECIFIED"  # every enum's zero: "no value", never a value of its own
 FD = descriptor.FieldDescriptor
 _INT64 = {FD.CPPTYPE_INT64, FD.CPPTYPE_UINT64}
 _FLOATS = {FD.CPPTYPE_FLOAT, FD.CPPTYPE_DOUBLE}
@@ -43,7 +43,7 @@ def complete(desc: descriptor.Descriptor, d: dict) -> dict:
     for f in desc.fields:
         value = d.get(f.name)
         sub = f.message_type
-        if sub is not None and sub.full_name in _JSON_VALUES:
+        if sub is not None and sub.full_name in JSON_VALUES:
             out[f.name] = restore_integers(value) if value is not None else (
                 [] if f.is_repeated else None)
         elif sub is not None and sub.GetOptions().map_entry:
@@ -51,7 +51,7 @@ def complete(desc: descriptor.Descriptor, d: dict) -> dict:
         elif f.is_repeated:
             items = value or []
             out[f.name] = [complete(sub, i) for i in items] if sub is not None else items
-        elif value is None or (f.enum_type is not None and value == _UNSPECIFIED):
+        elif value is None or (f.enum_type is not None and value == UNSPECIFIED):
             out[f.name] = None  # "no value" is null, never the proto's zero name
         else:
             out[f.name] = complete(sub, value) if sub is not None else value
@@ -116,7 +116,7 @@ def _scalar(f: FD) -> Callable[[object], object] | None:
             raise Unsupported(f.full_name)
         names = {v.number: _PRINTER._FieldToJsonObject(f, v.number) for v in f.enum_type.values}
         if not f.is_repeated:  # "no value" is null, never the proto's zero name (as ``complete``)
-            names = {n: None if name == _UNSPECIFIED else name for n, name in names.items()}
+            names = {n: None if name == UNSPECIFIED else name for n, name in names.items()}
         return lambda v: names.get(v, v)  # an unknown number of an open enum stays a number
     if f.cpp_type in _INT64 or f.type == FD.TYPE_BYTES or f.cpp_type in _FLOATS:
         return lambda v: _PRINTER._FieldToJsonObject(f, v)  # strings for int64, base64, Infinity/NaN
@@ -129,11 +129,11 @@ def _converter(f: FD, compiled: dict) -> Callable[[object], object] | None:
         return _scalar(f)
     if sub.GetOptions().map_entry:
         raise Unsupported(f.full_name)
-    if sub.full_name == _STRUCT:
+    if sub.full_name == STRUCT:
         return struct_plain
-    if sub.full_name == _VALUE:
+    if sub.full_name == VALUE:
         return value_plain
-    if sub.full_name == _LIST_VALUE:
+    if sub.full_name == LIST_VALUE:
         return list_plain
     if sub.full_name.startswith("google.protobuf."):
         raise Unsupported(sub.full_name)  # other well-known types have their own JSON forms

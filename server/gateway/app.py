@@ -13,7 +13,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import grpc
-import orjson
 from google.protobuf import descriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.applications import Starlette
@@ -26,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 from client.limits import MAX_MESSAGE_BYTES
 from server.api import HttpRoute, package_services, routes_of
 from server.gateway import mapping, streaming
+from server.gateway.mapping import JSONResponse, fail_response
 from server.interceptors import GATEWAY_KEY
 from server.observability import event_log
 from server.tracing import MINTED_KEY, carried_trace_id
@@ -36,17 +36,6 @@ _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 STATIC = Path(__file__).resolve().parent.parent / "static"  # the board page, shipped in the package
 CALL_TIMEOUT_S = 330.0  # above every server-side wait (RunCycle queueing, ConsumeNext)
 _JSON_TYPES = ("application/json", "application/x-www-form-urlencoded")
-
-
-class JSONResponse(Response):
-    media_type = "application/json"
-
-    def render(self, content) -> bytes:
-        return orjson.dumps(content)
-
-
-def _fail(status: int, message: str, code: str, violation: tuple[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(mapping.fail_body(message, code, violation), status_code=status)
 
 
 async def _disconnected(request: Request) -> None:
@@ -142,7 +131,7 @@ def build_app(
         # sent, must be JSON and is then the only source of body fields.
         body_sent = bool(raw.strip())
         if body_sent and not _content_type_ok(request):
-            return _fail(415, "content-type must be application/json", "INVALID_ARGUMENT")
+            return fail_response(415, "content-type must be application/json", "INVALID_ARGUMENT")
         try:
             body = mapping.parse_body(raw) if body_sent else None
             query = list(request.query_params.multi_items())
@@ -153,18 +142,18 @@ def build_app(
                                                       "put every field in the body")
             message = mapping.build_request(route, body, dict(request.path_params), query)
         except mapping.BadRequest as exc:
-            return _fail(400, str(exc), "INVALID_ARGUMENT", (exc.field, exc.description))
+            return fail_response(400, str(exc), "INVALID_ARGUMENT", (exc.field, exc.description))
         if message.ByteSize() > MAX_MESSAGE_BYTES:
             # JSON can be far smaller than its protobuf (a list of zeros):
             # the request is too large, not a server out of resources.
-            return _fail(413, f"body: encodes to {message.ByteSize()} bytes, over the {MAX_MESSAGE_BYTES}-byte "
-                         "message limit", "RESOURCE_EXHAUSTED", ("body", "over the message size limit"))
+            return fail_response(413, f"body: encodes to {message.ByteSize()} bytes, over the {MAX_MESSAGE_BYTES}-byte "
+                                 "message limit", "RESOURCE_EXHAUSTED", ("body", "over the message size limit"))
         metadata = []
         auth = request.headers.get("authorization")
         if auth:
             # gRPC metadata is printable ASCII; anything else could never be a valid token.
             if not _PRINTABLE_ASCII.fullmatch(auth):
-                return _fail(400, "authorization: header must be printable ASCII", "INVALID_ARGUMENT")
+                return fail_response(400, "authorization: header must be printable ASCII", "INVALID_ARGUMENT")
             metadata.append(("authorization", auth))
         metadata += _trace_metadata(request, traced)
         if request.client and gateway_secret:
@@ -188,7 +177,7 @@ def build_app(
         async def endpoint(request: Request) -> Response:
             if templated and request.url.path in literal_paths:
                 # A literal path never falls through to a template (e.g. GET /api/tickets/consume).
-                return _fail(405, f"method {request.method} not allowed on {request.url.path}", "UNIMPLEMENTED")
+                return fail_response(405, f"method {request.method} not allowed on {request.url.path}", "UNIMPLEMENTED")
             return await call(by_verb[request.method], request)
 
         return endpoint
@@ -219,7 +208,7 @@ def build_app(
     async def http_error(_request: Request, exc: HTTPException) -> Response:
         codes = {404: "NOT_FOUND", 405: "UNIMPLEMENTED", 413: "RESOURCE_EXHAUSTED"}
         message = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, exc.detail)
-        return _fail(exc.status_code, message, codes.get(exc.status_code, "UNKNOWN"))
+        return fail_response(exc.status_code, message, codes.get(exc.status_code, "UNKNOWN"))
 
     async def board_page(_request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
@@ -238,7 +227,7 @@ def build_app(
     ]
     async def unexpected(_request: Request, exc: Exception) -> Response:
         _access.error("gateway_error", error=f"{type(exc).__name__}: {exc}")
-        return _fail(500, "internal error; see the server log", "INTERNAL")
+        return fail_response(500, "internal error; see the server log", "INTERNAL")
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: unexpected})
     return AccessLog(app, metrics) if metrics is not None else app

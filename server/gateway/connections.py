@@ -20,20 +20,18 @@ import select
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from server.fdbudget import HEALTH_EXTRA
+from server.gateway.mapping import fail_response
 
 HEALTH_PATH = "/healthz"
-_BUSY = (b'{"result":"FAIL","message":"server at its connection limit; retry later","code":"UNAVAILABLE",'
-         b'"details":[]}')
 
 
 def _health_only(app):
     async def guarded(scope, receive, send):
         if scope["type"] != "http" or scope.get("path") == HEALTH_PATH:
             return await app(scope, receive, send)
-        await send({"type": "http.response.start", "status": 503,
-                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
-                                (b"retry-after", b"1")]})
-        await send({"type": "http.response.body", "body": _BUSY})
+        busy = fail_response(503, "server at its connection limit; retry later", "UNAVAILABLE",
+                             headers={"connection": "close", "retry-after": "1"})
+        await busy(scope, receive, send)
 
     return guarded
 

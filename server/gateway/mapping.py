@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import re
 
+import orjson
 from google.api import field_behavior_pb2
 from google.protobuf import descriptor, json_format
 from google.rpc import code_pb2, error_details_pb2
+from starlette.responses import Response
 
 from server.api import HttpRoute
 from server.common import strict_json
-from server.common.contract_json import contract_dict
+from server.common.contract_json import JSON_VALUES, STRUCT, UNSPECIFIED, contract_dict
 from server.rpc_status import TRANSITION_KEYS, decode_details
 
 # Legacy keys that are not fields of the response message (SPEC §7), by RPC.
@@ -53,10 +55,7 @@ HTTP_STATUS: dict[int, int] = {
 }
 
 VIEW_ERROR = "opsledger.v1.ViewError"
-_STRUCT = "google.protobuf.Struct"
-_FREE_FORM = {_STRUCT, "google.protobuf.Value", "google.protobuf.ListValue"}
 _BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False}
-_UNSPECIFIED = "VALUE_UNSPECIFIED"
 FD = descriptor.FieldDescriptor
 _INTEGERS = {FD.TYPE_INT32, FD.TYPE_SINT32, FD.TYPE_UINT32, FD.TYPE_INT64, FD.TYPE_SINT64, FD.TYPE_UINT64,
              FD.TYPE_FIXED32, FD.TYPE_FIXED64, FD.TYPE_SFIXED32, FD.TYPE_SFIXED64}
@@ -81,10 +80,10 @@ def required(field: descriptor.FieldDescriptor) -> bool:
 
 def _scalar_problem(f: descriptor.FieldDescriptor, value) -> str | None:
     if f.enum_type is not None:
-        names = [v.name for v in f.enum_type.values if v.name != _UNSPECIFIED]
+        names = [v.name for v in f.enum_type.values if v.name != UNSPECIFIED]
         if not isinstance(value, str):
             return f"must be an enum name ({', '.join(names)}), not a number or other JSON type"
-        if value not in f.enum_type.values_by_name or value == _UNSPECIFIED:
+        if value not in f.enum_type.values_by_name or value == UNSPECIFIED:
             return f"must be one of {', '.join(names)}"
         return None
     if f.type == FD.TYPE_STRING:
@@ -119,8 +118,8 @@ def check_body(desc: descriptor.Descriptor, body: dict, trail: str = "") -> None
         else:
             items = [(where, value)]
         for at, item in items:
-            if sub is not None and sub.full_name in _FREE_FORM:
-                if sub.full_name == _STRUCT and not isinstance(item, dict):
+            if sub is not None and sub.full_name in JSON_VALUES:
+                if sub.full_name == STRUCT and not isinstance(item, dict):
                     raise BadRequest(at, "must be an object")
             elif sub is not None:
                 if not isinstance(item, dict):
@@ -255,8 +254,24 @@ def _view_error(route: HttpRoute, details: list[dict], message: str) -> dict | N
 
 
 def fail_body(message: str, code: str, violation: tuple[str, str] | None = None) -> dict:
+    """The FAIL body of a refusal the gateway makes itself, shaped as a gRPC error's:
+    ``violation`` (field, rule) becomes a BadRequest detail."""
     details = []
     if violation is not None:
         details.append({"field_violations": [{"field": violation[0], "description": violation[1]}],
                         "@type": error_details_pb2.BadRequest.DESCRIPTOR.full_name})
     return {"result": "FAIL", "message": message, "code": code, "details": details}
+
+
+class JSONResponse(Response):
+    """Every JSON body the HTTP side sends (answers, refusals, stream errors)."""
+
+    media_type = "application/json"
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content)
+
+
+def fail_response(status: int, message: str, code: str, violation: tuple[str, str] | None = None,
+                  headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(fail_body(message, code, violation), status_code=status, headers=headers)

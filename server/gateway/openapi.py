@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from google.protobuf import descriptor
 
+from server.common.contract_json import LIST_VALUE, STRUCT, UNSPECIFIED, VALUE
 from server.gateway.mapping import LEGACY_EXTRAS, is_view, required
 from server.api import HttpRoute
 
@@ -74,16 +75,16 @@ class _Schemas:
         return schema
 
     def field(self, f: descriptor.FieldDescriptor, response: bool) -> dict:
-        if f.message_type is not None and f.message_type.full_name == "google.protobuf.Struct":
+        if f.message_type is not None and f.message_type.full_name == STRUCT:
             item = {"type": "object"}
-        elif f.message_type is not None and f.message_type.full_name == "google.protobuf.Value":
+        elif f.message_type is not None and f.message_type.full_name == VALUE:
             item = {}  # any JSON value
-        elif f.message_type is not None and f.message_type.full_name == "google.protobuf.ListValue":
+        elif f.message_type is not None and f.message_type.full_name == LIST_VALUE:
             item = {"type": "array"}
         elif f.message_type is not None:
             item = self.ref(f.message_type, response)
         elif f.enum_type is not None:
-            names = [v.name for v in f.enum_type.values if v.name != "VALUE_UNSPECIFIED"]
+            names = [v.name for v in f.enum_type.values if v.name != UNSPECIFIED]
             item = {"type": "string", "enum": names}
             if response and not f.is_repeated:
                 return {"anyOf": [item, {"type": "null"}]}  # no value is null, never VALUE_UNSPECIFIED

@@ -76,7 +76,7 @@ async def respond(route: HttpRoute, call, accept: str) -> Response:
         first = None
     except grpc.aio.AioRpcError as exc:
         status, payload = mapping.render_error(exc, route)
-        return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+        return mapping.JSONResponse(payload, status_code=status)
     frame = _sse if sse else _ndjson
 
     async def body():
