@@ -36,6 +36,8 @@ _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 STATIC = Path(__file__).resolve().parent.parent / "static"  # the board page, shipped in the package
 CALL_TIMEOUT_S = 330.0  # above every server-side wait (RunCycle queueing, ConsumeNext)
 _JSON_TYPES = ("application/json", "application/x-www-form-urlencoded")
+_CONTENT_TYPE_RULE = ("must be application/json, application/*+json or application/x-www-form-urlencoded "
+                      "(a JSON object either way) when a body is sent")
 
 
 async def _disconnected(request: Request) -> None:
@@ -75,15 +77,24 @@ def _content_type_ok(request: Request) -> bool:
     return value in _JSON_TYPES or (value.startswith("application/") and value.endswith("+json"))
 
 
+class _TooLarge(Exception):
+    """A request over the message limit, as JSON bytes or as the protobuf they make."""
+
+
+def _too_large(message: str) -> Response:
+    # One shape for both limits: the request is too large, not a server out of resources.
+    return fail_response(413, message, "RESOURCE_EXHAUSTED", ("body", "over the message size limit"))
+
+
 async def _read_body(request: Request) -> bytes:
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_MESSAGE_BYTES:
-        raise HTTPException(413, f"body over {MAX_MESSAGE_BYTES} bytes")
+        raise _TooLarge(f"body over {MAX_MESSAGE_BYTES} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_MESSAGE_BYTES:
-            raise HTTPException(413, f"body over {MAX_MESSAGE_BYTES} bytes")
+            raise _TooLarge(f"body over {MAX_MESSAGE_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -125,13 +136,17 @@ def build_app(
     }
 
     async def call(route: HttpRoute, request: Request) -> Response:
-        raw = await _read_body(request) if route.body else b""
+        try:
+            raw = await _read_body(request) if route.body else b""
+        except _TooLarge as exc:
+            return _too_large(str(exc))
         # An empty body means "fields from the query string" (SPEC §7; legacy callers send
         # POST ...?confirm=true with no body and no Content-Type); a body, when
         # sent, must be JSON and is then the only source of body fields.
         body_sent = bool(raw.strip())
         if body_sent and not _content_type_ok(request):
-            return fail_response(415, "content-type must be application/json", "INVALID_ARGUMENT")
+            return fail_response(415, "content-type: must be application/json when a body is sent",
+                                 "INVALID_ARGUMENT", ("content-type", _CONTENT_TYPE_RULE))
         try:
             body = mapping.parse_body(raw) if body_sent else None
             query = list(request.query_params.multi_items())
@@ -144,16 +159,16 @@ def build_app(
         except mapping.BadRequest as exc:
             return fail_response(400, str(exc), "INVALID_ARGUMENT", (exc.field, exc.description))
         if message.ByteSize() > MAX_MESSAGE_BYTES:
-            # JSON can be far smaller than its protobuf (a list of zeros):
-            # the request is too large, not a server out of resources.
-            return fail_response(413, f"body: encodes to {message.ByteSize()} bytes, over the {MAX_MESSAGE_BYTES}-byte "
-                                 "message limit", "RESOURCE_EXHAUSTED", ("body", "over the message size limit"))
+            # JSON can be far smaller than its protobuf (a list of zeros).
+            return _too_large(f"body: encodes to {message.ByteSize()} bytes, over the {MAX_MESSAGE_BYTES}-byte "
+                              "message limit")
         metadata = []
         auth = request.headers.get("authorization")
         if auth:
             # gRPC metadata is printable ASCII; anything else could never be a valid token.
             if not _PRINTABLE_ASCII.fullmatch(auth):
-                return fail_response(400, "authorization: header must be printable ASCII", "INVALID_ARGUMENT")
+                return fail_response(400, "authorization: header must be printable ASCII", "INVALID_ARGUMENT",
+                                     ("authorization", "header must be printable ASCII"))
             metadata.append(("authorization", auth))
         metadata += _trace_metadata(request, traced)
         if request.client and gateway_secret:
@@ -206,7 +221,7 @@ def build_app(
         return JSONResponse(document)
 
     async def http_error(_request: Request, exc: HTTPException) -> Response:
-        codes = {404: "NOT_FOUND", 405: "UNIMPLEMENTED", 413: "RESOURCE_EXHAUSTED"}
+        codes = {404: "NOT_FOUND", 405: "UNIMPLEMENTED"}
         message = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, exc.detail)
         return fail_response(exc.status_code, message, codes.get(exc.status_code, "UNKNOWN"))
 

@@ -1,4 +1,4 @@
-"""The gateway's own refusals: the FAIL body a gRPC refusal gets.
+"""The gateway's own refusals name the field, in the FAIL body a gRPC refusal gets.
 
 Real HTTP to a real server (uvicorn on port 0, grpc.aio behind).
 """
@@ -7,6 +7,8 @@ import time
 
 import httpx
 
+from client.limits import MAX_MESSAGE_BYTES
+from tests.gateway.test_gateway import RECONCILE, logs
 from tests.helpers import ServerThread
 
 BAD_REQUEST = "google.rpc.BadRequest"
@@ -19,6 +21,50 @@ def violation(r: httpx.Response) -> tuple[str, str]:
     assert detail["@type"] == BAD_REQUEST, detail
     (v,) = detail["field_violations"]
     return v["field"], v["description"]
+
+
+def test_wrong_content_type_names_content_type(gw):
+    before = logs(gw)
+    for headers in ({"content-type": "text/plain"}, {}):
+        r = gw.http.post("/api/tickets", content=b'{"request_type":"ACKNOWLEDGE","payload":{"message_id":"m"}}',
+                         headers=headers)
+        assert r.status_code == 415, r.text
+        assert r.json()["code"] == "INVALID_ARGUMENT"
+        field, rule = violation(r)
+        assert field == "content-type" and "application/json" in rule
+    assert logs(gw) == before
+
+
+def test_unprintable_authorization_names_authorization(gw):
+    before = logs(gw)
+    r = gw.http.post("/api/tickets", json=RECONCILE, headers={"Authorization": "Bearer \xe9t\xe9".encode("latin-1")})
+    assert r.status_code == 400, r.text
+    assert violation(r) == ("authorization", "header must be printable ASCII")
+    assert logs(gw) == before
+
+
+def test_both_size_limits_give_one_413_shape(gw):
+    """Over the limit as JSON bytes (declared or streamed) and over it only as protobuf: the same body shape."""
+    before = logs(gw)
+    huge = b'{"request_type":"ACKNOWLEDGE","payload":{"message_id":"' + b"x" * (MAX_MESSAGE_BYTES + 10) + b'"}}'
+
+    def chunks():
+        for i in range(0, len(huge), 65536):
+            yield huge[i:i + 65536]
+
+    declared = gw.http.post("/api/tickets", content=huge, headers={"content-type": "application/json"})
+    streamed = gw.http.post("/api/tickets", content=chunks(), headers={"content-type": "application/json"})
+    assert "content-length" not in streamed.request.headers  # chunked: only the running count can stop it
+    # Small as JSON, over the limit as protobuf: each 0 is 11+ bytes as a protobuf Value.
+    zeros = b'{"request_type":"ACKNOWLEDGE","payload":{"message_id":"m","n":[' + b",".join([b"0"] * 300_000) + b"]}}"
+    assert len(zeros) < MAX_MESSAGE_BYTES
+    as_protobuf = gw.http.post("/api/tickets", content=zeros, headers={"content-type": "application/json"})
+    assert as_protobuf.json()["message"].startswith("body: encodes to")
+    for r in (declared, streamed, as_protobuf):
+        assert r.status_code == 413, r.text[:300]
+        assert r.json()["code"] == "RESOURCE_EXHAUSTED" and r.json()["message"].startswith("body")
+        assert violation(r) == ("body", "over the message size limit")
+    assert logs(gw) == before
 
 
 def test_over_the_connection_cap_anything_but_health_gets_the_busy_body(root):
