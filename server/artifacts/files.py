@@ -126,6 +126,9 @@ class FileArtifacts:
         target = rawpath.resolve(self.root, ref)
         return str(target) if target.is_file() else None
 
+    def check_ref(self, ref: str) -> None:
+        rawpath.resolve(self.root, ref)  # syntax, and no symlink out of the root
+
     @contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
         try:

@@ -118,6 +118,9 @@ class PostgresArtifacts:
             row = conn.execute("SELECT sha256 FROM artifacts WHERE path = %s", (ref,)).fetchone()
         return f"postgresql artifacts:{ref}" if row else None
 
+    def check_ref(self, ref: str) -> None:
+        rawpath.check_syntax(ref)  # rows have no symlinks: the syntax is the whole rule
+
     def recover(self) -> list[str]:
         """Nothing to sweep: a pair is one transaction, so a writer killed mid-write
         left nothing behind."""

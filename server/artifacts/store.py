@@ -23,6 +23,10 @@ Promises every implementation keeps (``tests/artifacts`` checks them):
   elsewhere; it returns what it removed.
 - ``resolve`` tells where a ref's bytes are kept (for messages), None when
   nothing is stored there, ``RawPathError`` for a bad ref.
+- ``check_ref`` raises ``RawPathError`` for a ref that breaks the raw-path
+  rules (its syntax, and an escape from the root where the backend has one)
+  and asks nothing about what is stored: a ref named in a completion or a
+  bundle need not exist (SPEC §5), so checking one costs no storage read.
 - ``exclusive(name)`` is a lock held across processes (and replicas) for
   the ``with`` block; the live cycle holds ``exclusive("cycle")``.
 """
@@ -49,6 +53,8 @@ class ArtifactStore(Protocol):
     def snapshots(self, kind: str, limit: int = 10) -> list[str]: ...
 
     def resolve(self, ref: str) -> str | None: ...
+
+    def check_ref(self, ref: str) -> None: ...
 
     def exclusive(self, name: str) -> AbstractContextManager[None]: ...
 

@@ -48,7 +48,7 @@ def publish(artifacts: ArtifactStore, strategy_path: Path, key_file: Path | None
     }
     bundle = bundle_step.make_bundle(strategy, iso(now), str(uuid.uuid4()), key, source, [])
     data = pretty(bundle)
-    check = bundle_step.check_bundle(data, now, key=key, resolve=artifacts.resolve)
+    check = bundle_step.check_bundle(data, now, key=key, check_ref=artifacts.check_ref)
     if not check.valid:
         raise PublishRefused("bundle would FAIL: " + "; ".join(check.problems))
     latest, snapshot = artifacts.write_pair("bundle", file_stamp(now), lambda _ref: data)

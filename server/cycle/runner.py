@@ -140,7 +140,7 @@ class CycleRunner:
             try:
                 raw = self.artifacts.read_latest("bundle")
                 key = Path(self.key_file).read_bytes().strip() if self.key_file else None
-                check = self.steps["bundle"](raw, now, self.max_age_s, key, self.artifacts.resolve)
+                check = self.steps["bundle"](raw, now, self.max_age_s, key, self.artifacts.check_ref)
             except Exception as exc:  # noqa: BLE001
                 check = bundle_step.BundleCheck("FAIL", problems=[f"bundle step error: {_error(exc)}"])
             state.bundle_decision, state.bundle_stale = check.decision, check.stale

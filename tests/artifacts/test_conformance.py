@@ -115,6 +115,21 @@ def test_refs_that_break_the_raw_path_rules_are_refused(artifacts, ref):
         artifacts.read(ref)
     with pytest.raises(RawPathError):
         artifacts.resolve(ref)
+    with pytest.raises(RawPathError):
+        artifacts.check_ref(ref)
+
+
+def test_check_ref_asks_nothing_of_the_storage(artifacts):
+    """A well-formed ref need not exist; checking one reads no storage (here: a store already closed)."""
+    artifacts.write_pair("reco", STAMP, lambda _ref: body(1))
+    refs = [layout.latest_ref("reco"), "reports/nothing/here.json", "state/tickets/ticket_results.jsonl:line9"]
+    close = getattr(artifacts, "close", None)
+    if close is not None:
+        close()
+    for ref in refs:
+        assert artifacts.check_ref(ref) is None
+    with pytest.raises(RawPathError):
+        artifacts.check_ref("../outside.json")
 
 
 def test_exclusive_holds_across_processes(impl, artifacts, tmp_path):

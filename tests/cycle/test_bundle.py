@@ -67,7 +67,7 @@ def test_secret_in_source_block_fails():
 
 @pytest.mark.parametrize("ref", ["../outside.json", "%2e%2e/x", "/etc/passwd", "file:x.json", "a\\b", "a b"])
 def test_malformed_evidence_refs_warn(ref, tmp_path):
-    c = check_bundle(raw(refs=[ref]), NOW, resolve=FileArtifacts(tmp_path).resolve)
+    c = check_bundle(raw(refs=[ref]), NOW, check_ref=FileArtifacts(tmp_path).check_ref)
     assert c.decision == "WARN" and "RAW_PATH_ONLY" in c.error_text()
 
 
@@ -75,7 +75,7 @@ def test_symlink_escape_in_evidence_refs_warns(tmp_path):
     root = tmp_path / "root"
     (root / "reports").mkdir(parents=True)
     os.symlink(tmp_path, root / "reports" / "up")
-    c = check_bundle(raw(refs=["reports/up/x.json"]), NOW, resolve=FileArtifacts(root).resolve)
+    c = check_bundle(raw(refs=["reports/up/x.json"]), NOW, check_ref=FileArtifacts(root).check_ref)
     assert c.decision == "WARN" and "outside the data root" in c.error_text()
 
 

@@ -178,3 +178,32 @@ def test_store_failure_flips_health_and_answers_unavailable(server, client):
         assert resp.status == health_pb2.HealthCheckResponse.NOT_SERVING
     assert client.board().total_count == 1  # reads still work
 
+
+
+def test_completion_refs_are_checked_without_reading_the_artifact_store(tmp_path, pg_url):
+    """A completion's refs need not exist (SPEC §5): their check reads no artifact row. With the
+    artifacts table locked by another session, a completion naming 64 refs still goes through;
+    a ref breaking the syntax is still refused."""
+    import psycopg
+
+    from client.ledger_client import OpsledgerClient
+    from tests.helpers import ServerThread
+
+    srv = ServerThread(tmp_path / "root", store=pg_url).start()
+    locker = psycopg.connect(pg_url)
+    try:
+        with OpsledgerClient(srv.target, retries=0, timeout=30) as c:
+            rid = c.submit("ACKNOWLEDGE", {"message_id": "m"}).request_id
+            c.consume(rid, "w1")
+            locker.execute("LOCK TABLE artifacts IN ACCESS EXCLUSIVE MODE")  # held until rollback
+            refs = [f"reports/run{i}/out.json" for i in range(64)]
+            assert c.complete(rid, "DONE", "w1", "ok", refs).new_status == pb.TicketStatus.DONE
+            with pytest.raises(grpc.RpcError) as info:
+                c.complete(str(uuid.uuid4()), "DONE", "w1", "ok", ["reports/ok.json", "../escape.json"])
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert details(info.value)[0].field_violations[0].field == "artifacts[1]"
+            locker.rollback()
+            assert list(c.ticket(rid).results[1].artifacts) == refs
+    finally:
+        locker.close()
+        srv.stop()
