@@ -217,6 +217,7 @@ class Opsledger:
         self._health_task = asyncio.create_task(self._follow_store_health())
         if s.reap_interval > 0:
             self._reaper_task = asyncio.create_task(self._reap_every(s.reap_interval))
+        tickets = sum((await asyncio.to_thread(self.store.counts)).values())
         log.info(
             "started",
             grpc=f"{s.grpc_addr.rsplit(':', 1)[0]}:{self.grpc_port}",
@@ -228,7 +229,7 @@ class Opsledger:
             max_connections={"http": self.caps.http if self.http_port else None, "grpc": self.caps.grpc},
             tls="mutual" if s.tls_client_ca else ("on" if s.tls_cert else "off"),
             store=self.store.health().backend,
-            tickets=sum(self.store.counts().values()),
+            tickets=tickets,
         )
         self._started = True
         if s.ready_file is not None:
@@ -282,7 +283,10 @@ class Opsledger:
             if s.protect_reads and not token_matches(request.headers.get("authorization"), s.token):
                 return fail_response(401, "authorization: a valid Bearer token is required", "UNAUTHENTICATED",
                                      headers={"www-authenticate": "Bearer"})
-            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+            # The ticket gauge asks the store at scrape time, which may wait for the ledger lock:
+            # never on the event loop that serves health and every call.
+            body = await asyncio.to_thread(generate_latest, registry)
+            return Response(body, media_type=CONTENT_TYPE_LATEST)
 
         app = build_app(self._gateway_channel, extra_routes=[Route("/metrics", metrics, methods=["GET"])],
                         metrics=self.metrics, health_extra={"store": self.store.health().backend},
