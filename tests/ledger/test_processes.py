@@ -1,13 +1,16 @@
 """Real subprocess servers: SIGKILL under load, two servers on one root."""
 import random
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+import httpx
 import orjson
 
 from client.ledger_client import OpsledgerClient
+from opsledger.v1 import tickets_pb2 as pb
 from server.ledger.jsonl.fsck import fsck
 from server.ledger.jsonl.store import REQUESTS, RESULTS
 from tests.helpers import ServerProcess
@@ -106,3 +109,37 @@ def test_two_servers_one_root_each_ticket_consumed_exactly_once(root):
             orjson.loads(line)
     assert len((root / RESULTS).read_bytes().splitlines()) == 300
     assert fsck(root) == []
+
+
+def _long_polls_in_progress(srv) -> int:
+    text = httpx.get(srv.http_base + "/metrics", timeout=5).text
+    m = re.search(r'opsledger_calls_in_progress{budget="long-polls"} (\S+)', text)
+    return int(float(m.group(1))) if m else 0
+
+
+def test_a_waiter_is_woken_by_another_process_submit_that_a_read_took_in_first(root):
+    """A submit on B, then a board read on A: the read's catch-up takes B's line in before
+    the waiter's own once-a-second look, and must wake the waiter itself."""
+    a = ServerProcess(root)
+    b = ServerProcess(root)
+    waiter = None
+    try:
+        with OpsledgerClient(a.target, retries=0, timeout=10) as ca, \
+                OpsledgerClient(b.target, retries=0, timeout=10) as cb:
+            # No deadline the server sees: a waiter nobody wakes holds its whole 60 s (and
+            # then claims), so giving up on it after 20 s fails the test on the result alone.
+            waiter = ca.tickets.ConsumeNext.future(pb.ConsumeNextRequest(processor_id="w", wait_seconds=60))
+            deadline = time.monotonic() + 20
+            while _long_polls_in_progress(a) < 1:
+                assert time.monotonic() < deadline, "the long-poll never arrived"
+                time.sleep(0.05)
+            time.sleep(0.3)  # past its first (empty) claim attempt: parked in the wait
+            rid = cb.submit("ACKNOWLEDGE", {"message_id": "from-b"}).request_id
+            assert ca.board().total_count == 1  # A's read catches up on B's line
+            got = waiter.result(timeout=20)  # grpc.FutureTimeoutError: the waiter slept on
+            assert got.claimed and got.request_id == rid
+    finally:
+        if waiter is not None:
+            waiter.cancel()
+        assert a.terminate() == 0
+        assert b.terminate() == 0

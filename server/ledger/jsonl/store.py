@@ -139,7 +139,8 @@ class JsonlLedger:
         self._anomalies: list[Anomaly] = []
         self.failed: BaseException | None = None
         self._observers: list[BatchObserver] = []
-        # ConsumeNext waiters: woken after each batch with a submit.
+        # ConsumeNext waiters: woken after each batch with a submit, and by every
+        # catch-up that takes in another process's submits.
         self._opened = CommitSignal()
         self._sizes = {self.requests_path: 0, self.results_path: 0}
         self._line_numbers = {self.requests_path: 0, self.results_path: 0}
@@ -748,10 +749,15 @@ class JsonlLedger:
             self.index.begin_bulk()  # sorted views built once at the end, not line by line
         elif startup:
             self.index.begin_tail()  # the tail after a checkpoint: views updated once per ticket
+        requests_at = self._sizes[self.requests_path]
         try:
             self._ingest(self.requests_path, self._apply_request_line)
             self._ingest(self.results_path, self._apply_result_line)
             self._sync_commits()
+            if self._sizes[self.requests_path] != requests_at:
+                # Another process's submits: whichever catch-up takes them in (a read's Sync
+                # too) wakes the ConsumeNext waiters, whose own size check then finds nothing new.
+                self._opened.bump()
         finally:
             if whole:
                 with self.lock:
