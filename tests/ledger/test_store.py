@@ -211,3 +211,24 @@ def test_rows_read_back_whole_whatever_their_length(store):
     assert [(r["request_id"], r["last_message"]) for r in rows] == ids[::-1]
     view = store.ticket(ids[-1][0])
     assert view.results[-1]["message"] == ids[-1][1] and view.request["payload"] == RECONCILE
+
+
+def test_this_process_write_in_flight_is_not_a_change_elsewhere(store, root):
+    """Between an append and its fdatasync the logs are longer than what the store has
+    taken in; that is its own batch, not another writer (reads would queue a Sync for it)."""
+    seen = []
+
+    def observing_sync(fd):
+        seen.append(store.changed_elsewhere())
+        os.fdatasync(fd)
+
+    store.sync = observing_sync
+    rid = submit(store)
+    consume(store, rid)
+    assert seen == [False, False]
+    other = JsonlLedger(root).open()  # a second writer on the same root: that is a change
+    try:
+        submit(other)
+    finally:
+        other.close()
+    assert store.changed_elsewhere()

@@ -143,6 +143,9 @@ class JsonlLedger:
         # catch-up that takes in another process's submits.
         self._opened = CommitSignal()
         self._sizes = {self.requests_path: 0, self.results_path: 0}
+        # The sizes this process's append in flight will reach (empty when none): between
+        # the write and the index update, the logs are longer than ``_sizes`` by our own lines.
+        self._writing: dict[Path, int] = {}
         self._line_numbers = {self.requests_path: 0, self.results_path: 0}
         # "line N" of the results log is evidence an auditor can cite; a sparse
         # index of line starts answers it (and a result's line from its offset).
@@ -271,11 +274,18 @@ class JsonlLedger:
         return self.execute(command).result(timeout)
 
     def changed_elsewhere(self) -> bool:
-        """True when a log grew beyond what this process has read (another writer)."""
+        """True when a log grew beyond what this process has read (another writer);
+        this process's own append in flight is not a change.
+
+        No lock (it runs on the event loop): the sizes are looked at first, then the
+        append's target, then ``_sizes``; ``_append`` sets the target before writing and
+        clears it only after ``_sizes`` holds it, so one of the two always matches."""
         try:
-            return any(os.stat(p).st_size != n for p, n in self._sizes.items())
+            now = [(p, os.stat(p).st_size) for p in self._sizes]
         except OSError:
             return False
+        writing = self._writing
+        return any(size != writing.get(p) and size != self._sizes[p] for p, size in now)
 
     def _refresh(self) -> None:
         """Before a read: take in what other processes appended, if anything."""
@@ -697,6 +707,9 @@ class JsonlLedger:
         started = time.perf_counter()
         req_at = self._sizes[self.requests_path]
         res_at = self._sizes[self.results_path]
+        with self.lock:
+            self._writing = {self.requests_path: req_at + sum(map(len, request_lines)),
+                             self.results_path: res_at + sum(map(len, result_lines))}
         try:
             if request_lines:
                 self.write(self._fds[self.requests_path], b"".join(request_lines))
@@ -715,7 +728,9 @@ class JsonlLedger:
                     if os.fstat(self._fds[path]).st_size != size:
                         os.ftruncate(self._fds[path], size)
                 except OSError as cut:
+                    self._writing = {}
                     raise _NotTakenBack(exc, cut) from exc
+            self._writing = {}
             raise
         elapsed = time.perf_counter() - started
         with self.lock:
@@ -734,6 +749,7 @@ class JsonlLedger:
                 offset += len(line)
             self._sizes[self.results_path] = offset
             self._line_numbers[self.results_path] += len(result_lines)
+            self._writing = {}
         self._add_commit()
         for observe in self._observers:
             observe(len(request_lines) + len(result_lines), elapsed)
