@@ -29,7 +29,7 @@ kept: the version digit of a stored result_id says whether a token made it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -120,7 +120,8 @@ class SnapshotView:
 
 @dataclass
 class Batch:
-    """What the commands of one batch decided so far; what the backend will write."""
+    """What the commands of one batch decided so far; what the backend will write.
+    One batch is decided against one view."""
 
     requests: list[dict] = field(default_factory=list)
     results: list[dict] = field(default_factory=list)
@@ -129,6 +130,11 @@ class Batch:
     _new: dict[str, dict] = field(default_factory=dict)  # tickets submitted in this batch
     _keys: dict[str, dict] = field(default_factory=dict)  # idempotency key -> request decided here
     _claims: dict[str, str] = field(default_factory=dict)  # token-derived claim id -> request_id
+    # Claim walks, per types asked: where the last claim stopped in the view's OPEN
+    # tickets, and in ``requests``. A ticket walked past was moved by this batch and
+    # stays moved, so each claim goes on from there: a batch of claims is linear.
+    _open_walks: dict[tuple[str, ...], Iterator[str]] = field(default_factory=dict)
+    _new_walks: dict[tuple[str, ...], int] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.requests or self.results)
@@ -248,22 +254,30 @@ def _claim(cmd: ClaimNext, view: View, batch: Batch, now: str, new_id) -> dict |
             for earlier in _results(rid, view, batch):
                 if earlier["result_id"] == token_id:
                     return earlier
-    chosen = None
-    # Tickets OPEN before the batch, oldest first, unless this batch moved them;
-    # then tickets submitted in this very batch.
-    for rid in view.open_in_order(cmd.types):
-        if rid not in batch._status:
-            chosen = rid
-            break
-    if chosen is None:
-        wanted = set(cmd.types)
-        for rid, rec in batch._new.items():
-            if batch._status[rid] == OPEN and (not wanted or rec["request_type"] in wanted):
-                chosen = rid
-                break
+    chosen = _oldest_open(tuple(cmd.types), view, batch)
     if chosen is None:
         return None
     rec = _append_result(chosen, IN_PROGRESS, token_id or new_id(), cmd.processor_id, cmd.message, [], batch, now)
     if token_id is not None:
         batch._claims[token_id] = chosen
     return rec
+
+
+def _oldest_open(types: tuple[str, ...], view: View, batch: Batch) -> str | None:
+    """Tickets OPEN before the batch, oldest first, unless this batch moved them;
+    then tickets submitted in this very batch. The caller claims what it gets."""
+    walk = batch._open_walks.get(types)
+    if walk is None:
+        walk = batch._open_walks[types] = iter(view.open_in_order(types))
+    for rid in walk:
+        if rid not in batch._status:
+            return rid
+    at = batch._new_walks.get(types, 0)
+    while at < len(batch.requests):
+        rec = batch.requests[at]
+        if batch._status[rec["request_id"]] == OPEN and (not types or rec["request_type"] in types):
+            batch._new_walks[types] = at
+            return rec["request_id"]
+        at += 1
+    batch._new_walks[types] = at
+    return None

@@ -61,7 +61,7 @@ def seen(store: JsonlLedger) -> dict:
         "finished": store.finished_since(0),
         "stale": store.stale_in_progress(2**40, 10**6),
         "tickets": tickets,
-        "claim_order": [e.request_id for e in store.index.open_in_order(())],
+        "claim_order": list(store.index.open_ids_in_order(())),
         "idempotency": dict(store.index.idempotency),
         "anomalies": [(a.file, a.line_no, a.reason) for a in store.anomalies()],
     }

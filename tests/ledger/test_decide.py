@@ -63,6 +63,47 @@ def test_claim_takes_stored_open_tickets_oldest_first_then_this_batchs():
     assert none.answer is None
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_every_claim_in_a_long_batch_takes_the_oldest_ticket_open_at_that_moment(seed):
+    """Claims of several type filters mixed with submits and consumes by id, all in one
+    batch, against the rule itself: stored OPEN tickets oldest first, then this batch's."""
+    import random
+
+    rng = random.Random(seed)
+    kinds = ("ACKNOWLEDGE", "REQUEST_REPORTS", "REQUEST_RECONCILE")
+    view = SnapshotView()
+    stored, b = run(view, *(submit(kind=rng.choice(kinds)) for _ in range(60)))
+    view.absorb(b)
+    consumed, b = run(view, *(Transition(d.answer.request["request_id"], Event.CONSUME, "w", "m")
+                              for d in stored if rng.random() < 0.3))
+    view.absorb(b)
+    order = [(d.answer.request["request_id"], d.answer.request["request_type"]) for d in stored]
+    status = {rid: view.status(rid) for rid, _ in order}
+    new: list[tuple[str, str]] = []
+    batch, new_id = Batch(), (lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4)))
+    for n in range(400):
+        roll = rng.random()
+        if roll < 0.2:
+            d = decide(submit(kind=rng.choice(kinds)), view, batch, NOW, new_id)
+            new.append((d.answer.request["request_id"], d.answer.request["request_type"]))
+            status[new[-1][0]] = "OPEN"
+        elif roll < 0.3:
+            rid = rng.choice(order)[0]
+            d = decide(Transition(rid, Event.CONSUME, "w", "m"), view, batch, NOW, new_id)
+            assert isinstance(d, Refusal) == (status[rid] != "OPEN")
+            status[rid] = "IN_PROGRESS"
+        else:
+            types = tuple(rng.sample(kinds, rng.choice((0, 1, 1, 2))))
+            want = next((rid for rid, kind in order + new
+                         if status[rid] == "OPEN" and (not types or kind in types)), None)
+            d = decide(ClaimNext(types, f"w{n}", "m"), view, batch, NOW, new_id)
+            assert (d.answer and d.answer["request_id"]) == want, n
+            if want is not None:
+                status[want] = "IN_PROGRESS"
+    assert sum(1 for r in batch.results if r["status"] == "IN_PROGRESS") == len(set(
+        r["request_id"] for r in batch.results))  # no ticket taken twice
+
+
 def test_idempotent_submit_within_and_across_batches():
     view = SnapshotView()
     out, batch = run(view, submit("k"), submit("k"), Submit("ACKNOWLEDGE", {"message_id": "other"}, None, "k"))

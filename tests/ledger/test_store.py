@@ -232,3 +232,38 @@ def test_this_process_write_in_flight_is_not_a_change_elsewhere(store, root):
     finally:
         other.close()
     assert store.changed_elsewhere()
+
+
+def test_queued_claims_take_the_oldest_open_ticket_of_their_types_each(store):
+    """Hundreds of claims queued at once (group commit puts many in one batch), mixed
+    with submits: each takes the oldest ticket still OPEN for its types, none twice."""
+    import random
+
+    from server.ledger.backend import ClaimNext
+
+    rng = random.Random(7)
+    kinds = ("ACKNOWLEDGE", "REQUEST_REPORTS")
+    payloads = {"ACKNOWLEDGE": {"message_id": "m"}, "REQUEST_REPORTS": {}}
+    first = [store.execute(Submit(k, payloads[k], None, None)) for k in (rng.choice(kinds) for _ in range(200))]
+    plan = []
+    for n in range(400):
+        if rng.random() < 0.25:
+            plan.append(("submit", rng.choice(kinds)))
+        else:
+            plan.append(("claim", rng.choice(((), ("ACKNOWLEDGE",), ("REQUEST_REPORTS",)))))
+    futures = [store.execute(Submit(arg, payloads[arg], None, None) if what == "submit"
+                             else ClaimNext(arg, f"w{n}", "m", None))
+               for n, (what, arg) in enumerate(plan)]
+    order = [(f.result().request["request_id"], f.result().request["request_type"]) for f in first]
+    status = {rid: "OPEN" for rid, _ in order}
+    for (what, arg), fut in zip(plan, futures):
+        got = fut.result()
+        if what == "submit":
+            order.append((got.request["request_id"], arg))
+            status[order[-1][0]] = "OPEN"
+            continue
+        want = next((rid for rid, kind in order if status[rid] == "OPEN" and (not arg or kind in arg)), None)
+        assert (got and got["request_id"]) == want
+        if want is not None:
+            status[want] = "IN_PROGRESS"
+    assert store.counts()["IN_PROGRESS"] == sum(1 for s in status.values() if s == "IN_PROGRESS")

@@ -356,11 +356,13 @@ class LedgerIndex:
     def count_in_progress_before(self, epoch: int) -> int:
         return self._processed[_STATUS_CODE[IN_PROGRESS]].bisect_left((epoch, -1))
 
-    def open_in_order(self, types: Iterable[str] = ()) -> Iterator[Entry]:
-        """OPEN tickets of ``types`` (all when empty), oldest submission first."""
+    def open_ids_in_order(self, types: Iterable[str] = ()) -> Iterator[str]:
+        """Ids of OPEN tickets of ``types`` (all when empty), oldest submission first
+        (ids only: a claim passes over tickets, and an Entry each would cost more)."""
         chosen = tuple(types) or REQUEST_TYPES
+        uids = self.uids
         for seq in heapq.merge(*(self._open_by_type[_TYPE_CODE[t]] for t in chosen)):
-            yield self._entry(seq)
+            yield _uid_text(bytes(uids[seq * 16:seq * 16 + 16]))
 
     def page(
         self,

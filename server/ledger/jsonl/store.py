@@ -891,7 +891,7 @@ class _IndexView:
         return None if rid is None else self.store.request_of(self.index.get(rid))
 
     def open_in_order(self, types: tuple[str, ...]):
-        return (entry.request_id for entry in self.index.open_in_order(types))
+        return self.index.open_ids_in_order(types)
 
     def claimed_with(self, result_id: str) -> str | None:
         return self.index.claimed_with(result_id)
