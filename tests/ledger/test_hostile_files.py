@@ -195,3 +195,66 @@ def test_a_failed_write_that_cannot_be_taken_back_is_not_unavailable(root, appen
     subprocess.run(["chattr", "-a", str(root / REQUESTS)], check=True)
     lines = [json.loads(line) for line in (root / REQUESTS).read_bytes().splitlines()]
     assert [rec["payload"]["message_id"] for rec in lines] == ["m0", "m1"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chattr +a needs root (CAP_LINUX_IMMUTABLE)")
+def test_a_read_whose_catch_up_shared_a_batch_that_could_not_be_taken_back_still_answers(root, append_only):
+    """Another writer appended, so a board read first queues a catch-up; it joins the
+    batch of a submit whose write fails and cannot be cut off again. The submit's caller
+    hears "may be recorded"; the read answers from what the store holds."""
+    import concurrent.futures
+    import errno
+    import time
+
+    import grpc
+
+    from client.ledger_client import OpsledgerClient
+    from server.errors import OutcomeUnknown
+    from server.ledger.backend import Submit
+    from server.ledger.jsonl.store import JsonlLedger
+    from tests.helpers import ServerThread
+
+    srv = ServerThread(root).start()
+    other = None
+    try:
+        store = srv.app.store
+        with OpsledgerClient(srv.target, retries=0, timeout=30) as c:
+            mine = c.submit("ACKNOWLEDGE", {"message_id": "m0"}).request_id
+            other = JsonlLedger(root).open()  # a second writer on the same root
+            theirs = other.call(Submit("ACKNOWLEDGE", {"message_id": "m1"}, None, None)).request["request_id"]
+            append_only(root / REQUESTS)
+
+            def failing_sync(_fd):
+                raise OSError(errno.EIO, "Input/output error")
+
+            store.sync = failing_sync
+
+            def queue_empty_but(n):
+                deadline = time.monotonic() + 20
+                while store._queue.qsize() != n:
+                    assert time.monotonic() < deadline, f"queue never reached {n}"
+                    time.sleep(0.01)
+
+            store._batch_lock.acquire()  # hold batches until both calls are queued for the same one
+            try:
+                doomed = store.execute(Submit("ACKNOWLEDGE", {"message_id": "m2"}, None, None))
+                queue_empty_but(0)  # the writer holds it, waiting for the batch lock
+                with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                    board = pool.submit(c.board)
+                    queue_empty_but(1)  # the read's catch-up, queued behind it
+                    store._batch_lock.release()
+                    try:
+                        rows = board.result(30)
+                    except grpc.RpcError as exc:
+                        pytest.fail(f"the read failed: {exc.code()} {exc.details()}")
+            finally:
+                if store._batch_lock.locked():
+                    store._batch_lock.release()
+            with pytest.raises(OutcomeUnknown):
+                doomed.result(30)
+            assert sorted(r.request_id for r in rows.rows) == sorted([mine, theirs])
+            assert store.failed is not None
+    finally:
+        if other is not None:
+            other.close()
+        srv.stop()

@@ -36,7 +36,7 @@ import orjson
 
 from server.common.atomic import atomic_replace, create_new, fsync_dir, write_all
 from server.common.clock import Clock, epoch_seconds, file_stamp
-from server.errors import OutcomeUnknown, StartupRefused, Unavailable
+from server.errors import OpsledgerError, OutcomeUnknown, StartupRefused, Unavailable
 from server.ledger import records
 from server.ledger.backend import Anomaly, BatchObserver, Health, StaleTicket, TicketView
 from server.ledger.decide import Batch, Refusal, decide
@@ -292,8 +292,11 @@ class JsonlLedger:
         if self.failed is None and self.changed_elsewhere():
             try:
                 self.call(Sync())
-            except Unavailable:
-                pass  # the store just turned read-only: reads answer from what it holds
+            except OpsledgerError:
+                # The batch the catch-up joined failed (Unavailable, or OutcomeUnknown for
+                # another caller's write): the store is read-only now, and reads answer
+                # from what it holds; that outcome is the writer's to hear, not the reader's.
+                pass
 
     # -- records are read back from the logs by offset (the index keeps none) --
     def request_of(self, entry: Entry) -> dict:
