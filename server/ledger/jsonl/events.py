@@ -72,13 +72,14 @@ def _is_line_start(fd: int, offset: int, floor: int) -> bool:
 class EventReader:
     """Events between revisions, read from the logs and the boundaries file.
 
-    ``snapshot()`` gives (boundaries committed, the last of them) consistently
-    with what the store has made visible; ``type_of(request_id)`` is the
+    ``snapshot()`` gives (boundaries committed, the last of them, the open
+    boundaries file they are in) consistently with what the store has made
+    visible; ``type_of(request_id)`` is the
     ticket's type (result lines do not carry it)."""
 
-    def __init__(self, req_fd: int, res_fd: int, commits_fd: int,
-                 snapshot: Callable[[], tuple[int, Position]], type_of: Callable[[str], str]) -> None:
-        self.req_fd, self.res_fd, self.commits_fd = req_fd, res_fd, commits_fd
+    def __init__(self, req_fd: int, res_fd: int,
+                 snapshot: Callable[[], tuple[int, Position, int]], type_of: Callable[[str], str]) -> None:
+        self.req_fd, self.res_fd = req_fd, res_fd
         self.snapshot = snapshot
         self.type_of = type_of
         self._ledger_id = ""
@@ -95,10 +96,9 @@ class EventReader:
         return make_token(self.ledger_id(), self.snapshot()[1])
 
     def after(self, token: str | None, limit: int) -> tuple[list[LedgerEvent], str]:
-        count, last = self.snapshot()
+        count, last, fd = self.snapshot()
         ledger_id = self.ledger_id()
         pos = (0, 0) if token is None else parse_token(token, ledger_id)
-        fd = self.commits_fd
         k = commits.first_after(fd, count, pos, self._hint)
         if k == count:
             if pos != last:

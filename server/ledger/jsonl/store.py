@@ -131,6 +131,7 @@ class JsonlLedger:
         self._commits_count = 0
         self._commits_last: commits.Position = (0, 0)
         self._commits_fd: int | None = None
+        self._retired_fds: list[int] = []  # boundaries files replaced under us; readers may still hold them
         self._events: EventReader | None = None
         self._committed = CommitSignal()
         self.index = LedgerIndex()
@@ -185,7 +186,7 @@ class JsonlLedger:
         self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         self._commits_fd = os.open(self.commits_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         self._events = EventReader(self._fds[self.requests_path], self._fds[self.results_path],
-                                   self._commits_fd, self._commits_snapshot, self._type_of)
+                                   self._commits_snapshot, self._type_of)
         loss_accepted = False
         try:
             with self._flock():
@@ -244,6 +245,9 @@ class JsonlLedger:
         if self._commits_fd is not None:
             os.close(self._commits_fd)
             self._commits_fd = None
+        for fd in self._retired_fds:
+            os.close(fd)
+        self._retired_fds.clear()
 
     # -- calls ------------------------------------------------------------------
     def execute(self, command) -> concurrent.futures.Future:
@@ -400,9 +404,9 @@ class JsonlLedger:
     async def wait_for_commit(self, since: int, timeout: float) -> None:
         await self._committed.wait(since, timeout, WATCH_OTHER_PROCESS_CHECK_S, self.changed_elsewhere)
 
-    def _commits_snapshot(self) -> tuple[int, commits.Position]:
+    def _commits_snapshot(self) -> tuple[int, commits.Position, int]:
         with self.lock:
-            return self._commits_count, self._commits_last
+            return self._commits_count, self._commits_last, self._commits_fd
 
     def _type_of(self, request_id: str) -> str:
         with self.lock:
@@ -412,6 +416,10 @@ class JsonlLedger:
     def _sync_commits(self) -> None:
         """Under the root's lock, after a catch-up: take in other processes'
         boundaries; close a span of the logs no boundary covers (see commits.py)."""
+        try:
+            self._follow_commits_path()
+        except OSError as exc:  # derived data: keep the file held; the next catch-up tries again
+            log.warning("could not follow %s: %s", commits.COMMITS, exc)
         fd = self._commits_fd
         sizes = (self._sizes[self.requests_path], self._sizes[self.results_path])
         count, last = commits.valid_prefix(fd, self._commits_count, self._commits_last, sizes)
@@ -426,6 +434,45 @@ class JsonlLedger:
             with self.lock:
                 self._commits_count, self._commits_last = count, last
             self._committed.bump()
+
+    def _follow_commits_path(self) -> None:
+        """Under the root's lock: the boundaries file at the path is the one every
+        process (and the next start) reads. Deleted or replaced under a running
+        server, it is derived data, so the store goes on serving: a missing file, or
+        one holding only a prefix of what this process knows, is put back from what
+        this process holds; a file with other boundaries was written by a process
+        started after the change, whose order watchers may already have seen, so
+        this process takes it up too (one order for the root)."""
+        held = os.fstat(self._commits_fd)
+        try:
+            now = os.stat(self.commits_path)
+        except FileNotFoundError:
+            now = None
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            return
+        ours = os.pread(self._commits_fd, self._commits_count * commits.SIZE, 0)
+        if now is not None:
+            fd = os.open(self.commits_path, os.O_RDWR | os.O_APPEND)
+            sizes = (self._sizes[self.requests_path], self._sizes[self.results_path])
+            valid, _last = commits.valid_prefix(fd, 0, (0, 0), sizes)
+            theirs = os.pread(fd, valid * commits.SIZE, 0)
+            if not ours.startswith(theirs):
+                log.warning("%s was replaced while the server ran by one with other commit boundaries "
+                            "(another process started after the change); this process follows it",
+                            commits.COMMITS)
+                self._swap_commits_fd(fd, 0, (0, 0))  # its records are checked from the first
+                return
+            os.close(fd)
+        log.warning("%s was %s while the server ran; put back with the %d boundaries this process holds",
+                    commits.COMMITS, "deleted" if now is None else "replaced", self._commits_count)
+        atomic_replace(self.commits_path, ours)
+        self._swap_commits_fd(os.open(self.commits_path, os.O_RDWR | os.O_APPEND),
+                              self._commits_count, self._commits_last)
+
+    def _swap_commits_fd(self, fd: int, count: int, last: commits.Position) -> None:
+        with self.lock:
+            self._retired_fds.append(self._commits_fd)
+            self._commits_fd, self._commits_count, self._commits_last = fd, count, last
 
     def _add_commit(self) -> None:
         """Under the root's lock, once a batch is durable: its boundary."""
