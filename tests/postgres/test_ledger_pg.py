@@ -13,7 +13,7 @@ import pytest
 
 from client.ledger_client import OpsledgerClient
 from server.common.clock import FixedClock
-from server.errors import IllegalTransition, InvalidArgument, NotFound
+from server.errors import IllegalTransition, InvalidArgument, NotFound, Unavailable
 from server.ledger.backend import ClaimNext, Submit, Transition
 from server.ledger.jsonl.fsck import fsck
 from server.ledger.jsonl.store import JsonlLedger
@@ -169,6 +169,29 @@ def test_a_buggy_writer_cannot_record_a_second_in_progress_or_final(pg_url):
             conn.rollback()
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             conn.execute("UPDATE ticket_results SET line = 'x'")
+
+
+def test_a_lock_timeout_answers_unavailable_and_leaves_health_serving(pg_url):
+    """A row or table held past lock_timeout by another session is contention, not an
+    outage: the call is refused (nothing written) and the replica stays SERVING."""
+    failures: list[BaseException] = []
+    pg = PostgresLedger(pg_url, on_failure=failures.append, lock_timeout_ms=200).open()
+    try:
+        rid = pg.call(Submit("ACKNOWLEDGE", {}, None, None)).request["request_id"]
+        with psycopg.connect(pg_url) as holder:  # another replica's transaction, stuck holding locks
+            holder.execute("SELECT 1 FROM tickets WHERE request_id = %s FOR UPDATE", (rid,))
+            with pytest.raises(Unavailable, match="lock timeout"):
+                pg.call(Transition(rid, Event.CONSUME, "p", "m"), timeout=30)
+            holder.execute("LOCK TABLE ticket_requests IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(Unavailable, match="lock timeout"):
+                pg.ticket(rid)
+            assert failures == [] and pg.health().writable, (failures, pg.health())
+        # The locks are gone: the same call goes through, recorded once.
+        assert pg.call(Transition(rid, Event.CONSUME, "p", "m"), timeout=30)["status"] == "IN_PROGRESS"
+        assert len(pg.ticket(rid).results) == 1
+        assert failures == [] and pg.health().writable
+    finally:
+        pg.close()
 
 
 def test_a_commit_whose_answer_is_lost_is_settled_without_a_second_line(pg_url, monkeypatch):

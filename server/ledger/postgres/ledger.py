@@ -67,6 +67,8 @@ _NO_CURSOR = (1 << 63) - 1
 # Run the batch again: a lock cycle with another batch, or an idempotency key
 # another replica stored after this batch looked (the next run sees it).
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure, psycopg.errors.UniqueViolation)
+# Caught together, then told apart by ``_connection_lost``: a lock or statement
+# timeout is an OperationalError too, but the database that said so is up.
 _CONNECTION = (psycopg.OperationalError, PoolTimeout)
 _STOP = object()
 
@@ -164,8 +166,10 @@ class PostgresLedger:
     def __init__(self, url: str, clock: Clock | None = None,
                  on_failure: Callable[[BaseException], None] | None = None,
                  on_recover: Callable[[], None] | None = None,
-                 pool_size: int = 8, connect_timeout: float = timeouts.CONNECT_TIMEOUT_S) -> None:
+                 pool_size: int = 8, connect_timeout: float = timeouts.CONNECT_TIMEOUT_S,
+                 lock_timeout_ms: int = timeouts.LOCK_TIMEOUT_MS) -> None:
         self.url = url
+        self.lock_timeout_ms = lock_timeout_ms
         self.clock = clock or Clock()
         self.on_failure = on_failure
         self.on_recover = on_recover
@@ -204,7 +208,7 @@ class PostgresLedger:
         self._queue = asyncio.Queue()
         self._pool = AsyncConnectionPool(
             self.url, min_size=2, max_size=self.pool_size, open=False, timeout=self.connect_timeout,
-            kwargs=timeouts.connect_kwargs(), name="opsledger")
+            kwargs=timeouts.connect_kwargs(lock_timeout_ms=self.lock_timeout_ms), name="opsledger")
         await self._pool.open(wait=True, timeout=30)
         self._in_flight = asyncio.Semaphore(IN_FLIGHT)
         self._tasks = [asyncio.create_task(self._batcher()), asyncio.create_task(self._listener())]
@@ -324,6 +328,11 @@ class PostgresLedger:
                     return
                 continue  # rolled back: run it again with the same ids
             except _CONNECTION as exc:
+                if not _connection_lost(exc):
+                    # The database stopped a statement (lock or statement timeout): it is up and the
+                    # transaction rolled back. Health stays as it is; the caller may retry.
+                    self._answer_all(batch, _busy(exc))
+                    return
                 was_up = self._problem is None
                 self._down(exc)
                 if was_up and attempts < 2 and not self._closed:
@@ -400,6 +409,8 @@ class PostgresLedger:
             try:
                 await conn.commit()
             except psycopg.OperationalError as exc:
+                if not _connection_lost(exc):
+                    raise  # the server answered the COMMIT with an error: it rolled back
                 raise _CommitUnknown(str(exc)) from exc
 
     @staticmethod
@@ -629,6 +640,8 @@ class PostgresLedger:
                             async with conn.cursor() as cur:
                                 return await fn(cur, *args)
                 except _CONNECTION as exc:
+                    if not _connection_lost(exc):
+                        raise _busy(exc) from None  # not down, and running a timed-out query again would not help
                     if attempt == 1 and self._problem is None:
                         continue  # perhaps a pooled connection that died with an earlier server: once more
                     self._down(exc)
@@ -844,6 +857,26 @@ def _is_uuid(value: str) -> bool:
         return str(uuid.UUID(value)) == value
     except (ValueError, TypeError, AttributeError):
         return False
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """True when the connection failed, not a statement: no connection from the pool,
+    a broken socket (no SQLSTATE: the client noticed), a connection exception (class
+    08) or an operator intervention ending the session (57P: shutdown, restart, dropped
+    database). A lock timeout, statement timeout or deadlock is an answer from a
+    database that is up."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith(("08", "57P"))
+
+
+def _busy(exc: BaseException) -> Unavailable:
+    # UNAVAILABLE, not ABORTED: nothing was recorded and the same call may simply be sent
+    # again later, which is what this code means to the clients (they retry it with backoff).
+    return Unavailable(f"database busy, nothing was recorded: {_short(exc)}")
 
 
 def _wake(waiters: list[asyncio.Future]) -> None:

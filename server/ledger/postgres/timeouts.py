@@ -45,16 +45,16 @@ DETECT_BOUND_S = 5
 COMMIT_SETTLE_S = 3
 
 
-def _server_side(statements: bool) -> str:
+def _server_side(statements: bool, lock_timeout_ms: int) -> str:
     opts = [f"tcp_keepalives_idle={KEEPALIVES_IDLE_S}", f"tcp_keepalives_interval={KEEPALIVES_INTERVAL_S}",
             f"tcp_keepalives_count={KEEPALIVES_COUNT}", f"tcp_user_timeout={TCP_USER_TIMEOUT_MS}",
             f"idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"]
     if statements:
-        opts += [f"statement_timeout={STATEMENT_TIMEOUT_MS}", f"lock_timeout={LOCK_TIMEOUT_MS}"]
+        opts += [f"statement_timeout={STATEMENT_TIMEOUT_MS}", f"lock_timeout={lock_timeout_ms}"]
     return " ".join(f"-c {o}" for o in opts)
 
 
-def connect_kwargs(statements: bool = True) -> dict:
+def connect_kwargs(statements: bool = True, lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> dict:
     """libpq parameters for a server-side connection. ``statements=False`` for a
     connection whose statements legitimately wait long (taking an advisory lock
     another replica holds): it keeps every network bound, not the statement one."""
@@ -65,5 +65,5 @@ def connect_kwargs(statements: bool = True) -> dict:
         "keepalives_interval": KEEPALIVES_INTERVAL_S,
         "keepalives_count": KEEPALIVES_COUNT,
         "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
-        "options": _server_side(statements),
+        "options": _server_side(statements, lock_timeout_ms),
     }
