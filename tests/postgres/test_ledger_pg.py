@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 import subprocess
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -237,6 +238,63 @@ def test_a_commit_that_failed_runs_again_with_the_same_result_id(pg_url, monkeyp
     pg.close()
     assert len(seen) == 1 and rec["result_id"].encode() in seen[0]  # the first try had written it
     assert len(lines) == 1 and rec["result_id"].encode() in lines[0]  # the second wrote it once, same id
+
+
+# A COMMIT that hangs inside the database: a deferred trigger on result lines
+# waits for an advisory lock the test holds (added to this test's own database).
+_COMMIT_GATE = """
+CREATE FUNCTION test_commit_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$;
+CREATE CONSTRAINT TRIGGER test_commit_gate AFTER INSERT ON ticket_results
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_commit_gate();
+"""
+
+
+def test_a_lost_commit_still_running_is_ended_before_the_batch_runs_again(pg_url, monkeypatch):
+    """The replica loses its connection while its COMMIT is still running in the database.
+    Judging it rolled back and running it again beside it would claim a second ticket for
+    one token-less ClaimNext (or fail on the first run's result id): the batch's own
+    transaction must be settled first, and the caller told the one claim that is stored."""
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(_COMMIT_GATE)
+    pg = PostgresLedger(pg_url).open()
+    try:
+        for i in range(2):
+            pg.call(Submit("ACKNOWLEDGE", {"i": i}, None, None))
+        original = psycopg.AsyncConnection.commit
+        sent: dict[str, int] = {}
+
+        async def send_commit_then_lose(self):
+            if sent:
+                return await original(self)
+            sent["pid"] = self.info.backend_pid
+            self.pgconn.send_query(b"COMMIT")  # on its way; its answer is never read
+            while self.pgconn.flush():
+                pass
+            await self.close()
+            raise psycopg.OperationalError("connection lost after COMMIT was sent")
+
+        with psycopg.connect(pg_url, autocommit=True) as gate:
+            gate.execute("SELECT pg_advisory_lock(4242)")
+            monkeypatch.setattr(psycopg.AsyncConnection, "commit", send_commit_then_lose)
+            claim = pg.execute(ClaimNext((), "w", "claimed"))
+            # Open the gate once the replica has acted on the lost COMMIT: the first session is
+            # gone, or another one waits behind it (a re-run). Bounded only so a bug cannot hang.
+            for _ in range(600):
+                if "pid" in sent and gate.execute(
+                        "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = %(p)s) "
+                        "OR EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND pid <> %(p)s)",
+                        {"p": sent["pid"]}).fetchone()[0]:
+                    break
+                time.sleep(0.05)
+            gate.execute("SELECT pg_advisory_unlock(4242)")
+            rec = claim.result(30)
+        monkeypatch.undo()
+        stored = [orjson.loads(line) for line in pg.lines()[1]]
+    finally:
+        pg.close()
+    assert rec is not None
+    assert [(r["request_id"], r["result_id"]) for r in stored] == [(rec["request_id"], rec["result_id"])]
 
 
 def test_server_on_postgres_serves_the_ticket_rpcs(tmp_path, pg_url):

@@ -19,9 +19,12 @@ current-status row per ticket; the engine enforces the state machine.
   this replica's waiters (and, when it had to reconnect, wakes them anyway:
   the poll fallback). The claims of all local waiters go into one batch:
   one claim statement per replica at a time, not a herd.
-* A COMMIT that got no answer (connection lost) is settled by looking for
-  the batch's first record: present, the batch committed and is answered;
-  absent, it runs again with the same ids, so a retry never adds a line.
+* A COMMIT that got no answer (connection lost) is settled by the batch's
+  transaction id (``pg_xact_status``): committed, it is answered; aborted,
+  it runs again with the same ids, so a retry never adds a line; still in
+  progress (its session alive, the COMMIT perhaps still arriving), that
+  session is ended first and the question asked again: a re-run beside it
+  could claim a second ticket or be refused the very transition it records.
 """
 from __future__ import annotations
 
@@ -63,6 +66,7 @@ log = logging.getLogger("opsledger.postgres")
 
 BATCH_MAX = 1024
 IN_FLIGHT = 4  # batches committing at once on one replica
+END_SESSION_WAIT_MS = 1000  # settling a lost COMMIT: how long to wait for the ended session to go
 _NO_CURSOR = (1 << 63) - 1
 # Run the batch again: a lock cycle with another batch, or an idempotency key
 # another replica stored after this batch looked (the next run sees it).
@@ -87,15 +91,9 @@ class _Work:
     def __init__(self) -> None:
         self.answers: list[tuple[concurrent.futures.Future, object, bool]] = []
         self.lines = Batch()
-
-    @property
-    def marker(self) -> tuple[str, str] | None:
-        """A record this batch writes, to look for after a lost COMMIT."""
-        if self.lines.requests:
-            return sql.REQUEST_EXISTS, self.lines.requests[0]["request_id"]
-        if self.lines.results:
-            return sql.RESULT_EXISTS, self.lines.results[0]["result_id"]
-        return None
+        # The writing transaction's id and its session's pid (None: it wrote nothing).
+        self.xid: str | None = None
+        self.pid: int | None = None
 
 
 class _Ids:
@@ -313,12 +311,11 @@ class PostgresLedger:
             except _CommitUnknown as exc:
                 if slot is not None:
                     slot.release()  # settling may wait for the database: let other batches fail fast meanwhile
-                try:
-                    committed = await self._committed_after_all(work)
-                except _CONNECTION:
+                committed = await self._settle(work)
+                if committed is None:
                     self._answer_all(batch, NotRecorded(
-                        f"database connection lost at COMMIT and not back within {timeouts.COMMIT_SETTLE_S} s: "
-                        "whether it was recorded "
+                        f"database connection lost at COMMIT and its outcome not known within "
+                        f"{timeouts.COMMIT_SETTLE_S} s: whether it was recorded "
                         "is unknown (GetTicket tells)", "COMMIT_OUTCOME_UNKNOWN", {}))
                     return
                 if committed:
@@ -366,21 +363,30 @@ class PostgresLedger:
             if not fut.done():
                 fut.set_exception(exc)
 
-    async def _committed_after_all(self, work: _Work) -> bool:
-        """After a lost COMMIT: wait for the database, then look for the batch's record."""
-        marker = work.marker
-        if marker is None:
+    async def _settle(self, work: _Work) -> bool | None:
+        """After a lost COMMIT: did the batch's transaction commit? None when the
+        database cannot tell within ``COMMIT_SETTLE_S``.
+
+        Asked by transaction id, not by looking for a line: a line not there yet
+        may belong to a COMMIT still under way. While the transaction is in
+        progress its session is ended (a COMMIT already running finishes first:
+        the server does not interrupt one), then the question is asked again."""
+        if work.xid is None:
             return True  # it wrote nothing: its answers (refusals, empty claims) stand
         deadline = time.monotonic() + timeouts.COMMIT_SETTLE_S
-        while True:
+        while (left := deadline - time.monotonic()) > 0:
             try:
-                async with self._pool.connection(timeout=self._wait()) as conn:
-                    row = await (await conn.execute(marker[0], (marker[1],))).fetchone()
-                    return row is not None
-            except _CONNECTION:
-                if time.monotonic() > deadline:
-                    raise
+                async with self._pool.connection(timeout=max(0.1, min(left, self._wait()))) as conn:
+                    row = await (await conn.execute(sql.XACT_STATUS, (work.xid,))).fetchone()
+                    if row[0] == "committed":
+                        return True
+                    if row[0] == "aborted":
+                        return False
+                    await conn.execute(sql.END_SESSION, (END_SESSION_WAIT_MS, work.pid, work.xid))
+            except psycopg.Error as exc:  # unreachable, or not allowed to end the session: ask again
+                log.warning("settling a lost COMMIT: %s", _short(exc))
                 await asyncio.sleep(0.2)
+        return None
 
     async def _transaction(self, batch: list, work: _Work, new_id: "_Ids") -> None:
         now = self.clock.now_iso()
@@ -405,7 +411,7 @@ class PostgresLedger:
                         work.answers.append((fut, outcome.error, True))
                     else:
                         work.answers.append((fut, outcome.answer, False))
-                await self._write(cur, work.lines, view)
+                await self._write(cur, work, view)
             try:
                 await conn.commit()
             except psycopg.OperationalError as exc:
@@ -453,7 +459,8 @@ class PostgresLedger:
         view.open_order = sorted(candidates, key=candidates.get)
         return view
 
-    async def _write(self, cur, lines: Batch, view: SnapshotView) -> None:
+    async def _write(self, cur, work: _Work, view: SnapshotView) -> None:
+        lines = work.lines
         req_range = res_range = (0, 0)
         if lines.requests:
             reqs = lines.requests
@@ -510,7 +517,8 @@ class PostgresLedger:
         if lines.requests or lines.results:
             # Taken last and held to COMMIT: batch numbers follow commit order with no gaps.
             await cur.execute(sql.TAKE_BATCH)
-            batch_no = (await cur.fetchone())[0]
+            batch_no, work.xid = await cur.fetchone()
+            work.pid = cur.connection.info.backend_pid
             await cur.execute(sql.INSERT_BATCH, (batch_no, *req_range, *res_range))
 
     # -- health ----------------------------------------------------------------------

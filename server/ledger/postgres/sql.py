@@ -87,9 +87,13 @@ ON CONFLICT (status, request_type, shard) DO UPDATE SET n = ticket_counts.n + ex
 
 NOTIFY = f"SELECT pg_notify('{CHANNEL}', %s)"  # payload: the sending replica (it woke its own already)
 
-# Was a batch whose COMMIT got no answer committed after all?
-REQUEST_EXISTS = "SELECT 1 FROM ticket_requests WHERE request_id = %s::uuid"
-RESULT_EXISTS = "SELECT 1 FROM ticket_results WHERE result_id = %s::uuid"
+# A batch whose COMMIT got no answer is settled by its transaction id: committed,
+# aborted, or still in progress (its session alive, the COMMIT perhaps still
+# arriving). Such a session is ended only while it still runs that transaction
+# (a pid is reused once its session is gone), waiting up to %s ms for it to go.
+XACT_STATUS = "SELECT pg_xact_status(%s::xid8)"
+END_SESSION = ("SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity "
+               "WHERE pid = %s AND backend_xid = %s::xid8::xid")
 
 # -- reads ----------------------------------------------------------------------------
 COUNTS = "SELECT status, sum(n)::bigint FROM ticket_counts GROUP BY status"
@@ -144,7 +148,8 @@ RESULT_LINE = "SELECT line FROM ticket_results WHERE line_no = %s"
 LINE_COUNTS = "SELECT log, lines FROM ledger_heads"
 
 # -- events (WatchTickets): batches in commit order ----------------------------------------
-TAKE_BATCH = "UPDATE ledger_batch_head SET batches = batches + 1 RETURNING batches"
+# Also the transaction's id, to settle a COMMIT whose answer is lost.
+TAKE_BATCH = "UPDATE ledger_batch_head SET batches = batches + 1 RETURNING batches, pg_current_xact_id()::text"
 INSERT_BATCH = "INSERT INTO ledger_batches VALUES (%s, %s, %s, %s, %s)"
 # The database's oid joins the stored id: a database made from a template (a copy) is another ledger.
 LEDGER_ID = ("SELECT ledger_id::text || '/' || (SELECT oid FROM pg_database WHERE datname = current_database()), "
