@@ -318,6 +318,32 @@ def test_server_on_postgres_serves_the_ticket_rpcs(tmp_path, pg_url):
     assert not any((tmp_path / "root").glob("state/tickets/*.jsonl"))  # nothing under the data root
 
 
+def test_consume_next_finds_a_ticket_another_batch_released_unmoved(tmp_path, pg_url):
+    """Another replica's batch holds an OPEN ticket's row (say, a transition on it that it
+    then refuses) while ConsumeNext looks: the claim skips it (SKIP LOCKED), and nothing is
+    NOTIFY'd when it is released unmoved. The waiter must still find it before its deadline."""
+    srv = ServerThread(tmp_path / "root", store=pg_url).start()
+    try:
+        with OpsledgerClient(srv.target, retries=0, timeout=10) as c:
+            rid = c.submit("ACKNOWLEDGE", {"message_id": "m"}).request_id
+            with psycopg.connect(pg_url) as other:
+                other.execute("SELECT 1 FROM tickets WHERE request_id = %s FOR UPDATE", (rid,))
+                assert not c.consume_next("probe").claimed  # the held row is skipped, not waited for
+                waiter = c.consume_next_future("w", wait_seconds=60)
+                time.sleep(0.5)  # the waiter has looked and is parked
+                assert not waiter.done()
+                other.rollback()  # released, still OPEN
+            try:
+                # Claimed long before the wait's own end: it looks again by itself (POLL_S).
+                # Unfixed, it slept until its 60 s were up (a waiter's last look is at its end).
+                got = waiter.result(30)
+            finally:
+                waiter.cancel()
+            assert got.claimed and got.request_id == rid
+    finally:
+        srv.stop()
+
+
 def test_serve_refuses_a_schema_that_is_not_current(pg_empty_url, tmp_path):
     run = subprocess.run(opsledger_cmd("serve", "--root", str(tmp_path), "--store", pg_empty_url,
                                        "--grpc-addr", "127.0.0.1:0", "--no-http"),

@@ -68,6 +68,10 @@ BATCH_MAX = 1024
 IN_FLIGHT = 4  # batches committing at once on one replica
 END_SESSION_WAIT_MS = 1000  # settling a lost COMMIT: how long to wait for the ended session to go
 _NO_CURSOR = (1 << 63) - 1
+# Waits for other replicas' work end after this long at most (then the caller looks
+# again): transitions send no NOTIFY, and a claim skips rows another batch holds
+# locked (SKIP LOCKED) with nothing to say when they are released unmoved.
+POLL_S = 1.0
 # Run the batch again: a lock cycle with another batch, or an idempotency key
 # another replica stored after this batch looked (the next run sees it).
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure, psycopg.errors.UniqueViolation)
@@ -605,9 +609,9 @@ class PostgresLedger:
     async def wait_for_commit(self, since: int, timeout: float) -> None:
         """Woken by this replica's commits and by other replicas' submissions
         (NOTIFY); other replicas' transitions are found by polling every
-        ``EVENTS_POLL_S`` (the feed reads ``events_after`` after every return)."""
+        ``POLL_S`` (the feed reads ``events_after`` after every return)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(timeout, EVENTS_POLL_S)
+        deadline = loop.time() + min(timeout, POLL_S)
         while self._commit_version == since and (left := deadline - loop.time()) > 0:
             await self._wait_unless(lambda: self._commit_version != since, left)
 
@@ -618,7 +622,11 @@ class PostgresLedger:
         return self._read(_events_after, after, limit)
 
     async def wait_for_open(self, types: tuple[str, ...], timeout: float, since: int) -> None:
-        await self._wait_unless(lambda: self._open_version != since, timeout)
+        """Woken by submits on any replica (NOTIFY), and after ``POLL_S`` in any case: an
+        OPEN ticket another batch held locked while this replica's claim looked (a refused
+        transition on it, a claim of another replica that rolled back) sends no NOTIFY when
+        it is released, and must not leave a waiter asleep until its deadline."""
+        await self._wait_unless(lambda: self._open_version != since, min(timeout, POLL_S))
 
     async def _wait_unless(self, done: Callable[[], bool], timeout: float) -> None:
         """Wait for the next wake-up (or ``timeout``) unless ``done()`` already holds."""
@@ -771,7 +779,6 @@ async def _lines(cur):
 # A revision is (batch number, events of that batch already seen) plus a tag
 # that ties it to this ledger, so a token of another ledger is refused.
 _TOKEN = re.compile(r"p1\.([0-9a-f]{1,16})\.([0-9a-f]{1,16})\.([0-9a-f]{12})")
-EVENTS_POLL_S = 1.0
 
 
 def _event_tag(ledger_id: str, batch: int, k: int) -> str:
