@@ -10,15 +10,15 @@ SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["
 GRPC_TOOLS_PROTO = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 PROTOS := $(wildcard protos/opsledger/v1/*.proto)
 
-.PHONY: run test lint lock generate drift buf pycheck ruff typecheck bench bench-quick torture clean venv test-deps browser-deps pg-deps cluster
+.PHONY: run test lint lock generate drift buf ruff typecheck bench bench-quick torture clean venv test-deps browser-deps pg-deps cluster
 
 # Every dependency comes from a lock file with hashes (requirements/*.lock,
 # refreshed by `make lock`); the project itself is installed editable on top,
 # with --no-deps so nothing unlocked slips in.
-$(STAMP): pyproject.toml requirements/run.lock
+$(STAMP): pyproject.toml client/pyproject.toml requirements/run.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --require-hashes -r requirements/run.lock
-	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip install -q --no-deps -e ./client -e .
 	touch $@
 
 $(TEST_STAMP): $(STAMP) requirements/test.lock
@@ -26,15 +26,16 @@ $(TEST_STAMP): $(STAMP) requirements/test.lock
 	touch $@
 
 ## lock: re-resolve requirements/run.lock and test.lock (hashes for every transitive
-## dependency) from pyproject.toml; commit both. Run after changing a pin.
+## dependency) from requirements/*.in (both pyproject.toml files); commit both. Run after changing a pin.
 UV_VERSION := 0.13.8
+# our own two distributions are installed editable (--no-deps), never from the lock
+LOCK_FLAGS := --generate-hashes --python-version 3.11 -q --custom-compile-command "make lock" \
+  --no-emit-package opsledger --no-emit-package opsledger-client
 lock:
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q uv==$(UV_VERSION)
-	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -q \
-	  --custom-compile-command "make lock" -o requirements/run.lock
-	$(BIN)/uv pip compile pyproject.toml --extra test --generate-hashes --python-version 3.11 -q \
-	  --custom-compile-command "make lock" -c requirements/run.lock -o requirements/test.lock
+	$(BIN)/uv pip compile requirements/run.in $(LOCK_FLAGS) -o requirements/run.lock
+	$(BIN)/uv pip compile requirements/test.in $(LOCK_FLAGS) -c requirements/run.lock -o requirements/test.lock
 
 venv: $(STAMP)
 test-deps: $(TEST_STAMP)
@@ -67,7 +68,7 @@ test: $(TEST_STAMP) browser-deps pg-deps
 	$(BIN)/python -m pytest -q
 
 ## generate: rebuild generated/ from protos/
-generate: $(STAMP)
+generate: $(TEST_STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iprotos -I$(SITE) -I$(GRPC_TOOLS_PROTO) \
 	  --python_out=generated --pyi_out=generated --grpc_python_out=generated $(PROTOS)
 	touch generated/opsledger/__init__.py generated/opsledger/v1/__init__.py
@@ -101,18 +102,21 @@ buf: $(TEST_STAMP)
 	  --include_imports --include_source_info -o build/image.binpb $(PROTOS)
 	$(BIN)/buf lint build/image.binpb --config buf.yaml $(foreach p,$(PROTOS),--path $(patsubst protos/%,%,$(p)))
 
-## pyflakes-level checks of our Python (unused imports, undefined names)
-pycheck: $(TEST_STAMP)
-	$(BIN)/ruff check --select F,E9 --exclude generated server client bench torture tests
-
 ## ruff: the full rule set of pyproject.toml ([tool.ruff]); typecheck: mypy over server/ and client/
 ruff: $(TEST_STAMP)
 	$(BIN)/ruff check .
 
+# mypy cannot follow setuptools' editable mapping, so it reads the packages
+# through a tree of links shaped like the installed namespace.
 typecheck: $(TEST_STAMP)
+	rm -rf build/typecheck && mkdir -p build/typecheck/opsledger
+	ln -s ../../../server build/typecheck/opsledger/server
+	ln -s ../../../client build/typecheck/opsledger/client
+	ln -s ../../../generated/opsledger/v1 build/typecheck/opsledger/v1
+	touch build/typecheck/opsledger/__init__.py
 	$(BIN)/mypy
 
-lint: drift buf pycheck
+lint: drift buf ruff typecheck
 
 clean:
 	rm -rf build .pytest_cache

@@ -13,9 +13,9 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from server.common.clock import Clock, iso
-from server.ledger import records
-from server.ledger.jsonl.store import REQUESTS, RESULTS
+from opsledger.server.common.clock import Clock, iso
+from opsledger.server.ledger import records
+from opsledger.server.ledger.jsonl.store import REQUESTS, RESULTS
 
 TYPES = [
     ("ACKNOWLEDGE", {"message_id": "msg-{i}"}),

@@ -20,7 +20,6 @@ import threading
 import time
 from pathlib import Path
 
-
 from tests.helpers import REPO, ServerProcess
 from tests.pg import PgCluster
 
@@ -46,7 +45,7 @@ def _threads(n: int, fn) -> float:
 
 
 def _fresh_db(cluster: PgCluster, name: str) -> str:
-    from server.ledger.postgres import migrate
+    from opsledger.server.ledger.postgres import migrate
 
     cluster.drop_database(name)
     url = cluster.create_database(name)
@@ -56,10 +55,10 @@ def _fresh_db(cluster: PgCluster, name: str) -> str:
 
 # -- P8 ----------------------------------------------------------------------------------
 def p8(cluster: PgCluster, work: Path, size: dict) -> dict:
-    from server.ledger.backend import Submit, Transition
-    from server.ledger.jsonl.store import JsonlLedger
-    from server.ledger.machine import Event
-    from server.ledger.postgres.ledger import PostgresLedger
+    from opsledger.server.ledger.backend import Submit, Transition
+    from opsledger.server.ledger.jsonl.store import JsonlLedger
+    from opsledger.server.ledger.machine import Event
+    from opsledger.server.ledger.postgres.ledger import PostgresLedger
 
     payload = {"message_id": "m"}
     out = {}
@@ -73,7 +72,7 @@ def p8(cluster: PgCluster, work: Path, size: dict) -> dict:
                     store = JsonlLedger(work / f"p8-{conc}-{r}").open()
 
                 def ops(_i, store=store):
-                    for _ in range(per):
+                    for _ in range(per):  # noqa: B023 - called within this iteration
                         rid = store.call(Submit("ACKNOWLEDGE", payload, None, None)).request["request_id"]
                         store.call(Transition(rid, Event.CONSUME, "bench", "start"))
                         store.call(Transition(rid, Event.COMPLETE_DONE, "bench", "done"))
@@ -176,7 +175,7 @@ def _pairs_client(target: str, ids: list[str], conc: int) -> subprocess.Popen:
 
 
 def _submit_many(target: str, n: int) -> list[str]:
-    from client.ledger_client import OpsledgerClient
+    from opsledger.client.ledger_client import OpsledgerClient
 
     ids: list[str] = []
     with OpsledgerClient(target, retries=0, timeout=30) as c:
@@ -197,7 +196,7 @@ def _submit_request():
 
 
 def p10(cluster: PgCluster, work: Path, size: dict) -> dict:
-    from client.ledger_client import OpsledgerClient
+    from opsledger.client.ledger_client import OpsledgerClient
 
     one, two, wake = [], [], []
     n = size["p10"]

@@ -1,7 +1,7 @@
 """Writes docs/BENCHMARKS.md from a run's table (the prose explains each row)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROWS = """\
@@ -73,7 +73,7 @@ def write_report(path: Path, table: str, mode: str, machine: str, res: dict, com
     text = f"""# Benchmarks
 
 Measured by `{command}` (`make bench`{' --quick' if mode == 'quick' else ''}) on
-{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, {mode} run, medians of the rounds,
+{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, {mode} run, medians of the rounds,
 {res['seconds']:.0f} s in all.
 
 Machine: {machine}. Client and server share the machine's cores.

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from bench.gen import generate
-from server.ledger.jsonl.checkpoint import CHECKPOINT
 from bench.sqlite_ledger import SqliteLedger
+from opsledger.server.ledger.jsonl.checkpoint import CHECKPOINT
 from tests.helpers import OtlpReceiver, ServerProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,9 +132,9 @@ def _threads(conc: int, fn) -> float:
 
 
 def p2(work: Path, size: dict) -> dict:
-    from server.ledger.machine import Event
-    from server.ledger.backend import Submit, Transition
-    from server.ledger.jsonl.store import JsonlLedger
+    from opsledger.server.ledger.backend import Submit, Transition
+    from opsledger.server.ledger.jsonl.store import JsonlLedger
+    from opsledger.server.ledger.machine import Event
 
     payload = {"message_id": "m"}
     out = {}
@@ -143,7 +143,7 @@ def p2(work: Path, size: dict) -> dict:
         for r in range(size["rounds"]):
             store = JsonlLedger(fresh_root(work, f"p2-store-{conc}-{r}")).open()
 
-            def ledger_ops(_i, store=store):
+            def ledger_ops(_i, store=store, per=per):
                 for _ in range(per):
                     rid = store.call(Submit("ACKNOWLEDGE", payload, None, None)).request["request_id"]
                     store.call(Transition(rid, Event.CONSUME, "bench", "start"))
@@ -155,7 +155,7 @@ def p2(work: Path, size: dict) -> dict:
                 store.close()
             sql = SqliteLedger(fresh_root(work, f"p2-sqlite-{conc}-{r}") / "ledger.sqlite3")
 
-            def sqlite_ops(_i):
+            def sqlite_ops(_i, sql=sql, per=per):
                 for _ in range(per):
                     rid = sql.submit("ACKNOWLEDGE", payload)
                     sql.transition(rid, Event.CONSUME, "bench", "start")
@@ -179,7 +179,7 @@ if mode == "parse":
             for line in f:
                 orjson.loads(line)
 else:
-    from server.ledger.jsonl.store import JsonlLedger
+    from opsledger.server.ledger.jsonl.store import JsonlLedger
     store = JsonlLedger(root).open()
 seconds = time.perf_counter() - t
 print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
@@ -218,7 +218,7 @@ def _serve_once(root: Path, kill: bool) -> tuple[float, int]:
     ready.unlink(missing_ok=True)
     env = dict(os.environ, OPSLEDGER_LOG_LEVEL="WARNING")
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--root", str(root), "--grpc-addr",
+    proc = subprocess.Popen([sys.executable, "-m", "opsledger.server.cli", "serve", "--root", str(root), "--grpc-addr",
                              "127.0.0.1:0", "--no-http", "--checkpoint-interval", "0", "--ready-file", str(ready)],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -240,9 +240,9 @@ def _serve_once(root: Path, kill: bool) -> tuple[float, int]:
 
 def _calls_since_checkpoint(root: Path, calls: int) -> None:
     """``calls`` transitions appended after the last checkpoint (submit, consume, complete)."""
-    from server.ledger.backend import Submit, Transition
-    from server.ledger.jsonl.store import JsonlLedger
-    from server.ledger.machine import Event
+    from opsledger.server.ledger.backend import Submit, Transition
+    from opsledger.server.ledger.jsonl.store import JsonlLedger
+    from opsledger.server.ledger.machine import Event
 
     store = JsonlLedger(root, fsync=False, scrub=False).open()
     try:
@@ -260,7 +260,7 @@ def p3_restart(work: Path, root: Path, size: dict, counts: dict, parse_s: float)
     """P3a (clean restart, checkpoint + empty tail), P3b (after SIGKILL, a tail of calls),
     P3d (RSS of the serving process per million tickets held, over a server on an empty root)."""
     empty = fresh_root(work, "p3-empty")
-    subprocess.run([sys.executable, "-m", "server.cli", "checkpoint", "--root", str(root)], cwd=REPO, check=True,
+    subprocess.run([sys.executable, "-m", "opsledger.server.cli", "checkpoint", "--root", str(root)], cwd=REPO, check=True,
                    capture_output=True, timeout=900)
     clean, rss, rss0 = [], [], []
     for _ in range(size["rounds"]):
@@ -283,11 +283,11 @@ class _Context:
 
 
 def p4(root: Path, size: dict) -> dict:
+    from opsledger.server.artifacts.files import FileArtifacts
+    from opsledger.server.common.clock import Clock
+    from opsledger.server.ledger.jsonl.store import JsonlLedger
+    from opsledger.server.ledger.service import TicketService
     from opsledger.v1 import tickets_pb2 as pb
-    from server.artifacts.files import FileArtifacts
-    from server.common.clock import Clock
-    from server.ledger.service import TicketService
-    from server.ledger.jsonl.store import JsonlLedger
 
     store = JsonlLedger(root).open()
 
@@ -316,13 +316,13 @@ def p4(root: Path, size: dict) -> dict:
 
 # -- P5 ---------------------------------------------------------------------------------
 def p5(work: Path, size: dict) -> dict:
-    from server.artifacts.files import FileArtifacts
-    from server.common.canonical import pretty
-    from server.common.clock import Clock, iso
-    from server.cycle.bundle import LATEST_REF, make_bundle
-    from server.cycle.runner import CycleRunner
-    from server.cycle.service import ledger_view
-    from server.ledger.jsonl.store import JsonlLedger
+    from opsledger.server.artifacts.files import FileArtifacts
+    from opsledger.server.common.canonical import pretty
+    from opsledger.server.common.clock import Clock, iso
+    from opsledger.server.cycle.bundle import LATEST_REF, make_bundle
+    from opsledger.server.cycle.runner import CycleRunner
+    from opsledger.server.cycle.service import ledger_view
+    from opsledger.server.ledger.jsonl.store import JsonlLedger
 
     root = fresh_root(work, "p5")
     generate(root, size["p5_tickets"], in_progress=size["p5_tickets"] // 100, open_=size["p5_tickets"] // 100)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import orjson
 
-from server.common.clock import Clock
-from server.ledger import records
-from server.ledger.machine import Event, next_status
+from opsledger.server.common.clock import Clock
+from opsledger.server.ledger import records
+from opsledger.server.ledger.machine import Event, next_status
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tickets (request_id TEXT PRIMARY KEY, status TEXT NOT NULL, record BLOB NOT NULL);

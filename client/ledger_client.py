@@ -16,20 +16,18 @@ without a token is never repeated blindly.
 from __future__ import annotations
 
 import random
-import uuid
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import grpc
 from google.protobuf import struct_pb2
 
-from client.limits import MAX_MESSAGE_BYTES
-from client.tracing import with_trace_context
-from opsledger.v1 import cycle_pb2, cycle_pb2_grpc
+from opsledger.client.limits import MAX_MESSAGE_BYTES
+from opsledger.client.tracing import with_trace_context
+from opsledger.v1 import cycle_pb2, cycle_pb2_grpc, tickets_pb2_grpc
 from opsledger.v1 import tickets_pb2 as pb
-from opsledger.v1 import tickets_pb2_grpc
-
 
 
 def _always(_request) -> bool:
@@ -115,7 +113,7 @@ class OpsledgerClient:
     def close(self) -> None:
         self.channel.close()
 
-    def __enter__(self) -> "OpsledgerClient":
+    def __enter__(self) -> OpsledgerClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -146,7 +144,7 @@ class OpsledgerClient:
     ) -> pb.SubmitTicketResponse:
         struct = struct_pb2.Struct()
         struct.update(payload)
-        req = pb.SubmitTicketRequest(request_type=pb.RequestType.Value.Value(request_type), payload=struct)
+        req = pb.SubmitTicketRequest(request_type=pb.RequestType.Value.Value(request_type), payload=struct)  # type: ignore[arg-type]
         if trace_id is not None:
             req.trace_id = trace_id
         if idempotency_key is not None:
@@ -172,7 +170,7 @@ class OpsledgerClient:
     ) -> pb.CompleteTicketResponse:
         req = pb.CompleteTicketRequest(
             request_id=request_id,
-            status=pb.TicketStatus.Value.Value(status),
+            status=pb.TicketStatus.Value.Value(status),  # type: ignore[arg-type]
             processor_id=processor_id,
             message=message,
             artifacts=list(artifacts),
@@ -190,8 +188,8 @@ class OpsledgerClient:
         req = pb.GetBoardRequest(
             page_size=page_size,
             page_token=page_token,
-            status=[pb.TicketStatus.Value.Value(s) for s in statuses],
-            request_type=[pb.RequestType.Value.Value(t) for t in types],
+            status=[pb.TicketStatus.Value.Value(s) for s in statuses],  # type: ignore[misc]
+            request_type=[pb.RequestType.Value.Value(t) for t in types],  # type: ignore[misc]
         )
         return self.call("GetBoard", self.tickets.GetBoard, req)
 
@@ -203,7 +201,7 @@ class OpsledgerClient:
                               message: str | None, idempotency_key: str | None = None) -> pb.ConsumeNextRequest:
         req = pb.ConsumeNextRequest(
             processor_id=processor_id,
-            request_types=[pb.RequestType.Value.Value(t) for t in types],
+            request_types=[pb.RequestType.Value.Value(t) for t in types],  # type: ignore[misc]
             wait_seconds=wait_seconds,
             idempotency_key=idempotency_key or new_token(),
         )
@@ -256,8 +254,8 @@ class OpsledgerClient:
             req = pb.WatchTicketsRequest(
                 after=self.last_revision,
                 from_beginning=from_beginning and not self.last_revision,
-                status=[pb.TicketStatus.Value.Value(s) for s in statuses],
-                request_type=[pb.RequestType.Value.Value(t) for t in types],
+                status=[pb.TicketStatus.Value.Value(s) for s in statuses],  # type: ignore[misc]
+                request_type=[pb.RequestType.Value.Value(t) for t in types],  # type: ignore[misc]
             )
             call = self.tickets.WatchTickets(req, metadata=self.metadata)
             try:

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import grpc
 from google.protobuf import json_format
 
-from client.ledger_client import OpsledgerClient
-from client.tracing import ticket_span
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.client.tracing import ticket_span
 from opsledger.v1 import cycle_pb2
 
 log = logging.getLogger("opsledger.worker")

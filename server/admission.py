@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from server.interceptors import HEALTH_PREFIX
+from opsledger.server.interceptors import HEALTH_PREFIX
 
 LONG_POLL_METHOD = "/opsledger.v1.TicketService/ConsumeNext"
 

@@ -26,25 +26,25 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 from starlette.routing import Route
 
-from client.limits import MAX_MESSAGE_BYTES
+from opsledger.client.limits import MAX_MESSAGE_BYTES
+from opsledger.server.admission import Admission
+from opsledger.server.api import mutating_methods
+from opsledger.server.artifacts.select import artifacts_for
+from opsledger.server.artifacts.store import ArtifactStore
+from opsledger.server.common.atomic import atomic_replace
+from opsledger.server.common.clock import Clock
+from opsledger.server.cycle.runner import CycleRunner
+from opsledger.server.cycle.service import CycleService, ledger_view
+from opsledger.server.evidence.service import EvidenceService, Resolver
+from opsledger.server.fdbudget import FD_RESERVE, connection_caps, raise_nofile_limit
+from opsledger.server.interceptors import CallObserver, TokenAuth, token_matches
+from opsledger.server.ledger.backend import LedgerBackend
+from opsledger.server.ledger.backends import make_backend
+from opsledger.server.ledger.service import TicketService
+from opsledger.server.observability import Metrics, event_log
+from opsledger.server.settings import Settings, SettingsError, check_addr, clean_token
+from opsledger.server.tracing import TracedLedger, Tracing, from_environment
 from opsledger.v1 import cycle_pb2, cycle_pb2_grpc, evidence_pb2, evidence_pb2_grpc, tickets_pb2, tickets_pb2_grpc
-from server.artifacts.select import artifacts_for
-from server.artifacts.store import ArtifactStore
-from server.common.atomic import atomic_replace
-from server.common.clock import Clock
-from server.cycle.runner import CycleRunner
-from server.cycle.service import CycleService, ledger_view
-from server.evidence.service import EvidenceService, Resolver
-from server.admission import Admission
-from server.api import mutating_methods
-from server.fdbudget import FD_RESERVE, connection_caps, raise_nofile_limit
-from server.interceptors import CallObserver, TokenAuth, token_matches
-from server.ledger.backend import LedgerBackend
-from server.ledger.backends import make_backend
-from server.ledger.service import TicketService
-from server.observability import Metrics, event_log
-from server.settings import Settings, SettingsError, check_addr, clean_token
-from server.tracing import TracedLedger, Tracing, from_environment
 
 log = event_log("opsledger.server")
 std_log = logging.getLogger("opsledger.server")
@@ -113,7 +113,7 @@ class Opsledger:
         """``tracing``: None reads the standard OTEL_* settings (off unless an OTLP endpoint is set)."""
         self.settings = settings
         self.clock = clock or Clock()
-        self.tracing = tracing
+        self.tracing: Tracing = tracing if tracing is not None else from_environment()
         self.metrics = Metrics()
         self.store: LedgerBackend | None = None
         self.tickets: TicketService | None = None
@@ -144,8 +144,6 @@ class Opsledger:
             raise SettingsError("--protect-reads needs a token: set OPSLEDGER_TOKEN or --token-file")
         if s.insecure_no_auth and not s.token:
             log.warning("auth_off", message="--insecure-no-auth: anyone who can reach this server can write")
-        if self.tracing is None:
-            self.tracing = from_environment()
         jsonl = (s.store or "jsonl").strip() == "jsonl"
         self.store = make_backend(s.store, s.root, self.clock, fsync=(s.fsync == "always"),
                                   on_failure=self._store_failed,
@@ -208,12 +206,13 @@ class Opsledger:
         self.grpc_server = server
         for name in ("",) + SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        assert self.store is not None
         if not self.store.health().writable:
             # It failed while starting (the background scrub runs from open()): the hop
             # its failure made may have come before the SERVING just set.
             await self._set_not_serving()
         if s.http_addr:
-            await self._start_gateway(s.http_addr, s.grpc_target or private)
+            await self._start_gateway(s.http_addr, s.grpc_target or private)  # type: ignore[arg-type]
         self._health_task = asyncio.create_task(self._follow_store_health())
         if s.reap_interval > 0:
             self._reaper_task = asyncio.create_task(self._reap_every(s.reap_interval))
@@ -221,7 +220,7 @@ class Opsledger:
         log.info(
             "started",
             grpc=f"{s.grpc_addr.rsplit(':', 1)[0]}:{self.grpc_port}",
-            http=f"{s.http_addr.rsplit(':', 1)[0]}:{self.http_port}" if self.http_port else None,
+            http=f"{s.http_addr.rsplit(':', 1)[0]}:{self.http_port}" if self.http_port else None,  # type: ignore[union-attr]
             root=str(Path(s.root).resolve()),
             fsync=s.fsync,
             auth=("on, reads too" if s.protect_reads else "on") if s.token else "off",
@@ -239,7 +238,7 @@ class Opsledger:
     def _bind_grpc(self, server: grpc.aio.Server, s: Settings) -> int:
         if s.tls_cert:
             creds = grpc.ssl_server_credentials(
-                [(Path(s.tls_key).read_bytes(), Path(s.tls_cert).read_bytes())],
+                [(Path(s.tls_key).read_bytes(), Path(s.tls_cert).read_bytes())],  # type: ignore[arg-type]
                 root_certificates=Path(s.tls_client_ca).read_bytes() if s.tls_client_ca else None,
                 require_client_auth=bool(s.tls_client_ca),
             )
@@ -251,9 +250,9 @@ class Opsledger:
         return port
 
     async def _start_gateway(self, http_addr: str, grpc_target: str) -> None:
-        from server.gateway.app import build_app
-        from server.gateway.connections import guarded_protocol
-        from server.gateway.mapping import fail_response
+        from opsledger.server.gateway.app import build_app
+        from opsledger.server.gateway.connections import guarded_protocol
+        from opsledger.server.gateway.mapping import fail_response
 
         host, port = http_addr.rsplit(":", 1)
         host = host.strip("[]")
@@ -278,9 +277,11 @@ class Opsledger:
         registry = self.metrics.registry
 
         s = self.settings
+        store = self.store
+        assert store is not None  # opened before the gateway starts
 
         async def metrics(request) -> Response:
-            if s.protect_reads and not token_matches(request.headers.get("authorization"), s.token):
+            if s.protect_reads and not token_matches(request.headers.get("authorization"), s.token or ""):
                 return fail_response(401, "authorization: a valid Bearer token is required", "UNAUTHENTICATED",
                                      headers={"www-authenticate": "Bearer"})
             # The ticket gauge asks the store at scrape time, which may wait for the ledger lock:
@@ -289,12 +290,12 @@ class Opsledger:
             return Response(body, media_type=CONTENT_TYPE_LATEST)
 
         app = build_app(self._gateway_channel, extra_routes=[Route("/metrics", metrics, methods=["GET"])],
-                        metrics=self.metrics, health_extra={"store": self.store.health().backend},
+                        metrics=self.metrics, health_extra={"store": store.health().backend},
                         gateway_secret=None if s.grpc_target else self._gateway_secret, traced=traced)
         if traced:
             app = self.tracing.asgi(app)
         config = uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=s.grace,
+            app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=s.grace,  # type: ignore[arg-type]
             http=guarded_protocol(self.caps.http, s.http_request_timeout),
             ssl_certfile=str(s.tls_cert) if s.tls_cert else None,
             ssl_keyfile=str(s.tls_key) if s.tls_key else None,
@@ -310,7 +311,7 @@ class Opsledger:
             await asyncio.sleep(0.01)
 
     async def _reap_every(self, interval: float) -> None:
-        from server.ledger import reaper
+        from opsledger.server.ledger import reaper
 
         while True:
             await asyncio.sleep(interval)
@@ -347,7 +348,7 @@ class Opsledger:
         self._serving = True
         while True:
             await asyncio.sleep(every)
-            writable = self.store.health().writable
+            writable = self.store.health().writable  # type: ignore[union-attr]
             if writable == self._serving:
                 continue
             self._serving = writable
@@ -368,16 +369,17 @@ class Opsledger:
             self._reaper_task.cancel()
         if self._http is not None:
             self._http.should_exit = True
-            await self._http_task
-            await self._gateway_channel.close()
+            if self._http_task is not None:
+                await self._http_task
+            if self._gateway_channel is not None:
+                await self._gateway_channel.close()
         if self.grpc_server is not None:
             await self.grpc_server.stop(grace)
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
         if self._private_dir is not None:
             shutil.rmtree(self._private_dir, ignore_errors=True)
-        if self.tracing is not None:
-            await asyncio.to_thread(self.tracing.shutdown)  # the last spans are exported
+        await asyncio.to_thread(self.tracing.shutdown)  # the last spans are exported
         if self._started:
             log.info("stopped")
 

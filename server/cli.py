@@ -14,7 +14,7 @@ from pathlib import Path
 
 import grpc
 
-from server.settings import (
+from opsledger.server.settings import (
     Settings,
     SettingsError,
     check_addr,
@@ -32,7 +32,7 @@ STATUSES = ("OPEN", "IN_PROGRESS", "DONE", "FAILED")
 
 def _to_json(message) -> dict:
     """A response as contract JSON: every field, nulls and empty lists included."""
-    from server.common.contract_json import contract_dict
+    from opsledger.server.common.contract_json import contract_dict
 
     return contract_dict(message)
 
@@ -43,14 +43,14 @@ def _print_json(obj) -> None:
 
 def _print_report(report: dict) -> None:
     """A report exactly as the server stores it (same bytes), so it verifies."""
-    from server.common.canonical import pretty
+    from opsledger.server.common.canonical import pretty
 
     sys.stdout.buffer.write(pretty(report))
     sys.stdout.flush()
 
 
 def _client(args):
-    from client.ledger_client import OpsledgerClient
+    from opsledger.client.ledger_client import OpsledgerClient
 
     return OpsledgerClient(
         args.target,
@@ -64,7 +64,7 @@ def _client(args):
 
 # -- commands -----------------------------------------------------------------------
 def cmd_serve(args) -> int:
-    from server.app import check_exposure, serve_forever
+    from opsledger.server.app import check_exposure, serve_forever
 
     settings = Settings(
         token=read_token(Path(args.token_file) if args.token_file else None),
@@ -103,7 +103,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_submit(args) -> int:
-    from server.common import strict_json
+    from opsledger.server.common import strict_json
 
     try:
         payload = strict_json.loads(args.payload)
@@ -145,7 +145,8 @@ def cmd_board(args) -> int:
     print("  ".join(c.upper().ljust(w) for c, w in zip(cols, widths)))
     for t in table:
         print("  ".join(v[:w].ljust(w) for v, w in zip(t, widths)))
-    print(f"-- {page.row_count} of {page.total_count} rows" + (f"; next page: --page-token {page.next_page_token}" if page.next_page_token else ""))
+    more = f"; next page: --page-token {page.next_page_token}" if page.next_page_token else ""
+    print(f"-- {page.row_count} of {page.total_count} rows" + more)
     return EXIT_OK
 
 
@@ -196,10 +197,10 @@ def cmd_reap(args) -> int:
         if not _is_pg(args.store):
             check_root(Path(args.root))
         # Straight on the root's files, beside any running server (same lock).
-        from server.artifacts.select import artifacts_for
-        from server.common.clock import Clock
-        from server.ledger import reaper
-        from server.ledger.backends import make_backend
+        from opsledger.server.artifacts.select import artifacts_for
+        from opsledger.server.common.clock import Clock
+        from opsledger.server.ledger import reaper
+        from opsledger.server.ledger.backends import make_backend
 
         store = make_backend(args.store, Path(args.root)).open()
         try:
@@ -215,8 +216,8 @@ def cmd_reap(args) -> int:
 
 
 def cmd_worker(args) -> int:
-    from client.worker import Worker
-    from server.tracing import from_environment
+    from opsledger.client.worker import Worker
+    from opsledger.server.tracing import from_environment
 
     tracing = from_environment()  # the same OTEL_* settings as the server: off unless an endpoint is set
     try:
@@ -242,7 +243,7 @@ def _pg_url(args) -> str:
 
 
 def cmd_db_migrate(args) -> int:
-    from server.ledger.postgres import migrate
+    from opsledger.server.ledger.postgres import migrate
 
     try:
         done = migrate.migrate(_pg_url(args))
@@ -255,7 +256,7 @@ def cmd_db_migrate(args) -> int:
 
 
 def cmd_db_status(args) -> int:
-    from server.ledger.postgres import migrate
+    from opsledger.server.ledger.postgres import migrate
 
     applied, pending, problems = migrate.status(_pg_url(args))
     _print_json({"applied": applied, "pending": pending, "problems": problems})
@@ -263,7 +264,7 @@ def cmd_db_status(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from server.ledger.postgres.transfer import TransferError, export_to
+    from opsledger.server.ledger.postgres.transfer import TransferError, export_to
 
     try:
         counts = export_to(_pg_url(args), Path(args.to))
@@ -275,7 +276,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from server.ledger.postgres.transfer import TransferError, import_from
+    from opsledger.server.ledger.postgres.transfer import TransferError, import_from
 
     try:
         counts = import_from(_pg_url(args), Path(getattr(args, "from")))
@@ -287,7 +288,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_fsck(args) -> int:
-    from server.ledger.jsonl.fsck import fsck  # fsck checks the JSONL files themselves
+    from opsledger.server.ledger.jsonl.fsck import fsck  # fsck checks the JSONL files themselves
 
     check_root(Path(args.root))
     findings = fsck(Path(args.root), with_status=True)
@@ -299,7 +300,7 @@ def cmd_fsck(args) -> int:
 
 
 def cmd_checkpoint(args) -> int:
-    from server.ledger.jsonl.tools import checkpoint_now  # the JSONL ledger's own file
+    from opsledger.server.ledger.jsonl.tools import checkpoint_now  # the JSONL ledger's own file
 
     root = Path(args.root)
     if not (root / "state" / "tickets").is_dir():
@@ -333,9 +334,9 @@ def cmd_cycle_latest(args) -> int:
 
 
 def cmd_bundle_publish(args) -> int:
-    from server.artifacts.layout import latest_ref
-    from server.artifacts.select import artifacts_for
-    from server.cycle.publish import PublishRefused, publish
+    from opsledger.server.artifacts.layout import latest_ref
+    from opsledger.server.artifacts.select import artifacts_for
+    from opsledger.server.cycle.publish import PublishRefused, publish
 
     if not _is_pg(args.store):  # bundles in PostgreSQL need no data root
         check_root(Path(args.root), init=args.init)
@@ -353,8 +354,8 @@ def cmd_bundle_publish(args) -> int:
 
 
 def cmd_verify_receipt(args) -> int:
-    from server.artifacts.files import FileArtifacts
-    from server.cycle.verify import root_of, verify_receipt
+    from opsledger.server.artifacts.files import FileArtifacts
+    from opsledger.server.cycle.verify import root_of, verify_receipt
 
     path = Path(args.path)
     root = Path(args.root) if args.root else root_of(path)
@@ -485,9 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--after", default="", help="resume after this revision (the @... of a printed event)")
     p.add_argument("--from-beginning", action="store_true", help="every event since the ledger began")
     p.add_argument("--status", action="append", default=[], help="only events to this status; repeat for several",
-                   choices=[n for n in pb.TicketStatus.Value.keys() if n != "VALUE_UNSPECIFIED"])
+                   choices=[n for n in pb.TicketStatus.Value.keys() if n != "VALUE_UNSPECIFIED"])  # noqa: SIM118 - an enum wrapper
     p.add_argument("--type", action="append", default=[], help="only tickets of this type; repeat for several",
-                   choices=[n for n in pb.RequestType.Value.keys() if n != "VALUE_UNSPECIFIED"])
+                   choices=[n for n in pb.RequestType.Value.keys() if n != "VALUE_UNSPECIFIED"])  # noqa: SIM118 - an enum wrapper
     p.add_argument("--json", action="store_true", help="one JSON object per line (contract JSON of TicketEvent)")
     p.set_defaults(func=cmd_watch)
 
@@ -576,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from server.observability import configure_logging
+    from opsledger.server.observability import configure_logging
 
     configure_logging(args.log_level)
     try:
@@ -596,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def operator_message(exc: BaseException) -> str:
     """One line: the cause, then what to do."""
-    from server.errors import StartupRefused
+    from opsledger.server.errors import StartupRefused
 
     if isinstance(exc, StartupRefused):
         return f"{exc}: {exc.fix}"
@@ -615,7 +616,7 @@ def operator_message(exc: BaseException) -> str:
 
 def _print_rpc_error(exc: grpc.RpcError) -> None:
     print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
-    from server.rpc_status import decode_details
+    from opsledger.server.rpc_status import decode_details
 
     for item in decode_details(exc):
         kind = item.pop("@type").rsplit(".", 1)[-1]

@@ -35,7 +35,7 @@ class InvalidArgument(OpsledgerError):
         super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
 
     @classmethod
-    def one(cls, field_name: str, description: str) -> "InvalidArgument":
+    def one(cls, field_name: str, description: str) -> InvalidArgument:
         return cls([Violation(field_name, description)])
 
 

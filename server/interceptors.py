@@ -1,6 +1,6 @@
 """gRPC server interceptors: one log line + metrics per call, bearer-token auth.
 
-Which methods need the token comes from the protos (``server.api``: every
+Which methods need the token comes from the protos (``opsledger.server.api``: every
 RPC whose ``google.api.http`` verb is not GET changes something). Reads and
 reflection stay open unless ``protect_reads`` is set; health is always open
 (an orchestrator must never be locked out of it).
@@ -14,7 +14,7 @@ import time
 import grpc
 from google.protobuf.message import DecodeError
 
-from server.observability import Metrics, event_log, grpc_type
+from opsledger.server.observability import Metrics, event_log, grpc_type
 
 log = event_log("opsledger.rpc")
 HEALTH_PREFIX = "/grpc.health.v1.Health/"

@@ -23,7 +23,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from server.errors import Unavailable
+from opsledger.server.errors import Unavailable
 
 _SHARED = [
     structlog.stdlib.filter_by_level,  # a disabled level costs nothing further
@@ -35,7 +35,7 @@ _SHARED = [
 # Our events always go through stdlib logging: silent in a library or a test
 # until configure_logging() gives them a handler.
 structlog.configure(
-    processors=_SHARED + [structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+    processors=_SHARED + [structlog.stdlib.ProcessorFormatter.wrap_for_formatter],  # type: ignore[arg-type]
     logger_factory=structlog.stdlib.LoggerFactory(),
     wrapper_class=structlog.stdlib.BoundLogger,
     cache_logger_on_first_use=True,
@@ -88,7 +88,7 @@ def configure_logging(level: str = "INFO", json_lines: bool | None = None) -> No
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-        foreign_pre_chain=shared[1:],  # stdlib records were level-filtered already
+        foreign_pre_chain=shared[1:],  # type: ignore[arg-type]  # stdlib records were level-filtered already
     ))
     handler.addFilter(RepeatFilter())
     root = logging.getLogger()
@@ -108,7 +108,8 @@ class Metrics:
         self.rpcs = Counter("opsledger_rpcs", "RPCs served, by method and status code",
                             ["method", "code"], registry=r)
         self.rpc_latency = Histogram("opsledger_rpc_latency_seconds", "RPC latency by method", ["method"],
-                                     registry=r, buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+                                     registry=r,
+                                     buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
         self.http = Counter("opsledger_http_requests", "HTTP requests, by route and status",
                             ["method", "route", "status"], registry=r)
         self.fsync_latency = Histogram("opsledger_store_fsync_seconds", "write+fsync time of one group commit",
@@ -182,7 +183,7 @@ class GrpcMetrics:
         self.sent = Counter("grpc_server_msg_sent", "messages sent by the server, by method",
                             _GRPC_LABELS, registry=r)
 
-    def call(self, full_method: str, kind: str) -> "GrpcCall":
+    def call(self, full_method: str, kind: str) -> GrpcCall:
         """``/pkg.Service/Method`` -> the call's bound label sets (started counted now)."""
         service, _, method = full_method.lstrip("/").rpartition("/")
         labels = (kind, service, method)

@@ -5,6 +5,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 
 class SettingsError(ValueError):
@@ -27,7 +28,7 @@ def check_zone() -> None:
     """The configured zone exists (every timestamp and file stamp uses it)."""
     from zoneinfo import ZoneInfoNotFoundError
 
-    from server.common.clock import configured_zone
+    from opsledger.server.common.clock import configured_zone
 
     try:
         configured_zone()
@@ -88,6 +89,10 @@ def read_token(token_file: Path | None) -> str | None:
     return clean_token(os.environ.get("OPSLEDGER_TOKEN") or None, "OPSLEDGER_TOKEN")
 
 
+@overload
+def env(name: str) -> str | None: ...
+@overload
+def env(name: str, default: str) -> str: ...
 def env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(f"OPSLEDGER_{name}")
     return value if value not in (None, "") else default

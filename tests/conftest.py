@@ -1,6 +1,6 @@
 import pytest
 
-from client.ledger_client import OpsledgerClient
+from opsledger.client.ledger_client import OpsledgerClient
 from tests.helpers import ServerThread
 
 
@@ -37,7 +37,7 @@ def pg_cluster():
 @pytest.fixture(scope="session")
 def pg_template(pg_cluster):
     """A migrated database that fresh test databases are copied from."""
-    from server.ledger.postgres import migrate
+    from opsledger.server.ledger.postgres import migrate
 
     name = "opsledger_template"
     migrate.migrate(pg_cluster.create_database(name), log=lambda _m: None)

@@ -12,8 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-from server.app import Opsledger
-from server.settings import Settings
+from opsledger.server.app import Opsledger
+from opsledger.server.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -29,7 +29,7 @@ class ServerThread:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
-    def start(self) -> "ServerThread":
+    def start(self) -> ServerThread:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self.app.start(), self.loop).result(30)
         return self
@@ -49,13 +49,13 @@ class ServerThread:
             self._thread.join(10)
 
 
-def ledger_lines(srv: "ServerThread") -> tuple[list[bytes], list[bytes]]:
+def ledger_lines(srv: ServerThread) -> tuple[list[bytes], list[bytes]]:
     """The server's stored request and result lines, through its ledger backend."""
     return srv.app.store.lines()
 
 
 def opsledger_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "server.cli", *args]
+    return [sys.executable, "-m", "opsledger.server.cli", *args]
 
 
 class ServerProcess:

@@ -54,7 +54,7 @@ class PgCluster:
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
 
-    def init(self) -> "PgCluster":
+    def init(self) -> PgCluster:
         self._prepare()
         if not (self.data / "PG_VERSION").exists():
             subprocess.run(_as_owner([pg_bin("initdb"), "-D", str(self.data), "-U", "postgres",
@@ -62,7 +62,7 @@ class PgCluster:
                            check=True, capture_output=True)
         return self
 
-    def start(self) -> "PgCluster":
+    def start(self) -> PgCluster:
         if not (self.data / "PG_VERSION").exists():
             self.init()
         opts = (f"-k {self.dir} -c listen_addresses='' -c port={PORT} -c max_connections=200"
@@ -117,7 +117,7 @@ def cluster_main(folder: Path) -> int:
     """PostgreSQL in ``folder`` and two replicas on it (gRPC 50051/50052, HTTP 8080/8081)."""
     import signal
 
-    from server.ledger.postgres import migrate
+    from opsledger.server.ledger.postgres import migrate
 
     folder = folder.resolve()
     cluster = PgCluster(folder / "pg").start()
@@ -132,7 +132,7 @@ def cluster_main(folder: Path) -> int:
         for i, (grpc_port, http_port) in enumerate(((50051, 8080), (50052, 8081)), 1):
             root = folder / f"replica{i}"
             root.mkdir(parents=True, exist_ok=True)
-            cli = [sys.executable, "-m", "server.cli"]
+            cli = [sys.executable, "-m", "opsledger.server.cli"]
             subprocess.run(cli + ["bundle", "publish", "--if-missing", "--root", str(root),
                                   "examples/strategy_example.json"], check=False)
             procs.append(subprocess.Popen(cli + ["serve", "--root", str(root), "--store", url,

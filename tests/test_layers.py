@@ -30,8 +30,8 @@ def modules(folder: str) -> list[str]:
 
 @pytest.mark.parametrize("rel", modules("server/common"))
 def test_common_is_the_bottom_layer(rel):
-    above = [m for m in imports(rel) if m.startswith("server.") and not m.startswith("server.common")
-             and m != "server.errors"]
+    above = [m for m in imports(rel) if m.startswith("opsledger.server.") and not m.startswith("opsledger.server.common")
+             and m != "opsledger.server.errors"]
     assert above == []
 
 
@@ -39,7 +39,8 @@ def test_common_is_the_bottom_layer(rel):
 def test_pure_modules_reach_no_store(rel):
     """Contract refs come from layout/records, never from a store or its files."""
     reached = [m for m in imports(rel)
-               if m.startswith(("server.ledger.jsonl", "server.artifacts.files", "server.ledger.backend"))
+               if m.startswith(("opsledger.server.ledger.jsonl", "opsledger.server.artifacts.files",
+                                "opsledger.server.ledger.backend"))
                or m in ("fcntl", "os", "socket", "subprocess", "pathlib")]
     assert reached == []
 
@@ -47,12 +48,13 @@ def test_pure_modules_reach_no_store(rel):
 @pytest.mark.parametrize("rel", modules("server/gateway"))
 def test_the_gateway_speaks_grpc_only(rel):
     """The gateway maps HTTP onto the RPCs; the ledger's rules stay behind them."""
-    assert [m for m in imports(rel) if m.startswith(("server.ledger", "server.cycle", "server.artifacts"))] == []
+    inner = ("opsledger.server.ledger", "opsledger.server.cycle", "opsledger.server.artifacts")
+    assert [m for m in imports(rel) if m.startswith(inner)] == []
 
 
 def test_auth_reads_its_rules_from_the_api_not_the_gateway():
-    assert [m for m in imports("server/interceptors.py") if m.startswith("server.gateway")] == []
-    assert "server.api" in imports("server/app.py")
+    assert [m for m in imports("server/interceptors.py") if m.startswith("opsledger.server.gateway")] == []
+    assert "opsledger.server.api" in imports("server/app.py")
 
 
 def _sources() -> dict[str, str]:

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import orjson
 
-from server.ledger.jsonl.fsck import fsck
-from server.ledger.machine import Event
-from server.ledger.backend import Submit, Transition
-from server.ledger.jsonl.checkpoint import CHECKPOINT, LostLog
-from server.ledger.jsonl.store import REQUESTS, RESULTS, CorruptLog, JsonlLedger
+from opsledger.server.ledger.backend import Submit, Transition
+from opsledger.server.ledger.jsonl.checkpoint import CHECKPOINT, LostLog
+from opsledger.server.ledger.jsonl.fsck import fsck
+from opsledger.server.ledger.jsonl.store import REQUESTS, RESULTS, CorruptLog, JsonlLedger
+from opsledger.server.ledger.machine import Event
 
 
 def _base(root: Path) -> None:

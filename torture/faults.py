@@ -21,13 +21,13 @@ import grpc
 import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from client.ledger_client import OpsledgerClient
-from server.artifacts.files import FileArtifacts
-from server.cycle.publish import publish
-from server.cycle.receipt import LATEST
-from server.cycle.verify import verify_receipt
-from server.ledger.jsonl.fsck import fsck
-from server.ledger.jsonl.store import REQUESTS, RESULTS, JsonlLedger
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.artifacts.files import FileArtifacts
+from opsledger.server.cycle.publish import publish
+from opsledger.server.cycle.receipt import LATEST
+from opsledger.server.cycle.verify import verify_receipt
+from opsledger.server.ledger.jsonl.fsck import fsck
+from opsledger.server.ledger.jsonl.store import REQUESTS, RESULTS, JsonlLedger
 from tests.helpers import ServerThread
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,7 +94,8 @@ def ledger_case(root: Path, name: str, attr: str, make) -> dict:
     store = JsonlLedger(root).open()  # the restart
     try:
         ok = all(store.ticket(rid) is not None for rid in acked)
-        ok = ok and store.ticket(acked[0]).row["current_status"] == "IN_PROGRESS" and store.ticket(acked[1]).row["current_status"] == "OPEN"
+        ok = (ok and store.ticket(acked[0]).row["current_status"] == "IN_PROGRESS"
+              and store.ticket(acked[1]).row["current_status"] == "OPEN")
     finally:
         store.close()
     lines_parse = all(

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from urllib.parse import quote
 from pathlib import Path
+from urllib.parse import quote
 
 import grpc
 import httpx
@@ -18,15 +18,15 @@ from google.protobuf import struct_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from opsledger.server.artifacts.files import FileArtifacts
+from opsledger.server.common.canonical import pretty, sha256_hex
+from opsledger.server.cycle.bundle import LATEST_REF
+from opsledger.server.cycle.receipt import RESULT_TABLE
+from opsledger.server.cycle.runner import CycleRunner
+from opsledger.server.cycle.verify import verify_receipt
+from opsledger.server.ledger.jsonl.store import REQUESTS, RESULTS
 from opsledger.v1 import tickets_pb2 as pb
 from opsledger.v1 import tickets_pb2_grpc
-from server.artifacts.files import FileArtifacts
-from server.common.canonical import pretty, sha256_hex
-from server.cycle.bundle import LATEST_REF
-from server.cycle.receipt import RESULT_TABLE
-from server.cycle.runner import CycleRunner
-from server.cycle.verify import verify_receipt
-from server.ledger.jsonl.store import REQUESTS, RESULTS
 from tests.helpers import ServerThread
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,12 +109,12 @@ def fuzz_rpcs(root: Path, examples: int, log=print) -> dict:
                     request.request_id = known_id  # sometimes aim at a real ticket
                 before = _sizes(root)
                 try:
-                    method(request, timeout=10)
+                    method(request, timeout=10)  # noqa: B023 - check() runs within this iteration
                 except grpc.RpcError as exc:
                     if exc.code() in BAD_CODES:
-                        stats["failures"].append(f"{name}: {exc.code().name} {exc.details()} for {request!r}"[:500])
+                        stats["failures"].append(f"{name}: {exc.code().name} {exc.details()} for {request!r}"[:500])  # noqa: B023
                     if _sizes(root) != before and exc.code() != grpc.StatusCode.UNAVAILABLE:
-                        stats["failures"].append(f"{name}: refused ({exc.code().name}) but the log grew")
+                        stats["failures"].append(f"{name}: refused ({exc.code().name}) but the log grew")  # noqa: B023
                 stats["grpc_examples"] += 1
 
             check()
@@ -309,8 +309,8 @@ def fuzz_bundles(work: Path, examples: int, log=print) -> dict:
     def _set(doc: dict, path: list, value) -> dict:
         return mutate(doc, path, value)
 
-    from server.common.clock import Clock, iso
-    from server.cycle.bundle import make_bundle
+    from opsledger.server.common.clock import Clock, iso
+    from opsledger.server.cycle.bundle import make_bundle
 
     good = make_bundle(EXAMPLE, iso(Clock().now()), "fuzz", None, {"pc_host": "fuzz"}, [])
     paths = [["schema"], ["created_at"], ["strategy"], ["strategy", "universe"], ["strategy", "risk_limits"],

@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 import orjson
 
-from server.ledger.records import REQUESTS_REF, RESULTS_REF
+from opsledger.server.ledger.records import REQUESTS_REF, RESULTS_REF
 
 FINAL = {"DONE", "FAILED", "CANCELED", "EXPIRED"}
 UNKNOWN_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL,

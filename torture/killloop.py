@@ -21,13 +21,13 @@ from pathlib import Path
 import grpc
 import orjson
 
-from client.ledger_client import OpsledgerClient
-from server.artifacts.files import FileArtifacts
-from server.cycle.publish import publish
-from server.cycle.receipt import LATEST
-from server.cycle.verify import verify_receipt
-from server.ledger.jsonl.fsck import fsck
-from server.ledger.jsonl.store import REQUESTS, RESULTS
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.artifacts.files import FileArtifacts
+from opsledger.server.cycle.publish import publish
+from opsledger.server.cycle.receipt import LATEST
+from opsledger.server.cycle.verify import verify_receipt
+from opsledger.server.ledger.jsonl.fsck import fsck
+from opsledger.server.ledger.jsonl.store import REQUESTS, RESULTS
 from tests.helpers import ServerProcess
 
 REPO = Path(__file__).resolve().parents[1]

@@ -23,9 +23,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from client.ledger_client import OpsledgerClient
-from generated.opsledger.v1 import tickets_pb2 as pb
-from server.ledger.postgres import migrate
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.ledger.postgres import migrate
+from opsledger.v1 import tickets_pb2 as pb
 from tests.helpers import ServerProcess, opsledger_cmd
 from torture.history import History, Op, check
 from torture.netns import Topology
@@ -234,7 +234,7 @@ def report(rows: list[dict]) -> str:
     """Section 8 of docs/RELIABILITY.md (empty when the scenarios did not run)."""
     if not rows:
         return ""
-    from server.ledger.postgres import timeouts
+    from opsledger.server.ledger.postgres import timeouts
 
     table = "\n".join(
         f"| {r['scenario']} | {r['operations']:,} | {r['ok']:,} / {r['refused']:,} / {r['unknown']:,} | "

@@ -12,7 +12,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from torture import corrupt, faults, fuzz, killloop, partitions, soak
@@ -29,7 +29,7 @@ MODES = {
 
 def run_all(mode: str, work: Path, log=print) -> dict:
     m = MODES[mode]
-    res = {"mode": mode, "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    res = {"mode": mode, "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
     t0 = time.perf_counter()
     res["kill"] = killloop.run(work / "kill", m["kill_rounds"], log=log)
     res["faults"] = faults.run(work / "faults", log=log)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 
-from client.ledger_client import OpsledgerClient
+from opsledger.client.ledger_client import OpsledgerClient
 from tests.helpers import ServerProcess
 
 

@@ -1,8 +1,8 @@
 """``ArtifactStore`` on the data root's files: today's paths, names and bytes.
 
 A pair is a new snapshot file (O_EXCL, fsynced) and then ``latest`` by
-atomic replace (``server.common.atomic``), byte-identical. Refs are checked
-and resolved by ``server.common.rawpath`` (no escape from the root, also
+atomic replace (``opsledger.server.common.atomic``), byte-identical. Refs are checked
+and resolved by ``opsledger.server.common.rawpath`` (no escape from the root, also
 not through a symlink). ``exclusive(name)`` is an ``flock`` on a lock file
 under the root, so it holds across processes on this machine.
 
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import orjson
 
-from server.artifacts import layout
-from server.artifacts.store import Render
-from server.common import rawpath
-from server.common.atomic import atomic_replace, create_new, is_temp_name
+from opsledger.server.artifacts import layout
+from opsledger.server.artifacts.store import Render
+from opsledger.server.common import rawpath
+from opsledger.server.common.atomic import atomic_replace, create_new, is_temp_name
 
 log = logging.getLogger("opsledger.artifacts")
 

@@ -28,7 +28,8 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    "bundle": Kind("state/strategy_bundle/latest", "strategy_bundle_latest.json", "state/strategy_bundle/snapshots", "strategy_bundle"),
+    "bundle": Kind("state/strategy_bundle/latest", "strategy_bundle_latest.json", "state/strategy_bundle/snapshots",
+                   "strategy_bundle"),
     "reco": Kind("reports/live/reco/latest", "reco_latest.json", "reports/live/reco/snapshots", "reco"),
     "summary": Kind("reports/ops/summary", "ops_summary_latest.json", "reports/ops/summary/snapshots", "ops_summary"),
     "preview": Kind("reports/ops/push/preview", "preview_latest.json", "reports/ops/push/preview/snapshots", "preview"),

@@ -24,10 +24,10 @@ import orjson
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from server.artifacts import layout
-from server.artifacts.store import Render
-from server.common import rawpath
-from server.ledger.postgres import locks, timeouts
+from opsledger.server.artifacts import layout
+from opsledger.server.artifacts.store import Render
+from opsledger.server.common import rawpath
+from opsledger.server.ledger.postgres import locks, timeouts
 
 _FOLDER = "substring(path from '^(.*)/[^/]*$')"
 
@@ -51,7 +51,7 @@ class PostgresArtifacts:
         self._held = threading.local()  # name -> backend pid of the session holding it
 
     def __repr__(self) -> str:
-        from server.ledger.postgres.ledger import redact
+        from opsledger.server.ledger.postgres.ledger import redact
 
         return f"PostgresArtifacts({redact(self.url)!r})"
 
@@ -82,7 +82,7 @@ class PostgresArtifacts:
 
     def _check_locks(self, conn: psycopg.Connection) -> None:
         for name, pid in list(getattr(self._held, "names", {}).items()):
-            held = conn.execute(
+            held = conn.execute(  # type: ignore[index]
                 "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
                 "AND objid = %s AND objsubid = 2 AND pid = %s AND granted)",
                 (locks.NAMESPACE, locks.KEYS[name], pid)).fetchone()[0]
@@ -155,7 +155,7 @@ class PostgresArtifacts:
         """Like ``exclusive`` but never waits: yields False when another holds it."""
         conn = psycopg.connect(self.url, autocommit=True, **timeouts.connect_kwargs(statements=False))
         try:
-            got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (locks.NAMESPACE, locks.KEYS[name])).fetchone()[0]
+            got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (locks.NAMESPACE, locks.KEYS[name])).fetchone()[0]  # type: ignore[index]
             yield got
         finally:
             conn.close()

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server.artifacts.store import ArtifactStore
+from opsledger.server.artifacts.store import ArtifactStore
 
 
 def artifacts_for(store: str | None, root: Path) -> ArtifactStore:
     spec = (store or "").strip()
     if spec.lower().startswith(("postgresql://", "postgres://")):
-        from server.artifacts.postgres import PostgresArtifacts
+        from opsledger.server.artifacts.postgres import PostgresArtifacts
 
         return PostgresArtifacts(spec)
-    from server.artifacts.files import FileArtifacts
+    from opsledger.server.artifacts.files import FileArtifacts
 
     return FileArtifacts(Path(root))

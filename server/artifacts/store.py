@@ -36,7 +36,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from server.common.rawpath import RawPathError
+from opsledger.server.common.rawpath import RawPathError
 
 __all__ = ["ArtifactStore", "RawPathError", "Render"]
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
-from google.protobuf import descriptor, json_format
+from google.protobuf import descriptor, json_format, struct_pb2
 
-from server.common.struct_numbers import restore_integers
+from opsledger.server.common.struct_numbers import restore_integers
 
 STRUCT = "google.protobuf.Struct"
 VALUE = "google.protobuf.Value"
@@ -58,14 +59,14 @@ def complete(desc: descriptor.Descriptor, d: dict) -> dict:
     return out
 
 
-def generic_dict(message) -> dict:
+def generic_dict(message: Any) -> dict:
     plain = json_format.MessageToDict(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
     return complete(message.DESCRIPTOR, plain)
 
 
-def contract_dict(message) -> dict:
+def contract_dict(message: Any) -> dict:
     fast = renderer(message.DESCRIPTOR)
     return fast(message) if fast is not None else generic_dict(message)
 
@@ -75,14 +76,14 @@ class Unsupported(Exception):
 
 
 # -- Struct / Value / ListValue: JSON values, integral numbers as ints ----------------
-def _number(x: float):
+def _number(x: float) -> int | float:
     if math.isinf(x) or math.isnan(x):
         # json_format refuses these too (they would read back as strings)
         raise json_format.SerializeToJsonError("Fail to serialize a non-finite number in Struct/Value")
     return int(x) if x.is_integer() else x
 
 
-def value_plain(v):
+def value_plain(v: struct_pb2.Value) -> Any:
     kind = v.WhichOneof("kind")
     if kind == "string_value":
         return v.string_value
@@ -97,21 +98,22 @@ def value_plain(v):
     return None  # null_value or unset
 
 
-def list_plain(lv) -> list:
+def list_plain(lv: struct_pb2.ListValue) -> list:
     return [value_plain(x) for x in lv.values]
 
 
-def struct_plain(s) -> dict:
+def struct_plain(s: struct_pb2.Struct) -> dict:
     return {key: value_plain(v) for key, v in s.fields.items()}  # the map's own order, as json_format
 
 
 # -- scalars --------------------------------------------------------------------------
-_PRINTER = json_format._Printer(preserving_proto_field_name=True)  # enum names as json_format spells them
+_PRINTER = json_format._Printer(preserving_proto_field_name=True)  # type: ignore[attr-defined]  # enum names as json_format spells them
 
 
-def _scalar(f: FD) -> Callable[[object], object] | None:
+def _scalar(f: FD) -> Callable[[Any], Any] | None:
     """How json_format converts this scalar; None when the value is already its JSON form."""
     if f.cpp_type == FD.CPPTYPE_ENUM:
+        assert f.enum_type is not None  # an enum field has its enum type
         if f.enum_type.is_closed:
             raise Unsupported(f.full_name)
         names = {v.number: _PRINTER._FieldToJsonObject(f, v.number) for v in f.enum_type.values}
@@ -123,7 +125,7 @@ def _scalar(f: FD) -> Callable[[object], object] | None:
     return None  # str, bool and 32-bit integers come out of upb as their JSON values
 
 
-def _converter(f: FD, compiled: dict) -> Callable[[object], object] | None:
+def _converter(f: FD, compiled: dict) -> Callable[[Any], Any] | None:
     sub = f.message_type
     if sub is None:
         return _scalar(f)
@@ -146,7 +148,7 @@ def _compile(desc: descriptor.Descriptor, compiled: dict) -> Render:
         return compiled[desc.full_name]
     namespace: dict = {}
 
-    def render(m):  # replaced below; lets a message type contain itself
+    def render(m: Any) -> dict:  # replaced below; lets a message type contain itself
         return namespace["render"](m)
 
     compiled[desc.full_name] = render
@@ -160,7 +162,7 @@ def _compile(desc: descriptor.Descriptor, compiled: dict) -> Render:
             expr = f"[c{i}(x) for x in {get}]" if conv is not None else f"list({get})"
         else:
             one = f"c{i}({get})" if conv is not None else get
-            if f.message_type is not None or f.has_presence:
+            if f.message_type is not None or f.has_presence:  # noqa: SIM108 - two cases, read apart
                 expr = f"({one} if m.HasField({f.name!r}) else None)"
             else:
                 expr = one

@@ -13,7 +13,7 @@ a repeated key, so only other lines pay for the strict parse.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -54,7 +54,7 @@ def _path_of(value: Any, target: dict, key: str, trail: str = "", depth: int = 0
     return None
 
 
-def _no_constant(name: str):
+def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
@@ -79,7 +79,7 @@ def loads_located(raw: bytes) -> Any:
         try:
             loads(raw)
         except DuplicateKey as dup:
-            raise DuplicateKey(dup.key, _path_of(value, dup.folded, dup.key)) from None
+            raise DuplicateKey(dup.key, _path_of(value, dup.folded or {}, dup.key)) from None
         except RecursionError:
             raise ValueError("nested too deeply") from None
     return value

@@ -7,16 +7,17 @@ or malformed evidence refs) · PASS.
 """
 from __future__ import annotations
 
-import hmac
 import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, TypeGuard
 
-from server.artifacts.layout import latest_ref
-from server.common import rawpath, strict_json
-from server.common.canonical import legacy_sha256_hex, sha256_hex
-from server.common.clock import parse_iso
+from opsledger.server.artifacts.layout import latest_ref
+from opsledger.server.common import rawpath, strict_json
+from opsledger.server.common.canonical import legacy_sha256_hex, sha256_hex
+from opsledger.server.common.clock import parse_iso
 
 SCHEMA = "STRATEGY_BUNDLE_V1"
 LATEST_REF = latest_ref("bundle")
@@ -42,8 +43,8 @@ class BundleCheck:
         return "; ".join(items) if items else None
 
 
-def _secret_keys(obj, path: str = "") -> list[str]:
-    found = []
+def _secret_keys(obj: Any, path: str = "") -> list[str]:
+    found: list[str] = []
     if isinstance(obj, dict):
         for key, value in obj.items():
             here = f"{path}.{key}" if path else str(key)
@@ -56,13 +57,19 @@ def _secret_keys(obj, path: str = "") -> list[str]:
     return found
 
 
-def _number(value) -> bool:
+def sub_object(obj: dict, key: str) -> dict[str, Any]:
+    """``obj[key]`` when it is a JSON object, else an empty one (bundles are read defensively)."""
+    value = obj.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def universe_tickers(universe: list) -> list[tuple[str, str | None]]:
     """(ticker, name) of each entry; raises ValueError naming the bad entry."""
-    out = []
+    out: list[tuple[str, str | None]] = []
     for i, item in enumerate(universe):
         if isinstance(item, str) and item:
             out.append((item, None))
@@ -96,8 +103,8 @@ def _required(bundle: dict, problems: list[str]) -> None:
             universe_tickers(universe)
         except ValueError as exc:
             problems.append(str(exc))
-    risk = strategy.get("risk_limits") if isinstance(strategy.get("risk_limits"), dict) else {}
-    pos = strategy.get("position_limits") if isinstance(strategy.get("position_limits"), dict) else {}
+    risk = sub_object(strategy, "risk_limits")
+    pos = sub_object(strategy, "position_limits")
     mpp = risk.get("max_position_pct")
     if not _number(mpp) or not 0 < mpp <= 1:
         problems.append("strategy.risk_limits.max_position_pct must be a number with 0 < x <= 1")
@@ -164,9 +171,10 @@ def check_bundle(
         problems.append("created_at is more than 5 minutes in the future")
     if problems:
         return BundleCheck("FAIL", bundle=bundle, problems=problems)
+    assert created is not None  # a time that does not parse is a problem above
 
     warnings: list[str] = []
-    rule = strategy.get("rebalance_rule") if isinstance(strategy.get("rebalance_rule"), dict) else {}
+    rule = sub_object(strategy, "rebalance_rule")
     limit = MONTHLY_MAX_AGE_S if str(rule.get("frequency", "")).upper() == "MONTHLY" else max_age_s
     stale = (now - created).total_seconds() > limit
     if stale:

@@ -10,11 +10,11 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from server.artifacts.store import ArtifactStore
-from server.common import strict_json
-from server.common.canonical import pretty
-from server.common.clock import Clock, file_stamp, iso
-from server.cycle import bundle as bundle_step
+from opsledger.server.artifacts.store import ArtifactStore
+from opsledger.server.common import strict_json
+from opsledger.server.common.canonical import pretty
+from opsledger.server.common.clock import Clock, file_stamp, iso
+from opsledger.server.cycle import bundle as bundle_step
 
 
 class PublishRefused(ValueError):
@@ -29,7 +29,8 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def publish(artifacts: ArtifactStore, strategy_path: Path, key_file: Path | None = None, clock: Clock | None = None) -> tuple[str, str, dict]:
+def publish(artifacts: ArtifactStore, strategy_path: Path, key_file: Path | None = None,
+            clock: Clock | None = None) -> tuple[str, str, dict]:
     clock = clock or Clock()
     try:
         strategy = strict_json.loads(Path(strategy_path).read_text(encoding="utf-8"))

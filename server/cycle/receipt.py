@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from server.common.canonical import report_sha256
-from server.artifacts.layout import latest_ref
-from server.cycle.bundle import LATEST_REF as BUNDLE_LATEST
-from server.cycle.push import DELIVERY
+from opsledger.server.artifacts.layout import latest_ref
+from opsledger.server.common.canonical import report_sha256
+from opsledger.server.cycle.bundle import LATEST_REF as BUNDLE_LATEST
+from opsledger.server.cycle.push import DELIVERY
 
 SCHEMA = "LIVE_CYCLE_RECEIPT_V1"
 LATEST = latest_ref("cycle")

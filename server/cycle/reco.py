@@ -8,8 +8,8 @@ previous reco's held tickers: new -> BUY, kept -> HOLD, dropped -> SELL (0).
 """
 from __future__ import annotations
 
-from server.common.canonical import sha256_hex
-from server.cycle.bundle import LATEST_REF, BundleCheck, universe_tickers
+from opsledger.server.common.canonical import sha256_hex
+from opsledger.server.cycle.bundle import LATEST_REF, BundleCheck, sub_object, universe_tickers
 
 SCHEMA = "RECO_REPORT_V1"
 DEFAULT_SCORE = 1.0
@@ -33,8 +33,8 @@ def _source(check: BundleCheck) -> dict | None:
     b = check.bundle
     if not isinstance(b, dict):
         return None
-    strategy = b.get("strategy") if isinstance(b.get("strategy"), dict) else {}
-    integrity = b.get("integrity") if isinstance(b.get("integrity"), dict) else {}
+    strategy = sub_object(b, "strategy")
+    integrity = sub_object(b, "integrity")
     return {
         "bundle_id": b.get("bundle_id"),
         "strategy_name": strategy.get("name"),
@@ -57,7 +57,8 @@ def _summary(rows: list[dict], cash_pct: float) -> dict:
     }
 
 
-def _report(report_id, created_at, check, decision, reason, rows, constraints, cash_pct) -> dict:
+def _report(report_id: str, created_at: str, check: BundleCheck, decision: str, reason: str, rows: list[dict],
+            constraints: dict | None, cash_pct: float) -> dict:
     return {
         "schema": SCHEMA,
         "report_id": report_id,
@@ -80,8 +81,8 @@ def pick(strategy: dict, previous: dict | None) -> tuple[list[dict], dict, float
     max_pos_pct = float(risk["max_position_pct"])
     max_positions = int(limits["max_positions"])
     min_cash = float(limits["min_cash_pct"])
-    params = strategy.get("decision_params") if isinstance(strategy.get("decision_params"), dict) else {}
-    scores = params.get("scores") if isinstance(params.get("scores"), dict) else {}
+    params = sub_object(strategy, "decision_params")
+    scores = sub_object(params, "scores")
     universe = universe_tickers(strategy["universe"])
     names = dict(universe)
     scored = []
@@ -142,7 +143,7 @@ def generate_explained(check: BundleCheck, previous: dict | None, report_id: str
     if check.stale:
         return blocked_or_empty("EMPTY_RECO", "BUNDLE_STALE"), None
     try:
-        rows, constraints, cash = pick(check.bundle["strategy"], previous)
+        rows, constraints, cash = pick((check.bundle or {})["strategy"], previous)
     except Exception as exc:  # noqa: BLE001 - any failure to generate blocks, it never guesses
         return blocked_or_empty("BLOCKED", "SYSTEM_ERROR"), f"error while generating: {type(exc).__name__}: {exc}"
     held_now = any(r["action"] in ("BUY", "HOLD") for r in rows)

@@ -17,19 +17,20 @@ import json
 import logging
 import sys
 import uuid
-from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from server.artifacts.store import ArtifactStore
-from server.common.canonical import pretty
-from server.common.clock import Clock, file_stamp, iso
-from server.cycle import bundle as bundle_step
-from server.cycle import push as push_step
-from server.cycle import receipt as receipt_step
-from server.cycle import reco as reco_step
-from server.cycle import summary as summary_step
+from opsledger.server.artifacts.store import ArtifactStore
+from opsledger.server.common.canonical import pretty
+from opsledger.server.common.clock import Clock, file_stamp, iso
+from opsledger.server.cycle import bundle as bundle_step
+from opsledger.server.cycle import push as push_step
+from opsledger.server.cycle import receipt as receipt_step
+from opsledger.server.cycle import reco as reco_step
+from opsledger.server.cycle import summary as summary_step
 
 log = logging.getLogger("opsledger.cycle")
 
@@ -85,7 +86,7 @@ class CycleRunner:
         self.key_file = key_file
         self.console = console or _print_console
         # The pure steps; tests may swap one to inject a fault inside it.
-        self.steps = {
+        self.steps: dict[str, Callable[..., Any]] = {
             "bundle": bundle_step.check_bundle,
             "reco": reco_step.generate_explained,
             "summary": summary_step.build,

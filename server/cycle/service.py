@@ -12,16 +12,16 @@ from datetime import datetime
 
 from google.protobuf import json_format
 
+from opsledger.server.cycle import receipt as receipt_step
+from opsledger.server.cycle.runner import CycleRunner, ReceiptNotWritten
+from opsledger.server.cycle.summary import WINDOW_HOURS
+from opsledger.server.errors import CycleRefused, NotRecorded
+from opsledger.server.ledger import validation
+from opsledger.server.ledger.backend import LedgerBackend
+from opsledger.server.rpc_status import refusals_to_status
 from opsledger.v1 import cycle_pb2 as pb
 from opsledger.v1 import cycle_pb2_grpc
 from opsledger.v1.view_pb2 import ViewError
-from server.cycle import receipt as receipt_step
-from server.cycle.runner import CycleRunner, ReceiptNotWritten
-from server.cycle.summary import WINDOW_HOURS
-from server.errors import CycleRefused, NotRecorded
-from server.ledger import validation
-from server.ledger.backend import LedgerBackend
-from server.rpc_status import refusals_to_status
 
 STALE_IN_PROGRESS_S = 86400  # the reaper's default threshold
 CONFIRM_HOW = 'send {"confirm": true} as the JSON body, or POST /api/live/cycle/run?confirm=true with no body'

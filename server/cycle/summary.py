@@ -6,9 +6,9 @@ FAILED) > NO_RUN_HISTORY (no earlier cycle) > OK.
 """
 from __future__ import annotations
 
-from server.cycle.bundle import LATEST_REF, BundleCheck
-from server.ledger.records import REQUESTS_REF as REQUESTS
-from server.ledger.records import RESULTS_REF as RESULTS
+from opsledger.server.cycle.bundle import LATEST_REF, BundleCheck, sub_object
+from opsledger.server.ledger.records import REQUESTS_REF as REQUESTS
+from opsledger.server.ledger.records import RESULTS_REF as RESULTS
 
 SCHEMA = "OPS_SUMMARY_V1"
 WINDOW_HOURS = 72
@@ -17,7 +17,7 @@ MAX_RISKS = 5
 
 def _risks(tickets_recent: dict, check: BundleCheck, reco: dict | None, reco_ref: str | None,
            last_cycle: dict | None, reco_error: str | None) -> list[dict]:
-    risks = []
+    risks: list[tuple[str, str, str, list[str]]] = []
     if check.decision == "NO_BUNDLE":
         risks.append(("BUNDLE_MISSING", "HIGH", "no strategy bundle is published", []))
     elif check.decision == "FAIL":
@@ -64,7 +64,7 @@ def build(
 ) -> dict:
     """``reco`` is None when no reco report was written this cycle (``reco_error`` says why)."""
     bundle = check.bundle if isinstance(check.bundle, dict) else {}
-    strategy = bundle.get("strategy") if isinstance(bundle.get("strategy"), dict) else {}
+    strategy = sub_object(bundle, "strategy")
     risks = _risks(tickets_recent, check, reco, reco_snapshot_ref, last_cycle, reco_error)
     refs = [REQUESTS, RESULTS]
     if check.decision != "NO_BUNDLE":

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from server.artifacts import layout
-from server.artifacts.store import ArtifactStore
-from server.common import rawpath, strict_json
-from server.common.canonical import report_sha256
-from server.cycle.receipt import SEED_KEYS, SEED_STEP_KEYS, STEP_EXTRA_KEY
+from opsledger.server.artifacts import layout
+from opsledger.server.artifacts.store import ArtifactStore
+from opsledger.server.common import rawpath, strict_json
+from opsledger.server.common.canonical import report_sha256
+from opsledger.server.cycle.receipt import SEED_KEYS, SEED_STEP_KEYS, STEP_EXTRA_KEY
 
 
-def refs_of(obj) -> list[str]:
+def refs_of(obj: Any) -> list[str]:
     """Every ref in a report: values of ``*_ref`` keys and of ``evidence_refs`` lists."""
     found: list[str] = []
     if isinstance(obj, dict):

@@ -2,17 +2,17 @@
 a ledger log, or one line of the results log. Everything else is an invalid ref.
 
 The raw-path rules themselves (no ``..``, no ``\\``, no URL, no
-percent-escape, no NUL, ...) live in ``server.common.rawpath`` and where each
-artifact kind lives in ``server.artifacts.layout``; this module only narrows
+percent-escape, no NUL, ...) live in ``opsledger.server.common.rawpath`` and where each
+artifact kind lives in ``opsledger.server.artifacts.layout``; this module only narrows
 valid raw paths to what opsledger writes.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.artifacts import layout
-from server.common import rawpath
-from server.ledger.records import REQUESTS_REF, RESULTS_REF
+from opsledger.server.artifacts import layout
+from opsledger.server.common import rawpath
+from opsledger.server.ledger.records import REQUESTS_REF, RESULTS_REF
 
 JSON_FILE = "JSON_FILE"
 JSONL_LINE = "JSONL_LINE"

@@ -12,15 +12,15 @@ import asyncio
 
 from google.protobuf import json_format
 
-from client.limits import MAX_MESSAGE_BYTES
+from opsledger.client.limits import MAX_MESSAGE_BYTES
+from opsledger.server.artifacts.store import ArtifactStore, RawPathError
+from opsledger.server.common.clock import Clock
+from opsledger.server.errors import InvalidRef, ViewNotFound
+from opsledger.server.evidence import refs, view
+from opsledger.server.ledger.backend import LedgerBackend
+from opsledger.server.rpc_status import refusals_to_status
 from opsledger.v1 import evidence_pb2 as pb
 from opsledger.v1 import evidence_pb2_grpc
-from server.artifacts.store import ArtifactStore, RawPathError
-from server.common.clock import Clock
-from server.errors import InvalidRef, ViewNotFound
-from server.evidence import refs, view
-from server.ledger.backend import LedgerBackend
-from server.rpc_status import refusals_to_status
 
 # A view must fit one gRPC message with room to spare.
 MAX_EVIDENCE_BYTES = MAX_MESSAGE_BYTES // 2
@@ -44,6 +44,7 @@ class Resolver:
             counts = dict(zip(refs.LEDGER_LOGS, self.ledger.line_counts()))
             return view.log_summary(ev, counts[ev.path], asof)
         if ev.kind == refs.JSONL_LINE:
+            assert ev.line is not None  # a line ref always has its line number
             raw = self.ledger.result_line(ev.line)
         else:
             try:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import orjson
 
-from server.evidence.refs import EvidenceRef
+from opsledger.server.evidence.refs import EvidenceRef
 
 SCHEMA = "EVIDENCE_VIEW_V1"
 PREVIEW_CHARS = 200

@@ -22,14 +22,14 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from client.limits import MAX_MESSAGE_BYTES
-from server.api import HttpRoute, package_services, routes_of
-from server.gateway import mapping, streaming
-from server.gateway.mapping import JSONResponse, fail_response
-from server.interceptors import GATEWAY_KEY
-from server.observability import event_log
-from server.tracing import MINTED_KEY, carried_trace_id
-from server.gateway.openapi import openapi_document
+from opsledger.client.limits import MAX_MESSAGE_BYTES
+from opsledger.server.api import HttpRoute, package_services, routes_of
+from opsledger.server.gateway import mapping, streaming
+from opsledger.server.gateway.mapping import JSONResponse, fail_response
+from opsledger.server.gateway.openapi import openapi_document
+from opsledger.server.interceptors import GATEWAY_KEY
+from opsledger.server.observability import event_log
+from opsledger.server.tracing import MINTED_KEY, carried_trace_id
 
 _access = event_log("opsledger.http")
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
@@ -126,7 +126,7 @@ def build_app(
     http_routes = routes_of(services if services is not None else package_services())
     literal_paths = {r.starlette_path for r in http_routes if r.is_literal}
     calls = {
-        r.key: (channel.unary_stream if r.method.server_streaming else channel.unary_unary)(
+        r.key: (channel.unary_stream if r.method.server_streaming else channel.unary_unary)(  # type: ignore[call-arg]
             r.full_method,
             request_serializer=r.request_class().SerializeToString,
             response_deserializer=r.response_class().FromString,
@@ -235,7 +235,7 @@ def build_app(
     routes = routes + [
         Route("/", board_page, methods=["GET"]),
         Route("/favicon.ico", favicon, methods=["GET"]),
-        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),  # type: ignore[list-item]
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *(extra_routes or []),
@@ -244,8 +244,8 @@ def build_app(
         _access.error("gateway_error", error=f"{type(exc).__name__}: {exc}")
         return fail_response(500, "internal error; see the server log", "INTERNAL")
 
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: unexpected})
-    return AccessLog(app, metrics) if metrics is not None else app
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: unexpected})  # type: ignore[dict-item]
+    return AccessLog(app, metrics) if metrics is not None else app  # type: ignore[return-value]
 
 
 class AccessLog:

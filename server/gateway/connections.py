@@ -19,8 +19,8 @@ import select
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from server.fdbudget import HEALTH_EXTRA
-from server.gateway.mapping import fail_response
+from opsledger.server.fdbudget import HEALTH_EXTRA
+from opsledger.server.gateway.mapping import fail_response
 
 HEALTH_PATH = "/healthz"
 
@@ -53,7 +53,7 @@ def guarded_protocol(max_connections: int, request_timeout: float) -> type[HttpT
     """A uvicorn protocol class (``Config(http=...)``) with these limits."""
 
     class GuardedHttp(HttpToolsProtocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             self._opened = self.loop.time()
             self._deadline: asyncio.TimerHandle | None = None
             super().connection_made(transport)
@@ -68,8 +68,8 @@ def guarded_protocol(max_connections: int, request_timeout: float) -> type[HttpT
             return (self.cycle is None or self.cycle.response_complete) and not self.pipeline
 
         def _evict_one_idle(self) -> bool:
-            idle = [c for c in self.connections if c is not self and c._idle() and not c.transport.is_closing()]
-            for c in sorted(idle, key=lambda c: c._opened):
+            idle = [c for c in self.connections if c is not self and c._idle() and not c.transport.is_closing()]  # type: ignore[union-attr]
+            for c in sorted(idle, key=lambda c: c._opened):  # type: ignore[union-attr]
                 if _unread(c.transport):
                     continue  # its request is waiting in the socket, not yet parsed: a live client
                 c.transport.abort()

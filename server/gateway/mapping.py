@@ -7,7 +7,7 @@ names, enum names (never numbers), JSON types as the field's, no repeated
 keys, REQUIRED fields present and not null. Anything else is a 400 whose
 BadRequest detail names the field.
 
-Responses: the message as contract JSON (``server.common.contract_json``:
+Responses: the message as contract JSON (``opsledger.server.common.contract_json``:
 snake_case, every field present, unset optional ones ``null``), plus the
 legacy extras below.
 """
@@ -21,10 +21,10 @@ from google.protobuf import descriptor, json_format
 from google.rpc import code_pb2, error_details_pb2
 from starlette.responses import Response
 
-from server.api import HttpRoute
-from server.common import strict_json
-from server.common.contract_json import JSON_VALUES, STRUCT, UNSPECIFIED, contract_dict
-from server.rpc_status import TRANSITION_KEYS, decode_details
+from opsledger.server.api import HttpRoute
+from opsledger.server.common import strict_json
+from opsledger.server.common.contract_json import JSON_VALUES, STRUCT, UNSPECIFIED, contract_dict
+from opsledger.server.rpc_status import TRANSITION_KEYS, decode_details
 
 # Legacy keys that are not fields of the response message (SPEC §7), by RPC.
 LEGACY_EXTRAS: dict[str, dict] = {
@@ -165,7 +165,7 @@ def build_request(route: HttpRoute, body: dict | None, path: dict[str, str], que
         if field.type == descriptor.FieldDescriptor.TYPE_BOOL:
             if value.lower() not in _BOOL_WORDS:
                 raise BadRequest(name, "must be true or false")
-            value = _BOOL_WORDS[value.lower()]
+            value = _BOOL_WORDS[value.lower()]  # type: ignore[assignment]
         if field.is_repeated:
             data.setdefault(name, []).append(value)
         elif name in data:

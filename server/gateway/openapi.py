@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from google.protobuf import descriptor
 
-from server.common.contract_json import LIST_VALUE, STRUCT, UNSPECIFIED, VALUE
-from server.gateway.mapping import LEGACY_EXTRAS, is_view, required
-from server.api import HttpRoute
+from opsledger.server.api import HttpRoute
+from opsledger.server.common.contract_json import LIST_VALUE, STRUCT, UNSPECIFIED, VALUE
+from opsledger.server.gateway.mapping import LEGACY_EXTRAS, is_view, required
 
 FD = descriptor.FieldDescriptor
 _SCALARS = {
@@ -85,11 +85,11 @@ class _Schemas:
             item = self.ref(f.message_type, response)
         elif f.enum_type is not None:
             names = [v.name for v in f.enum_type.values if v.name != UNSPECIFIED]
-            item = {"type": "string", "enum": names}
+            item = {"type": "string", "enum": names}  # type: ignore[dict-item]
             if response and not f.is_repeated:
                 return {"anyOf": [item, {"type": "null"}]}  # no value is null, never VALUE_UNSPECIFIED
         else:
-            item = dict(_SCALARS.get(f.type, {}))
+            item = dict(_SCALARS.get(f.type, {}))  # type: ignore[call-overload]
         if f.is_repeated:
             return {"type": "array", "items": item}
         if f.has_presence:
@@ -143,12 +143,12 @@ def openapi_document(routes: list[HttpRoute]) -> dict:
             # gateway's own refusals (unknown parameter, ...) stay Fail bodies.
             for status, text in (("400", "Invalid request (envelope code INVALID_REF for a view)"),
                                  ("404", "Nothing behind a valid request (envelope code NOT_FOUND)")):
-                op["responses"][status] = {"description": text, "content": {"application/json": {
+                op["responses"][status] = {"description": text, "content": {"application/json": {  # type: ignore[index]
                     "schema": {"anyOf": [body_ref, fail]}}}}
         if r.method.server_streaming:
             # A stream of messages: NDJSON lines {"result": …} by default, Server-Sent Events on request.
             op["tags"] = ["streaming"]
-            op["responses"]["200"] = {"description": "A stream of messages (never ends by itself)", "content": {
+            op["responses"]["200"] = {"description": "A stream of messages (never ends by itself)", "content": {  # type: ignore[index]
                 "application/x-ndjson": {"schema": {"type": "object", "properties": {"result": body_ref}}},
                 "text/event-stream": {"schema": {"type": "string"}}}}
         if r.body:

@@ -29,8 +29,8 @@ import grpc
 import orjson
 from starlette.responses import Response, StreamingResponse
 
-from server.api import HttpRoute
-from server.gateway import mapping
+from opsledger.server.api import HttpRoute
+from opsledger.server.gateway import mapping
 
 HEARTBEAT_S = 15.0
 RESUME_FIELD = "after"  # request field set from Last-Event-ID

@@ -11,7 +11,7 @@ Promises every backend keeps (the conformance suite states them):
 * a command is answered only once what it decided is durable (and a refusal
   only when nothing was written for it); commands of many callers may share
   one durable write (group commit);
-* the decisions are the shared pure step ``server.ledger.decide``, so every
+* the decisions are the shared pure step ``opsledger.server.ledger.decide``, so every
   backend refuses and accepts exactly alike, with the same refusal details;
 * the records a backend stores are the contract's lines, byte for byte
   (``lines()`` hands them back in log order);
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from server.ledger.machine import Event
+from opsledger.server.ledger.machine import Event
 
 
 # -- commands -------------------------------------------------------------------------
@@ -140,7 +140,7 @@ class LedgerBackend(Protocol):
 
     name: str
 
-    def open(self) -> "LedgerBackend":
+    def open(self) -> LedgerBackend:
         """Blocking. Make the ledger ready (read or connect) and return self.
         Raises with a message naming the cause when it cannot serve."""
 
@@ -155,7 +155,7 @@ class LedgerBackend(Protocol):
         Results: ``Submit`` -> ``SubmitOutcome``; ``Transition`` -> the result
         record (dict); ``ClaimNext`` -> the result record of the claimed
         ticket, or None when no OPEN ticket of those types exists.
-        Refusals are exceptions of ``server.errors``: ``NotFound`` (unknown
+        Refusals are exceptions of ``opsledger.server.errors``: ``NotFound`` (unknown
         ticket), ``IllegalTransition`` (with current_status,
         last_processor_id, last_result_id), ``InvalidArgument`` (an
         idempotency key reused for a different request), ``Unavailable`` (the
@@ -204,7 +204,7 @@ class LedgerBackend(Protocol):
         """Blocking. The revision just after the newest committed event (a token
         ``events_after`` accepts): "from now on"."""
 
-    def events_after(self, after: str | None, limit: int) -> tuple[list["LedgerEvent"], str]:
+    def events_after(self, after: str | None, limit: int) -> tuple[list[LedgerEvent], str]:
         """Blocking. At most ``limit`` events strictly after revision ``after``
         (None: from the ledger's beginning), in log order, and the revision
         reached (the last event's, or ``after`` itself when none).

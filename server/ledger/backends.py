@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from server.common.clock import Clock
-from server.ledger.backend import LedgerBackend
-from server.settings import SettingsError
+from opsledger.server.common.clock import Clock
+from opsledger.server.ledger.backend import LedgerBackend
+from opsledger.server.settings import SettingsError
 
 DEFAULT = "jsonl"
 SETTING = "--store / OPSLEDGER_STORE"
@@ -21,14 +21,14 @@ Factory = Callable[..., LedgerBackend]
 
 
 def _jsonl(spec: str, root: Path, clock: Clock | None, fsync: bool, on_failure, **options) -> LedgerBackend:
-    from server.ledger.jsonl.store import JsonlLedger
+    from opsledger.server.ledger.jsonl.store import JsonlLedger
 
     return JsonlLedger(root, clock, fsync=fsync, on_failure=on_failure, **options)
 
 
 def _postgresql(spec: str, root: Path, clock: Clock | None, fsync: bool, on_failure, **_options) -> LedgerBackend:
     # The database's own durability settings apply; ``fsync`` is the JSONL files' setting.
-    from server.ledger.postgres.ledger import PostgresLedger
+    from opsledger.server.ledger.postgres.ledger import PostgresLedger
 
     return PostgresLedger(spec, clock, on_failure=on_failure)
 

@@ -33,10 +33,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from server.errors import IllegalTransition, InvalidArgument, NotFound, OpsledgerError
-from server.ledger import records
-from server.ledger.backend import ClaimNext, Submit, SubmitOutcome, Transition
-from server.ledger.machine import IN_PROGRESS, OPEN, TransitionRefused, next_status
+from opsledger.server.errors import IllegalTransition, InvalidArgument, NotFound, OpsledgerError
+from opsledger.server.ledger import records
+from opsledger.server.ledger.backend import ClaimNext, Command, Submit, SubmitOutcome, Transition
+from opsledger.server.ledger.machine import IN_PROGRESS, OPEN, TransitionRefused, next_status
 
 # Namespace of token-derived result ids (a fixed UUID: ids must not change between releases).
 TOKEN_NAMESPACE = uuid.UUID("6f1c2a4e-93b4-4d0e-8a43-3f0c8b5d7e21")
@@ -101,7 +101,7 @@ class SnapshotView:
     def claimed_with(self, result_id: str) -> str | None:
         return self.claims.get(result_id)
 
-    def absorb(self, batch: "Batch") -> None:
+    def absorb(self, batch: Batch) -> None:
         """Take in a batch's lines as if they were stored (a backend's model of itself)."""
         for rec in batch.requests:
             rid = rec["request_id"]
@@ -156,7 +156,7 @@ class Refusal:
     error: OpsledgerError
 
 
-def decide(command, view: View, batch: Batch, now: str,
+def decide(command: Command, view: View, batch: Batch, now: str,
            new_id: Callable[[], str] = records.new_id) -> Decision | Refusal:
     """Decide one command; an accepted command's lines are appended to ``batch``."""
     try:
@@ -186,7 +186,7 @@ def _results(rid: str, view: View, batch: Batch) -> list[dict]:
     return stored + batch._added.get(rid, [])
 
 
-def _submit(cmd: Submit, view: View, batch: Batch, now: str, new_id) -> SubmitOutcome:
+def _submit(cmd: Submit, view: View, batch: Batch, now: str, new_id: Callable[[], str]) -> SubmitOutcome:
     key = cmd.idempotency_key
     if key is not None:
         earlier = batch._keys.get(key) or view.request_with_key(key)
@@ -220,7 +220,7 @@ def _same_call(earlier: dict, cmd: Transition) -> bool:
             and earlier["artifacts"] == list(cmd.artifacts))
 
 
-def _transition(cmd: Transition, view: View, batch: Batch, now: str, new_id) -> dict:
+def _transition(cmd: Transition, view: View, batch: Batch, now: str, new_id: Callable[[], str]) -> dict:
     rid = cmd.request_id
     current = _status(rid, view, batch)
     token_id = transition_result_id(cmd.token, rid, cmd.event.value) if cmd.token is not None else None
@@ -246,7 +246,7 @@ def _transition(cmd: Transition, view: View, batch: Batch, now: str, new_id) -> 
                           batch, now)
 
 
-def _claim(cmd: ClaimNext, view: View, batch: Batch, now: str, new_id) -> dict | None:
+def _claim(cmd: ClaimNext, view: View, batch: Batch, now: str, new_id: Callable[[], str]) -> dict | None:
     token_id = claim_result_id(cmd.token, cmd.processor_id) if cmd.token is not None else None
     if token_id is not None:
         rid = batch._claims.get(token_id) or view.claimed_with(token_id)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from server.errors import InvalidArgument
-from client.limits import MAX_MESSAGE_BYTES
+from opsledger.client.limits import MAX_MESSAGE_BYTES
+from opsledger.server.errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 5000

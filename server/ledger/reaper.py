@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 
-from server.artifacts.store import ArtifactStore
-from server.common.canonical import pretty
-from server.common.clock import Clock, file_stamp, iso
-from server.errors import IllegalTransition, InvalidArgument
-from server.ledger.backend import LedgerBackend, StaleTicket, Transition
-from server.ledger.machine import Event
-from server.ledger.records import RESULTS_REF
+from opsledger.server.artifacts.store import ArtifactStore
+from opsledger.server.common.canonical import pretty
+from opsledger.server.common.clock import Clock, file_stamp, iso
+from opsledger.server.errors import IllegalTransition, InvalidArgument
+from opsledger.server.ledger.backend import LedgerBackend, StaleTicket, Transition
+from opsledger.server.ledger.machine import Event
+from opsledger.server.ledger.records import RESULTS_REF
 
 log = logging.getLogger("opsledger.reaper")
 

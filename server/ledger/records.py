@@ -11,11 +11,10 @@ from typing import Any
 
 import orjson
 
-from server.common import strict_json
-
-from server.common.clock import epoch_seconds
-from server.ledger.machine import OPEN, STATUSES
-from server.ledger.validation import REQUEST_TYPES
+from opsledger.server.common import strict_json
+from opsledger.server.common.clock import epoch_seconds
+from opsledger.server.ledger.machine import OPEN, STATUSES
+from opsledger.server.ledger.validation import REQUEST_TYPES
 
 REQUEST_SCHEMA = "TICKET_REQUEST_V1"
 RESULT_SCHEMA = "TICKET_RESULT_V1"

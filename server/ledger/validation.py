@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from server.common.struct_numbers import restore_integers
-from server.errors import InvalidArgument, Violation
-from server.ledger.machine import DONE, FAILED
+from opsledger.server.common.struct_numbers import restore_integers
+from opsledger.server.errors import InvalidArgument, Violation
+from opsledger.server.ledger.machine import DONE, FAILED
 
 SUBMIT_SCHEMA = "TICKET_SUBMIT_V1"
 REQUEST_TYPES = ("REQUEST_RECONCILE", "REQUEST_REPORTS", "ACKNOWLEDGE", "REQUEST_LIVE_CYCLE")

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from server.ledger.backend import LedgerBackend, LedgerEvent
+from opsledger.server.ledger.backend import LedgerBackend, LedgerEvent
 
 log = logging.getLogger("opsledger.watch")
 
@@ -114,7 +114,7 @@ class Feed:
 
     def _append(self, events: list[LedgerEvent], head: str) -> None:
         for event in events:
-            self._before.append(self._head)
+            self._before.append(self._head)  # type: ignore[arg-type]
             self._events.append((event, self.convert(event)))
             self._seq[event.revision] = self._base + len(self._events)
             self._head = event.revision

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from server.artifacts.files import FileArtifacts
-from server.artifacts.store import ArtifactStore
+from opsledger.server.artifacts.files import FileArtifacts
+from opsledger.server.artifacts.store import ArtifactStore
 
 
 @dataclass(frozen=True)
@@ -26,17 +26,17 @@ class Implementation:
 IMPLEMENTATIONS = {
     "files": Implementation(
         open=lambda tmp, _request: FileArtifacts(tmp / "root"),
-        source=lambda s: f"from server.artifacts.files import FileArtifacts\nstore = FileArtifacts({str(s.root)!r})\n",
+        source=lambda s: f"from opsledger.server.artifacts.files import FileArtifacts\nstore = FileArtifacts({str(s.root)!r})\n",
     ),
     "postgresql": Implementation(
         open=lambda _tmp, request: _postgres(request.getfixturevalue("pg_url")),
-        source=lambda s: f"from server.artifacts.postgres import PostgresArtifacts\nstore = PostgresArtifacts({s.url!r})\n",
+        source=lambda s: f"from opsledger.server.artifacts.postgres import PostgresArtifacts\nstore = PostgresArtifacts({s.url!r})\n",  # noqa: E501
     ),
 }
 
 
 def _postgres(url: str) -> ArtifactStore:
-    from server.artifacts.postgres import PostgresArtifacts
+    from opsledger.server.artifacts.postgres import PostgresArtifacts
 
     return PostgresArtifacts(url)
 

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from server.artifacts import layout
-from server.artifacts.store import RawPathError
+from opsledger.server.artifacts import layout
+from opsledger.server.artifacts.store import RawPathError
 from tests.helpers import REPO
 
 STAMP = "20260103_145000"
@@ -173,9 +173,8 @@ def test_exclusive_is_released_on_exit_and_names_are_checked(artifacts):
         pass
     with artifacts.exclusive("cycle"):  # released on exit: taken again at once
         pass
-    with pytest.raises(ValueError, match="lock name"):
-        with artifacts.exclusive("nope"):
-            pass
+    with pytest.raises(ValueError, match="lock name"), artifacts.exclusive("nope"):
+        pass
 
 
 def test_only_snapshots_that_parse_as_an_object_are_listed(artifacts):

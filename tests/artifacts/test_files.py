@@ -5,10 +5,10 @@ import os
 
 import pytest
 
-from server.artifacts import layout
-from server.artifacts.files import LOCKS, FileArtifacts
-from server.artifacts.store import RawPathError
-from server.common.atomic import create_new
+from opsledger.server.artifacts import layout
+from opsledger.server.artifacts.files import LOCKS, FileArtifacts
+from opsledger.server.artifacts.store import RawPathError
+from opsledger.server.common.atomic import create_new
 
 STAMP = "20260103_145000"
 

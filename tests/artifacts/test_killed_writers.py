@@ -9,10 +9,10 @@ import textwrap
 import threading
 import time
 
-from client.ledger_client import OpsledgerClient
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.artifacts import layout
+from opsledger.server.artifacts.files import FileArtifacts
 from opsledger.v1 import cycle_pb2
-from server.artifacts import layout
-from server.artifacts.files import FileArtifacts
 from tests.cycle.conftest import write_bundle
 from tests.helpers import REPO, ServerProcess
 
@@ -23,7 +23,7 @@ def writer(root, kind: str, block: str) -> subprocess.Popen:
     """A process writing one pair of ``kind`` that stops where ``block`` says, until told to go on."""
     code = textwrap.dedent(f"""
         import os, sys
-        from server.artifacts.files import FileArtifacts
+        from opsledger.server.artifacts.files import FileArtifacts
         go = lambda: sys.stdin.readline()
         if {block!r} == "replace":
             real = os.replace

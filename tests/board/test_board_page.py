@@ -9,7 +9,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from client.ledger_client import OpsledgerClient
+from opsledger.client.ledger_client import OpsledgerClient
 from tests.cycle.conftest import write_bundle
 from tests.helpers import REPO, ServerProcess
 
@@ -42,7 +42,7 @@ def rows(driver):
 
 def no_alert(driver):
     try:
-        driver.switch_to.alert
+        driver.switch_to.alert  # noqa: B018 - the property raises when no alert is open
     except NoAlertPresentException:
         return True
     return False

@@ -6,9 +6,10 @@ import grpc_testing
 import pytest
 from google.protobuf import message_factory
 
-from client.ledger_client import OpsledgerClient
-from client.worker import Worker
-from opsledger.v1 import cycle_pb2, tickets_pb2 as pb
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.client.worker import Worker
+from opsledger.v1 import cycle_pb2
+from opsledger.v1 import tickets_pb2 as pb
 
 TICKETS = pb.DESCRIPTOR.services_by_name["TicketService"]
 CYCLES = cycle_pb2.DESCRIPTOR.services_by_name["CycleService"]

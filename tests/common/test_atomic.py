@@ -1,4 +1,4 @@
-from server.common.atomic import atomic_replace, create_new
+from opsledger.server.common.atomic import atomic_replace, create_new
 
 
 def test_atomic_replace_leaves_no_temp(tmp_path):

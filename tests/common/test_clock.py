@@ -2,7 +2,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from server.common.clock import epoch_seconds, iso, parse_iso
+from opsledger.server.common.clock import epoch_seconds, iso, parse_iso
 
 
 def test_contract_timestamps_round_trip():

@@ -11,11 +11,11 @@ import orjson
 import pytest
 from google.protobuf import descriptor, json_format
 
-from server.common import contract_json
-from server.api import package_services
+from opsledger.server.api import package_services
+from opsledger.server.common import contract_json
 
 FD = descriptor.FieldDescriptor
-from google.protobuf import message_factory
+from google.protobuf import message_factory  # noqa: E402
 
 
 def _all_messages():

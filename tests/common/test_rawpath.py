@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from server.common.rawpath import RawPathError, check_syntax, resolve, split_line_suffix
+from opsledger.server.common.rawpath import RawPathError, check_syntax, resolve, split_line_suffix
 
 GOOD = ["a", "reports/live/cycle/latest/live_cycle_latest.json", "state/tickets/ticket_results.jsonl:line12",
         "a-b_c.d/e", "x" * 512]
@@ -51,7 +51,7 @@ def _layout(tmp_path):
 
 
 def test_read_inside_reads_a_file_and_says_none_for_nothing(tmp_path):
-    from server.common.rawpath import read_inside
+    from opsledger.server.common.rawpath import read_inside
 
     root, _outside = _layout(tmp_path)
     assert read_inside(root, "reports/r/a.json") == b'{"in": true}'
@@ -61,7 +61,7 @@ def test_read_inside_reads_a_file_and_says_none_for_nothing(tmp_path):
 
 def test_read_inside_never_blocks_on_a_fifo(tmp_path):
     """Opening a FIFO for reading would wait for a writer forever."""
-    from server.common.rawpath import read_inside
+    from opsledger.server.common.rawpath import read_inside
 
     root, _outside = _layout(tmp_path)
     os.mkfifo(root / "reports" / "r" / "pipe.json")
@@ -72,7 +72,7 @@ def test_read_inside_never_blocks_on_a_fifo(tmp_path):
 def test_a_symlink_swapped_in_after_the_check_is_refused_at_the_read(tmp_path, monkeypatch, swapped):
     """The swap happens between resolve() and the open: resolve is made to
     answer what it saw before (the unswapped path), the disk has the symlink."""
-    from server.common import rawpath
+    from opsledger.server.common import rawpath
 
     root, outside = _layout(tmp_path)
     seen_before = root.resolve() / "reports" / "r" / "a.json"

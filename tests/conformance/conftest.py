@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from server.common.clock import FixedClock, configured_zone
-from server.ledger.backends import make_backend
+from opsledger.server.common.clock import FixedClock, configured_zone
+from opsledger.server.ledger.backends import make_backend
 
 BACKENDS = {
     "jsonl": lambda place, clock: make_backend("jsonl", place, clock, fsync=False),

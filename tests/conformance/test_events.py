@@ -5,9 +5,9 @@ import threading
 import orjson
 import pytest
 
-from server.errors import InvalidArgument
-from server.ledger.backend import ClaimNext, Submit, Transition
-from server.ledger.machine import Event
+from opsledger.server.errors import InvalidArgument
+from opsledger.server.ledger.backend import ClaimNext, Submit, Transition
+from opsledger.server.ledger.machine import Event
 
 
 def _submit(ledger, i, kind="ACKNOWLEDGE"):

@@ -2,8 +2,8 @@
 line_counts() and each ticket's result_lines, through LedgerBackend only."""
 import orjson
 
-from server.ledger.backend import Submit, Transition
-from server.ledger.machine import Event
+from opsledger.server.ledger.backend import Submit, Transition
+from opsledger.server.ledger.machine import Event
 from tests.conformance.conftest import BACKENDS
 
 

@@ -4,13 +4,14 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import settings, strategies as st
+from hypothesis import settings
+from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from server.errors import IllegalTransition, InvalidArgument, NotFound
-from server.ledger.backend import ClaimNext, Submit, Transition
-from server.ledger.machine import STATUSES, TRANSITIONS, Event
-from server.ledger.validation import REQUEST_TYPES
+from opsledger.server.errors import IllegalTransition, InvalidArgument, NotFound
+from opsledger.server.ledger.backend import ClaimNext, Submit, Transition
+from opsledger.server.ledger.machine import STATUSES, TRANSITIONS, Event
+from opsledger.server.ledger.validation import REQUEST_TYPES
 from tests.conformance.conftest import BACKENDS, Ledgers
 
 TYPES = REQUEST_TYPES[:2]

@@ -9,11 +9,11 @@ from collections import Counter
 import orjson
 import pytest
 
-from server.common.clock import epoch_seconds
-from server.errors import IllegalTransition, InvalidArgument, NotFound
-from server.ledger.backend import ClaimNext, LedgerBackend, Submit, SubmitOutcome, Transition
-from server.ledger.machine import DONE, FAILED, IN_PROGRESS, OPEN, STATUSES, TRANSITIONS, Event
-from server.ledger.validation import REQUEST_TYPES
+from opsledger.server.common.clock import epoch_seconds
+from opsledger.server.errors import IllegalTransition, InvalidArgument, NotFound
+from opsledger.server.ledger.backend import ClaimNext, LedgerBackend, Submit, SubmitOutcome, Transition
+from opsledger.server.ledger.machine import DONE, FAILED, IN_PROGRESS, OPEN, STATUSES, TRANSITIONS, Event
+from opsledger.server.ledger.validation import REQUEST_TYPES
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 STEPS = {  # how to bring a fresh ticket to each status

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from server.artifacts.files import FileArtifacts
-from server.common.canonical import pretty
-from server.common.clock import Clock, iso
-from server.cycle.bundle import LATEST_REF, make_bundle
-from server.cycle.runner import CycleRunner
+from opsledger.server.artifacts.files import FileArtifacts
+from opsledger.server.common.canonical import pretty
+from opsledger.server.common.clock import Clock, iso
+from opsledger.server.cycle.bundle import LATEST_REF, make_bundle
+from opsledger.server.cycle.runner import CycleRunner
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = json.loads((REPO / "examples" / "strategy_example.json").read_text(encoding="utf-8"))

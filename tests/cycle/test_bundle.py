@@ -4,11 +4,11 @@ from datetime import timedelta
 
 import pytest
 
-from server.artifacts.files import FileArtifacts
-from server.common.canonical import pretty
-from server.common.clock import Clock, iso
-from server.cycle.bundle import check_bundle, make_bundle
-from server.cycle.publish import PublishRefused, publish
+from opsledger.server.artifacts.files import FileArtifacts
+from opsledger.server.common.canonical import pretty
+from opsledger.server.common.clock import Clock, iso
+from opsledger.server.cycle.bundle import check_bundle, make_bundle
+from opsledger.server.cycle.publish import PublishRefused, publish
 from tests.cycle.conftest import strategy
 
 NOW = Clock().now()

@@ -2,8 +2,8 @@
 import json
 import subprocess
 
-from client.ledger_client import OpsledgerClient
-from server.cycle.receipt import LATEST
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.cycle.receipt import LATEST
 from tests.cycle.conftest import write_bundle
 from tests.helpers import REPO, ServerProcess, opsledger_cmd
 

@@ -7,7 +7,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from client.ledger_client import OpsledgerClient
+from opsledger.client.ledger_client import OpsledgerClient
 from opsledger.v1 import cycle_pb2
 from opsledger.v1 import tickets_pb2 as pb
 from tests.cycle.conftest import write_bundle
@@ -33,9 +33,8 @@ def unrecordable(root):
 
 
 def test_status_is_internal_with_what_ran(unrecordable, root):
-    with OpsledgerClient(unrecordable.target, retries=0) as c:
-        with pytest.raises(grpc.RpcError) as info:
-            c.cycles.RunCycle(cycle_pb2.RunCycleRequest(confirm=True), timeout=60)
+    with OpsledgerClient(unrecordable.target, retries=0) as c, pytest.raises(grpc.RpcError) as info:
+        c.cycles.RunCycle(cycle_pb2.RunCycleRequest(confirm=True), timeout=60)
     assert info.value.code() == grpc.StatusCode.INTERNAL
     assert "receipt could not be written" in info.value.details()
     [detail] = rpc_status.from_call(info.value).details

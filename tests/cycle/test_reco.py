@@ -1,7 +1,7 @@
 """Reco generation: ranking, caps, cash, BUY/HOLD/SELL, no pick (pure)."""
-from server.common.canonical import sha256_hex
-from server.cycle.bundle import BundleCheck
-from server.cycle.reco import generate, pick
+from opsledger.server.common.canonical import sha256_hex
+from opsledger.server.cycle.bundle import BundleCheck
+from opsledger.server.cycle.reco import generate, pick
 
 
 def strat(universe, scores=None, max_positions=3, max_pos=0.5, min_cash=0.1):

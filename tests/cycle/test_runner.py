@@ -5,11 +5,11 @@ import subprocess
 
 import pytest
 
-from server.artifacts.files import FileArtifacts
-from server.common.canonical import report_sha256
-from server.cycle import runner as runner_mod
-from server.cycle.receipt import LATEST
-from server.cycle.verify import refs_of, verify_receipt
+from opsledger.server.artifacts.files import FileArtifacts
+from opsledger.server.common.canonical import report_sha256
+from opsledger.server.cycle import runner as runner_mod
+from opsledger.server.cycle.receipt import LATEST
+from opsledger.server.cycle.verify import refs_of, verify_receipt
 from tests.cycle.conftest import strategy, write_bundle
 from tests.helpers import REPO, opsledger_cmd
 
@@ -78,7 +78,7 @@ def test_bad_signature_with_key_configured(runner, root, tmp_path):
 
 
 def test_legacy_hash_form_is_accepted(runner, root):
-    from server.common.canonical import legacy_sha256_hex
+    from opsledger.server.common.canonical import legacy_sha256_hex
 
     write_bundle(root, tamper=lambda b: b["integrity"].update(payload_sha256=legacy_sha256_hex(b["strategy"])))
     assert outcome(runner.run()) == ("OK", "COMPLETED", "SUCCESS")

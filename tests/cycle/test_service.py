@@ -6,11 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
-from client.ledger_client import OpsledgerClient
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.artifacts.files import FileArtifacts
+from opsledger.server.cycle.receipt import LATEST
+from opsledger.server.cycle.verify import verify_receipt
 from opsledger.v1 import cycle_pb2
-from server.artifacts.files import FileArtifacts
-from server.cycle.receipt import LATEST
-from server.cycle.verify import verify_receipt
 from tests.cycle.conftest import write_bundle
 from tests.helpers import ServerProcess
 from tests.ledger.test_grpcurl import GRPCURL

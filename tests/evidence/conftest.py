@@ -1,7 +1,7 @@
 import httpx
 import pytest
 
-from server.common.clock import Clock, FixedClock
+from opsledger.server.common.clock import Clock, FixedClock
 from tests.helpers import ServerThread
 
 

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from server.artifacts.layout import KINDS
-from server.ledger.records import REQUESTS_REF as REQUESTS, RESULTS_REF as RESULTS
+from opsledger.server.artifacts.layout import KINDS
+from opsledger.server.ledger.records import REQUESTS_REF as REQUESTS
+from opsledger.server.ledger.records import RESULTS_REF as RESULTS
 from tests.cycle.conftest import write_bundle
 
 RESOLVE = "/api/evidence/resolve"

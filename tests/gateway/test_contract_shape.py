@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from client.ledger_client import OpsledgerClient
+from opsledger.client.ledger_client import OpsledgerClient
 from tests.gateway.test_gateway import RECONCILE, logs, submit
 from tests.helpers import REPO, opsledger_cmd
 

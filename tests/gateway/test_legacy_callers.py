@@ -4,7 +4,7 @@ import json
 
 import httpx
 
-from server.artifacts.layout import KINDS
+from opsledger.server.artifacts.layout import KINDS
 from tests.cycle.conftest import write_bundle
 
 RUN = "/api/live/cycle/run"

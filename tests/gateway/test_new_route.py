@@ -11,8 +11,8 @@ import httpx
 import uvicorn
 from grpc_tools import protoc
 
-from server.gateway.app import build_app
-from server.api import package_services
+from opsledger.server.api import package_services
+from opsledger.server.gateway.app import build_app
 from tests.helpers import REPO
 
 PROTO = '''

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from client.limits import MAX_MESSAGE_BYTES
+from opsledger.client.limits import MAX_MESSAGE_BYTES
 from tests.gateway.test_gateway import RECONCILE, logs
 from tests.helpers import ServerThread
 

@@ -1,8 +1,8 @@
 """GET /api/tickets/events through the real gateway: SSE (ids, Last-Event-ID, heartbeat) and NDJSON."""
 import orjson
 
-from server.gateway import streaming
-from server.ledger.jsonl.files import REQUESTS, RESULTS
+from opsledger.server.gateway import streaming
+from opsledger.server.ledger.jsonl.files import REQUESTS, RESULTS
 
 
 def submit(gw, i):

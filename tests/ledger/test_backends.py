@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from server.ledger.backend import LedgerBackend
-from server.ledger.backends import check, make_backend
-from server.settings import SettingsError
+from opsledger.server.ledger.backend import LedgerBackend
+from opsledger.server.ledger.backends import check, make_backend
+from opsledger.server.settings import SettingsError
 from tests.helpers import REPO, opsledger_cmd
 
 
@@ -68,19 +68,19 @@ def test_nothing_outside_the_jsonl_package_reaches_its_files_index_or_lock():
     # The only doors into server.ledger.jsonl: the backend factory, the fsck and checkpoint
     # commands (and the one start-up refusal they print: a lost log), and `opsledger
     # import` (it checks the JSONL files it moves with their own fsck).
-    allowed = {REPO / "server/ledger/backends.py": {"server.ledger.jsonl.store", "server.ledger.jsonl.store.JsonlLedger"},
-               REPO / "server/cli.py": {"server.ledger.jsonl.fsck", "server.ledger.jsonl.fsck.fsck",
-                                        "server.ledger.jsonl.tools", "server.ledger.jsonl.tools.checkpoint_now",
-                                        "server.ledger.jsonl.checkpoint", "server.ledger.jsonl.checkpoint.LostLog"},
-               REPO / "server/ledger/postgres/transfer.py": {"server.ledger.jsonl.fsck",
-                                                            "server.ledger.jsonl.fsck.fsck"}}
+    allowed = {REPO / "server/ledger/backends.py": {"opsledger.server.ledger.jsonl.store", "opsledger.server.ledger.jsonl.store.JsonlLedger"},  # noqa: E501
+               REPO / "server/cli.py": {"opsledger.server.ledger.jsonl.fsck", "opsledger.server.ledger.jsonl.fsck.fsck",
+                                        "opsledger.server.ledger.jsonl.tools", "opsledger.server.ledger.jsonl.tools.checkpoint_now",  # noqa: E501
+                                        "opsledger.server.ledger.jsonl.checkpoint", "opsledger.server.ledger.jsonl.checkpoint.LostLog"},  # noqa: E501
+               REPO / "server/ledger/postgres/transfer.py": {"opsledger.server.ledger.jsonl.fsck",
+                                                            "opsledger.server.ledger.jsonl.fsck.fsck"}}
     package = REPO / "server/ledger/jsonl"
     offenders = []
     for path in sorted((REPO / "server").rglob("*.py")):
         if package in path.parents:
             continue
         text = path.read_text()
-        reached = {n for n in _imports(path) if n.startswith("server.ledger.jsonl")} - allowed.get(path, set())
+        reached = {n for n in _imports(path) if n.startswith("opsledger.server.ledger.jsonl")} - allowed.get(path, set())
         for needle in ("store.index", "store.lock", ".ledger.lock", "last_result_of", "commit_listeners",
                        "changed_elsewhere", "store.root"):
             if needle in text:

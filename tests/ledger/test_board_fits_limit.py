@@ -5,8 +5,8 @@ completion messages); read back over real gRPC and real HTTP.
 """
 import httpx
 
-from client.ledger_client import OpsledgerClient
-from client.limits import MAX_MESSAGE_BYTES
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.client.limits import MAX_MESSAGE_BYTES
 from tests.helpers import ServerThread
 
 TICKETS = 220

@@ -17,14 +17,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from opsledger.server.errors import IllegalTransition, InvalidArgument, NotFound
+from opsledger.server.ledger.backend import ClaimNext, Submit, Transition
+from opsledger.server.ledger.jsonl import checkpoint
+from opsledger.server.ledger.jsonl.checkpoint import CHECKPOINT, LostLog
+from opsledger.server.ledger.jsonl.fsck import fsck
+from opsledger.server.ledger.jsonl.store import REQUESTS, RESULTS, CorruptLog, JsonlLedger
+from opsledger.server.ledger.machine import Event
 from opsledger.v1 import tickets_pb2 as pb
-from server.errors import IllegalTransition, InvalidArgument, NotFound
-from server.ledger.backend import ClaimNext, Submit, Transition
-from server.ledger.jsonl import checkpoint
-from server.ledger.jsonl.checkpoint import CHECKPOINT, LostLog
-from server.ledger.jsonl.fsck import fsck
-from server.ledger.jsonl.store import REQUESTS, RESULTS, CorruptLog, JsonlLedger
-from server.ledger.machine import Event
 from tests.helpers import REPO, ServerProcess, opsledger_cmd
 
 TYPES = [("ACKNOWLEDGE", lambda i: {"message_id": f"m{i}"}),
@@ -151,9 +151,9 @@ def test_checkpoint_plus_tail_equals_full_replay(tmp_path_factory, before, after
 def _child_workload(root) -> list[str]:
     code = f"""
 import random, sys
-from server.ledger.jsonl.store import JsonlLedger
-from server.ledger.backend import Submit, Transition, ClaimNext
-from server.ledger.machine import Event
+from opsledger.server.ledger.jsonl.store import JsonlLedger
+from opsledger.server.ledger.backend import Submit, Transition, ClaimNext
+from opsledger.server.ledger.machine import Event
 s = JsonlLedger({str(root)!r}, scrub=False).open()
 rnd = random.Random()
 while True:
@@ -403,9 +403,9 @@ def test_another_process_appending_after_the_checkpoint_is_picked_up(tmp_path):
     root = tmp_path / "root"
     _with_tickets(root)
     code = f"""
-from server.ledger.jsonl.store import JsonlLedger
-from server.ledger.backend import Submit, Transition
-from server.ledger.machine import Event
+from opsledger.server.ledger.jsonl.store import JsonlLedger
+from opsledger.server.ledger.backend import Submit, Transition
+from opsledger.server.ledger.machine import Event
 s = JsonlLedger({str(root)!r}, scrub=False).open()
 for i in range(25):
     rid = s.call(Submit("REQUEST_LIVE_CYCLE", {{"reason": f"other {{i}}"}}, None, None)).request["request_id"]
@@ -430,7 +430,7 @@ def test_checkpoint_command_offline_and_on_a_running_server(tmp_path):
     assert (root / CHECKPOINT).exists()
     srv = ServerProcess(root, http=False)
     try:
-        from client.ledger_client import OpsledgerClient
+        from opsledger.client.ledger_client import OpsledgerClient
 
         with OpsledgerClient(srv.target, retries=0, timeout=10) as c:
             for rid in ids[15:20]:

@@ -6,11 +6,11 @@ import uuid
 
 import pytest
 
-from server.errors import IllegalTransition, InvalidArgument, NotFound
-from server.ledger.backend import ClaimNext, Submit, SubmitOutcome, Transition
-from server.ledger.decide import Batch, Refusal, SnapshotView, claim_result_id, decide, transition_result_id
-from server.ledger.machine import Event
-from server.ledger.records import made_by_token
+from opsledger.server.errors import IllegalTransition, InvalidArgument, NotFound
+from opsledger.server.ledger.backend import ClaimNext, Submit, SubmitOutcome, Transition
+from opsledger.server.ledger.decide import Batch, Refusal, SnapshotView, claim_result_id, decide, transition_result_id
+from opsledger.server.ledger.machine import Event
+from opsledger.server.ledger.records import made_by_token
 from tests.helpers import REPO
 
 NOW = "2026-01-03T14:50:00+09:00"
@@ -160,9 +160,9 @@ def test_decide_does_no_io():
             raise AssertionError("I/O attempted")
         builtins.open = io.open = os.open = os.write = os.pread = os.fsync = os.fdatasync = refuse
         socket.socket = socket.create_connection = refuse
-        from server.ledger.backend import ClaimNext, Submit, Transition
-        from server.ledger.decide import Batch, Decision, Refusal, SnapshotView, decide
-        from server.ledger.machine import Event
+        from opsledger.server.ledger.backend import ClaimNext, Submit, Transition
+        from opsledger.server.ledger.decide import Batch, Decision, Refusal, SnapshotView, decide
+        from opsledger.server.ledger.machine import Event
         view, batch = SnapshotView(), Batch()
         now = "2026-01-03T14:50:00+09:00"
         s = decide(Submit("ACKNOWLEDGE", {"message_id": "m"}, None, "k"), view, batch, now)

@@ -8,9 +8,9 @@ import subprocess
 import orjson
 import pytest
 
-from server.cycle.bundle import check_bundle, make_bundle
-from server.common.clock import Clock, iso
-from server.ledger.jsonl.files import REQUESTS, RESULTS
+from opsledger.server.common.clock import Clock, iso
+from opsledger.server.cycle.bundle import check_bundle, make_bundle
+from opsledger.server.ledger.jsonl.files import REQUESTS, RESULTS
 from tests.helpers import REPO, ServerProcess, opsledger_cmd
 
 EXAMPLE = REPO / "examples" / "strategy_example.json"
@@ -27,7 +27,7 @@ def no_traceback(proc):
 def ledger_with_one_consumed_ticket(root):
     srv = ServerProcess(root, http=False)
     try:
-        from client.ledger_client import OpsledgerClient
+        from opsledger.client.ledger_client import OpsledgerClient
 
         with OpsledgerClient(srv.target, retries=0) as c:
             rid = c.submit("ACKNOWLEDGE", {"message_id": "m1"}).request_id
@@ -168,7 +168,7 @@ def test_a_failed_write_that_cannot_be_taken_back_is_not_unavailable(root, appen
     from google.rpc import error_details_pb2
     from grpc_status import rpc_status
 
-    from client.ledger_client import OpsledgerClient
+    from opsledger.client.ledger_client import OpsledgerClient
     from tests.helpers import ServerThread
 
     srv = ServerThread(root).start()
@@ -208,10 +208,10 @@ def test_a_read_whose_catch_up_shared_a_batch_that_could_not_be_taken_back_still
 
     import grpc
 
-    from client.ledger_client import OpsledgerClient
-    from server.errors import OutcomeUnknown
-    from server.ledger.backend import Submit
-    from server.ledger.jsonl.store import JsonlLedger
+    from opsledger.client.ledger_client import OpsledgerClient
+    from opsledger.server.errors import OutcomeUnknown
+    from opsledger.server.ledger.backend import Submit
+    from opsledger.server.ledger.jsonl.store import JsonlLedger
     from tests.helpers import ServerThread
 
     srv = ServerThread(root).start()

@@ -3,8 +3,8 @@ results log's numbering (the backend-agnostic promises are in
 tests/conformance/test_evidence_lines.py)."""
 import orjson
 
-from server.ledger.backends import make_backend
-from server.ledger.records import RESULTS_REF
+from opsledger.server.ledger.backends import make_backend
+from opsledger.server.ledger.records import RESULTS_REF
 from tests.conformance.test_evidence_lines import history
 
 

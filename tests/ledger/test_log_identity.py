@@ -3,8 +3,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from opsledger.server.ledger.jsonl.store import REQUESTS, RESULTS, LogReplaced
 from opsledger.v1 import tickets_pb2 as pb
-from server.ledger.jsonl.store import REQUESTS, RESULTS, LogReplaced
 
 
 def _health(server):
@@ -64,7 +64,7 @@ COMMITS_FILE = "state/tickets/.ledger.commits"
 
 def _events(target, n):
     """The first ``n`` events of the ledger, in its order: (revision, kind, request_id)."""
-    from client.ledger_client import OpsledgerClient
+    from opsledger.client.ledger_client import OpsledgerClient
 
     out = []
     with OpsledgerClient(target, retries=0, timeout=10) as c:
@@ -87,7 +87,7 @@ def _interleaved(c):
 def test_a_deleted_or_replaced_commits_file_keeps_the_event_order_across_a_restart(root, how):
     """The batch boundaries are derived data: the server goes on serving, puts them back
     at the path, and a restart (which reads the path) gives watchers the same order."""
-    from client.ledger_client import OpsledgerClient
+    from opsledger.client.ledger_client import OpsledgerClient
     from tests.helpers import ServerThread
 
     server = ServerThread(root).start()
@@ -117,7 +117,7 @@ def test_a_deleted_or_replaced_commits_file_keeps_the_event_order_across_a_resta
 def test_processes_on_one_root_keep_one_event_order_after_the_commits_file_is_deleted(root):
     """A process started after the deletion makes a new file; one started before must write
     its boundaries there too, not into the deleted one (the two orders would split)."""
-    from client.ledger_client import OpsledgerClient
+    from opsledger.client.ledger_client import OpsledgerClient
     from tests.helpers import ServerProcess
 
     a = ServerProcess(root, http=False)

@@ -2,8 +2,16 @@ import itertools
 
 import pytest
 
-from server.ledger.machine import (
-    DONE, FAILED, IN_PROGRESS, OPEN, STATUSES, TRANSITIONS, Event, TransitionRefused, next_status,
+from opsledger.server.ledger.machine import (
+    DONE,
+    FAILED,
+    IN_PROGRESS,
+    OPEN,
+    STATUSES,
+    TRANSITIONS,
+    Event,
+    TransitionRefused,
+    next_status,
 )
 
 ALLOWED = {

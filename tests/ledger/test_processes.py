@@ -9,10 +9,10 @@ import grpc
 import httpx
 import orjson
 
-from client.ledger_client import OpsledgerClient
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.ledger.jsonl.fsck import fsck
+from opsledger.server.ledger.jsonl.store import REQUESTS, RESULTS
 from opsledger.v1 import tickets_pb2 as pb
-from server.ledger.jsonl.fsck import fsck
-from server.ledger.jsonl.store import REQUESTS, RESULTS
 from tests.helpers import ServerProcess
 
 

@@ -8,8 +8,8 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from client.ledger_client import OpsledgerClient
-from server.rpc_status import MAX_LISTED_VIOLATIONS
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.rpc_status import MAX_LISTED_VIOLATIONS
 from tests.helpers import ServerProcess, ServerThread
 from torture.fuzz import nested_struct_submit
 

@@ -9,9 +9,9 @@ import grpc
 import orjson
 import pytest
 
-from client.ledger_client import OpsledgerClient
-from server.cycle.service import CycleService
-from server.ledger.service import TicketService
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.cycle.service import CycleService
+from opsledger.server.ledger.service import TicketService
 from tests.cycle.conftest import write_bundle
 from tests.helpers import ServerThread, ledger_lines
 

@@ -35,7 +35,8 @@ def test_submit_consume_complete_board_ticket(server, client):
     assert str(uuid.UUID(rid)) == rid
     con = client.consume(rid, "worker-1")
     assert con.new_status == pb.TicketStatus.IN_PROGRESS
-    com = client.complete(rid, "DONE", "worker-1", "끝났습니다 — done", ["reports/x/out.json", "state/tickets/ticket_results.jsonl:line1"])
+    com = client.complete(rid, "DONE", "worker-1", "끝났습니다 — done",
+                          ["reports/x/out.json", "state/tickets/ticket_results.jsonl:line1"])
     assert com.new_status == pb.TicketStatus.DONE and com.result_id != con.result_id
     board = client.board()
     assert board.status == "ready" and board.schema == "TICKETS_BOARD_V1" and board.row_count == 1
@@ -186,7 +187,7 @@ def test_completion_refs_are_checked_without_reading_the_artifact_store(tmp_path
     a ref breaking the syntax is still refused."""
     import psycopg
 
-    from client.ledger_client import OpsledgerClient
+    from opsledger.client.ledger_client import OpsledgerClient
     from tests.helpers import ServerThread
 
     srv = ServerThread(tmp_path / "root", store=pg_url).start()

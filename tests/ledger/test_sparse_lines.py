@@ -3,8 +3,8 @@ length, some longer than one read chunk)."""
 import os
 import random
 
-from server.ledger.jsonl.files import read_line
-from server.ledger.jsonl.lines import STRIDE, SparseLines, count_lines, skip_lines
+from opsledger.server.ledger.jsonl.files import read_line
+from opsledger.server.ledger.jsonl.lines import STRIDE, SparseLines, count_lines, skip_lines
 
 
 def test_every_line_and_every_offset_maps_both_ways(tmp_path):

@@ -6,12 +6,12 @@ import subprocess
 import orjson
 import pytest
 
-from server.errors import IllegalTransition, InvalidArgument, NotFound, Unavailable
-from server.ledger.jsonl.fsck import fsck
-from server.ledger.machine import Event
-from server.ledger.backend import Submit, Transition
-from server.ledger.jsonl.store import REQUESTS, RESULTS, CorruptLog, JsonlLedger
-from tests.helpers import opsledger_cmd, REPO
+from opsledger.server.errors import IllegalTransition, InvalidArgument, NotFound, Unavailable
+from opsledger.server.ledger.backend import Submit, Transition
+from opsledger.server.ledger.jsonl.fsck import fsck
+from opsledger.server.ledger.jsonl.store import REQUESTS, RESULTS, CorruptLog, JsonlLedger
+from opsledger.server.ledger.machine import Event
+from tests.helpers import REPO, opsledger_cmd
 
 RECONCILE = {"mode": "FULL", "reason": "r"}
 
@@ -239,14 +239,14 @@ def test_queued_claims_take_the_oldest_open_ticket_of_their_types_each(store):
     with submits: each takes the oldest ticket still OPEN for its types, none twice."""
     import random
 
-    from server.ledger.backend import ClaimNext
+    from opsledger.server.ledger.backend import ClaimNext
 
     rng = random.Random(7)
     kinds = ("ACKNOWLEDGE", "REQUEST_REPORTS")
     payloads = {"ACKNOWLEDGE": {"message_id": "m"}, "REQUEST_REPORTS": {}}
     first = [store.execute(Submit(k, payloads[k], None, None)) for k in (rng.choice(kinds) for _ in range(200))]
     plan = []
-    for n in range(400):
+    for _n in range(400):
         if rng.random() < 0.25:
             plan.append(("submit", rng.choice(kinds)))
         else:

@@ -1,7 +1,7 @@
 import pytest
 
-from server.errors import InvalidArgument
-from server.ledger import validation as v
+from opsledger.server.errors import InvalidArgument
+from opsledger.server.ledger import validation as v
 
 
 def fields(exc: InvalidArgument) -> set[str]:

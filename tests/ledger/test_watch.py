@@ -8,12 +8,12 @@ import grpc
 import orjson
 import pytest
 
-from client.ledger_client import OpsledgerClient
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.common.contract_json import contract_dict
+from opsledger.server.ledger.backend import Submit, Transition
+from opsledger.server.ledger.jsonl.files import REQUESTS, RESULTS
+from opsledger.server.ledger.machine import Event
 from opsledger.v1 import tickets_pb2 as pb
-from server.common.contract_json import contract_dict
-from server.ledger.backend import Submit, Transition
-from server.ledger.jsonl.files import REQUESTS, RESULTS
-from server.ledger.machine import Event
 from tests.helpers import ServerProcess, ServerThread
 
 PROGRESS = pb.TicketEvent.Kind.PROGRESS

@@ -5,7 +5,7 @@ import time
 
 import grpc
 
-from client.ledger_client import OpsledgerClient
+from opsledger.client.ledger_client import OpsledgerClient
 from opsledger.v1 import tickets_pb2 as pb
 from opsledger.v1 import tickets_pb2_grpc
 from tests.helpers import ServerThread

@@ -12,10 +12,10 @@ import grpc
 import orjson
 import pytest
 
-from client.ledger_client import OpsledgerClient
-from server.common.clock import FixedClock
-from server.ledger.jsonl.fsck import fsck
-from server.ledger.jsonl.store import RESULTS
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.common.clock import FixedClock
+from opsledger.server.ledger.jsonl.fsck import fsck
+from opsledger.server.ledger.jsonl.store import RESULTS
 from tests.cycle.conftest import write_bundle
 from tests.helpers import REPO, ServerProcess, ServerThread, opsledger_cmd
 
@@ -63,7 +63,7 @@ def test_four_worker_processes_500_mixed_tickets_each_done_once(root):
     assert sum(counts) == 500 and all(n > 0 for n in counts), counts
     per = results_by_ticket(root)
     assert set(per) == set(ids)
-    for rid, recs in per.items():
+    for recs in per.values():
         assert [r["status"] for r in recs][0] == "IN_PROGRESS" and len(recs) == 2
         assert recs[1]["status"] == "DONE" and recs[0]["processor_id"] == recs[1]["processor_id"]
     live = [recs[1] for recs in per.values() if recs[1]["message"].startswith("live cycle")]
@@ -210,8 +210,8 @@ def test_reaper_racing_a_late_complete_leaves_one_terminal_line(clocked, root):
 
 SLOW_WORKER = """
 import sys, time
-from client.ledger_client import OpsledgerClient
-from client.worker import Outcome, Worker
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.client.worker import Outcome, Worker
 def slow(ticket, client):
     print("HANDLING", ticket["request_id"], flush=True)
     time.sleep(60)
@@ -263,8 +263,8 @@ def test_cli_reaper_beside_a_running_server(root):
 
 LOOPING_WORKER = """
 import sys, time
-from client.ledger_client import OpsledgerClient
-from client.worker import Outcome, Worker
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.client.worker import Outcome, Worker
 def slow(ticket, client):
     print("HANDLING", ticket["request_id"], flush=True)
     time.sleep(1.5)

@@ -1,5 +1,5 @@
 """Throw-away CA, server and client certificates for TLS tests (cryptography)."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 from pathlib import Path
 
@@ -26,7 +26,7 @@ def _write(folder: Path, stem: str, cert, key) -> tuple[Path, Path]:
 
 
 def make_pki(folder: Path) -> dict[str, Path]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ca_key = _key()
     ca = (x509.CertificateBuilder().subject_name(_name("opsledger test CA")).issuer_name(_name("opsledger test CA"))
           .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())

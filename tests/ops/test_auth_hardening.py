@@ -12,11 +12,11 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from client.ledger_client import OpsledgerClient
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.observability import RepeatFilter
+from opsledger.server.settings import MIN_TOKEN_CHARS
 from opsledger.v1 import tickets_pb2 as pb
 from opsledger.v1 import tickets_pb2_grpc
-from server.observability import RepeatFilter
-from server.settings import MIN_TOKEN_CHARS
 from tests.helpers import REPO, ServerProcess, ServerThread, opsledger_cmd
 from tests.ledger.test_grpcurl import GRPCURL
 

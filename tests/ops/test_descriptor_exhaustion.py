@@ -10,9 +10,9 @@ import time
 
 import httpx
 
-from client.ledger_client import OpsledgerClient
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.fdbudget import FD_RESERVE
 from opsledger.v1 import cycle_pb2
-from server.fdbudget import FD_RESERVE
 from tests.cycle.conftest import write_bundle
 from tests.helpers import ServerProcess
 

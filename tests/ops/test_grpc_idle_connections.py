@@ -8,8 +8,8 @@ import time
 import grpc
 import httpx
 
-from client.ledger_client import OpsledgerClient
-from server.fdbudget import FD_RESERVE
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.fdbudget import FD_RESERVE
 from tests.cycle.conftest import write_bundle
 from tests.helpers import ServerProcess
 

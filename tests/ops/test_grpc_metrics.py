@@ -8,7 +8,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from client.ledger_client import OpsledgerClient
+from opsledger.client.ledger_client import OpsledgerClient
 from tests.cycle.conftest import write_bundle
 from tests.helpers import REPO, ServerThread
 

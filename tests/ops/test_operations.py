@@ -10,8 +10,8 @@ import grpc
 import httpx
 import orjson
 
-from client.ledger_client import OpsledgerClient
-from server.ledger.jsonl.store import LOCK, RESULTS
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.ledger.jsonl.store import LOCK, RESULTS
 from tests.cycle.conftest import write_bundle
 from tests.helpers import ServerProcess, ServerThread
 
@@ -35,7 +35,8 @@ def test_one_json_line_per_call_and_no_secret_anywhere(root):
                 bad.complete(rid, "DONE", "proc-42")
             except grpc.RpcError:
                 pass
-        httpx.post(http + "/api/tickets/complete", json={"request_id": rid, "status": "DONE", "processor_id": "proc-42", "message": "ok"},
+        httpx.post(http + "/api/tickets/complete",
+                   json={"request_id": rid, "status": "DONE", "processor_id": "proc-42", "message": "ok"},
                    headers={"Authorization": f"Bearer {TOKEN}"})
     finally:
         assert srv.terminate() == 0

@@ -12,12 +12,12 @@ import re
 import threading
 import time
 
+import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-import grpc
-from client.ledger_client import OpsledgerClient
-from server.ledger.jsonl.files import LOCK
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.ledger.jsonl.files import LOCK
 from tests.helpers import ServerProcess, ServerThread
 
 

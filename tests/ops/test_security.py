@@ -6,7 +6,7 @@ import grpc
 import httpx
 import pytest
 
-from client.ledger_client import OpsledgerClient
+from opsledger.client.ledger_client import OpsledgerClient
 from tests.helpers import REPO, ServerThread, ledger_lines, opsledger_cmd
 from tests.ops.certs import make_pki
 

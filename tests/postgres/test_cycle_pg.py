@@ -6,14 +6,14 @@ import subprocess
 import threading
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 
-from client.ledger_client import OpsledgerClient
-from server.artifacts.postgres import LockLost, PostgresArtifacts
-from server.ledger.postgres.transfer import export_to
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.artifacts.postgres import LockLost, PostgresArtifacts
+from opsledger.server.ledger.postgres.transfer import export_to
 from tests.helpers import REPO, ServerProcess, opsledger_cmd
 
 pytestmark = pytest.mark.slow
@@ -86,7 +86,7 @@ def test_a_cycle_that_lost_its_lock_writes_nothing(pg_url):
                 admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
                               "AND objid = 3 AND granted")
             with pytest.raises(LockLost, match="cycle lock was lost"):
-                store.write_pair("cycle", datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S"), lambda _r: b"{}")
+                store.write_pair("cycle", datetime.now(UTC).strftime("%Y%m%d_%H%M%S"), lambda _r: b"{}")
         assert store.read_latest("cycle") is None and store.snapshots("cycle") == []
     finally:
         store.close()

@@ -4,27 +4,27 @@ from __future__ import annotations
 import random
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
-import psycopg
 import orjson
+import psycopg
 import pytest
 
-from client.ledger_client import OpsledgerClient
-from server.common.clock import FixedClock
-from server.errors import IllegalTransition, InvalidArgument, NotFound, Unavailable
-from server.ledger.backend import ClaimNext, Submit, Transition
-from server.ledger.jsonl.fsck import fsck
-from server.ledger.jsonl.store import JsonlLedger
-from server.ledger.machine import STATUSES, Event
-from server.ledger.postgres.ledger import PostgresLedger
-from server.ledger.postgres.transfer import TransferError, export_to, import_from
-from server.ledger.validation import REQUEST_TYPES
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.common.clock import FixedClock
+from opsledger.server.errors import IllegalTransition, InvalidArgument, NotFound, Unavailable
+from opsledger.server.ledger.backend import ClaimNext, Submit, Transition
+from opsledger.server.ledger.jsonl.fsck import fsck
+from opsledger.server.ledger.jsonl.store import JsonlLedger
+from opsledger.server.ledger.machine import STATUSES, Event
+from opsledger.server.ledger.postgres.ledger import PostgresLedger
+from opsledger.server.ledger.postgres.transfer import TransferError, export_to, import_from
+from opsledger.server.ledger.validation import REQUEST_TYPES
 from tests.helpers import REPO, ServerThread, opsledger_cmd
 
-START = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def _script(ledger, clock: FixedClock, seed: int = 7) -> list:

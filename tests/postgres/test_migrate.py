@@ -6,7 +6,7 @@ import subprocess
 import psycopg
 import pytest
 
-from server.ledger.postgres import migrate
+from opsledger.server.ledger.postgres import migrate
 from tests.helpers import REPO, opsledger_cmd
 
 

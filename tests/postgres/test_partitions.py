@@ -12,8 +12,8 @@ import urllib.request
 import grpc
 import pytest
 
-from client.ledger_client import OpsledgerClient
-from server.ledger.postgres import migrate
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.ledger.postgres import migrate
 from tests.helpers import ServerProcess
 from torture import partitions
 from torture.netns import Topology

@@ -14,10 +14,10 @@ import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from client.ledger_client import OpsledgerClient
-from server.ledger.jsonl.fsck import fsck
-from server.ledger.postgres import migrate
-from server.ledger.postgres.transfer import export_to
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.server.ledger.jsonl.fsck import fsck
+from opsledger.server.ledger.postgres import migrate
+from opsledger.server.ledger.postgres.transfer import export_to
 from tests.helpers import ServerProcess
 from tests.pg import PgCluster
 

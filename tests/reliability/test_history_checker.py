@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import orjson
 
-from server.ledger.records import REQUESTS_REF, RESULTS_REF
+from opsledger.server.ledger.records import REQUESTS_REF, RESULTS_REF
 from torture.history import History, Op, check
 
 

@@ -11,10 +11,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from client.ledger_client import OpsledgerClient
-from client.worker import Worker
+from opsledger.client.ledger_client import OpsledgerClient
+from opsledger.client.worker import Worker
+from opsledger.server.tracing import OFF, Tracing, from_environment, requested
 from opsledger.v1 import tickets_pb2, tickets_pb2_grpc
-from server.tracing import OFF, Tracing, from_environment, requested
 from tests.cycle.conftest import write_bundle
 from tests.helpers import OtlpReceiver, ServerProcess, ServerThread, ledger_lines
 

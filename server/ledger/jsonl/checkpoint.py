@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 
 import orjson
 
-from server.errors import StartupRefused
+from opsledger.server.errors import StartupRefused
 
 MAGIC = b"OPSLEDGER-INDEX-CHECKPOINT\n"
 VERSION = 1

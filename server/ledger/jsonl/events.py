@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 import orjson
 
-from server.errors import InvalidArgument
-from server.ledger.backend import LedgerEvent
-from server.ledger.jsonl import commits
-from server.ledger.jsonl.commits import Position
+from opsledger.server.errors import InvalidArgument
+from opsledger.server.ledger.backend import LedgerEvent
+from opsledger.server.ledger.jsonl import commits
+from opsledger.server.ledger.jsonl.commits import Position
 
 _TOKEN = re.compile(r"j1\.([0-9a-f]{1,16})\.([0-9a-f]{1,16})\.([0-9a-f]{12})")
 _CHUNK = 1 << 16

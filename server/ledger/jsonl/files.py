@@ -4,7 +4,7 @@ from __future__ import annotations
 import fcntl
 import os
 
-from server.ledger.records import REQUESTS_REF, RESULTS_REF
+from opsledger.server.ledger.records import REQUESTS_REF, RESULTS_REF
 
 REQUESTS = REQUESTS_REF
 RESULTS = RESULTS_REF
@@ -14,7 +14,7 @@ LOCK = "state/tickets/.ledger.lock"
 class FileLock:
     """Exclusive flock for the span of one batch (or the start-up replay)."""
 
-    def __init__(self, fd: int | None) -> None:
+    def __init__(self, fd: int) -> None:
         self.fd = fd
 
     def __enter__(self) -> None:

@@ -9,12 +9,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.ledger import records
-from server.ledger.jsonl import replay
-from server.ledger.jsonl import checkpoint
-from server.ledger.jsonl.checkpoint import CHECKPOINT, BadCheckpoint, LostLog
-from server.ledger.jsonl.index import LedgerIndex, restore
-from server.ledger.jsonl.store import REQUESTS, RESULTS
+from opsledger.server.ledger import records
+from opsledger.server.ledger.jsonl import checkpoint, replay
+from opsledger.server.ledger.jsonl.checkpoint import CHECKPOINT, BadCheckpoint, LostLog
+from opsledger.server.ledger.jsonl.index import LedgerIndex, restore
+from opsledger.server.ledger.jsonl.store import REQUESTS, RESULTS
 
 
 @dataclass
@@ -75,7 +74,8 @@ def fsck(root: Path, with_status: bool = False) -> list[Finding]:
             elif epoch < requested_at[rec["request_id"]]:
                 findings.append(Finding(rel, n, "processed_at is earlier than the request's requested_at", "note"))
         for aside in sorted(path.parent.glob(path.name + ".torn-*")):
-            findings.append(Finding(aside.relative_to(root).as_posix(), 0, "torn tail moved aside by an earlier start-up", "note"))
+            findings.append(Finding(aside.relative_to(root).as_posix(), 0, "torn tail moved aside by an earlier start-up",
+                                    "note"))
     return findings + checkpoint_findings(root, with_status)
 
 

@@ -27,9 +27,18 @@ from collections.abc import Iterable, Iterator
 
 from sortedcontainers import SortedList
 
-from server.ledger import records
-from server.ledger.machine import DONE, FAILED, IN_PROGRESS, OPEN, STATUSES, TransitionRefused, event_for_result, next_status
-from server.ledger.validation import REQUEST_TYPES
+from opsledger.server.ledger import records
+from opsledger.server.ledger.machine import (
+    DONE,
+    FAILED,
+    IN_PROGRESS,
+    OPEN,
+    STATUSES,
+    TransitionRefused,
+    event_for_result,
+    next_status,
+)
+from opsledger.server.ledger.validation import REQUEST_TYPES
 
 _SEQ_BITS = 32
 _SEQ_MASK = (1 << _SEQ_BITS) - 1
@@ -91,7 +100,7 @@ class Entry:
             return []
         if self.last_offset == self.first_offset:
             return [self.first_offset]
-        return [self.first_offset, self.last_offset]
+        return [self.first_offset, self.last_offset]  # type: ignore[list-item]
 
 
 class Grown:
@@ -158,7 +167,7 @@ class LedgerIndex:
         self._tail: dict[int, tuple[int, int] | None] | None = None
 
     def _reset_views(self) -> None:
-        for s, code in _STATUS_CODE.items():
+        for code in _STATUS_CODE.values():
             for t in range(len(REQUEST_TYPES)):
                 self._views[(code, t)] = Grown() if code in _FINAL_CODES else SortedList()
         self._open_by_type = [SortedList() for _ in REQUEST_TYPES]
@@ -239,11 +248,11 @@ class LedgerIndex:
             key = self._key(seq)
             if before is not None:  # was OPEN or IN_PROGRESS (a final ticket takes no result)
                 old, old_when = before
-                self._views[(old, t)].remove(key)
+                self._views[(old, t)].remove(key)  # type: ignore[union-attr]
                 if old == open_code:
                     self._open_by_type[t].remove(seq)
                 else:
-                    self._processed[ip].remove((old_when, key))
+                    self._processed[ip].remove((old_when, key))  # type: ignore[union-attr]
             new, when = c["status"][seq], c["processed"][seq]
             if new in _FINAL_CODES:
                 final_views.setdefault((new, t), []).append(key)
@@ -253,7 +262,7 @@ class LedgerIndex:
                 if new == open_code:
                     self._open_by_type[t].add(seq)
                 else:
-                    self._processed[ip].add((when, key))
+                    self._processed[ip].add((when, key))  # type: ignore[arg-type]
         for k, keys in final_views.items():
             self._views[k].delta.update(keys)
         for code, keys in final_processed.items():
@@ -308,13 +317,13 @@ class LedgerIndex:
         elif not self._bulk:
             t = c["type"][seq]
             key = self._key(seq)
-            self._views[(old, t)].remove(key)  # OPEN or IN_PROGRESS: the final ones never move
+            self._views[(old, t)].remove(key)  # type: ignore[union-attr]  # OPEN or IN_PROGRESS: the final ones never move
             self._views[(new, t)].add(key)
             if old == _STATUS_CODE[OPEN]:
                 self._open_by_type[t].remove(seq)
             else:
-                self._processed[old].remove((c["processed"][seq], key))
-            self._processed[new].add((epoch, key) if new == _STATUS_CODE[IN_PROGRESS] else (epoch << _SEQ_BITS) | seq)
+                self._processed[old].remove((c["processed"][seq], key))  # type: ignore[union-attr]
+            self._processed[new].add((epoch, key) if new == _STATUS_CODE[IN_PROGRESS] else (epoch << _SEQ_BITS) | seq)  # type: ignore[arg-type]
         if new == _STATUS_CODE[IN_PROGRESS] and records.made_by_token(rec["result_id"]):
             self.token_claims[rec["result_id"]] = rec["request_id"]
         c["status"][seq] = new
@@ -350,11 +359,11 @@ class LedgerIndex:
     def in_progress_before(self, epoch: int) -> Iterator[Entry]:
         """IN_PROGRESS tickets whose last result is older than ``epoch``, oldest first."""
         lst = self._processed[_STATUS_CODE[IN_PROGRESS]]
-        for _when, key in lst.irange(maximum=(epoch, -1), inclusive=(True, False)):
+        for _when, key in lst.irange(maximum=(epoch, -1), inclusive=(True, False)):  # type: ignore[call-arg, misc]
             yield self._entry(key & _SEQ_MASK)
 
     def count_in_progress_before(self, epoch: int) -> int:
-        return self._processed[_STATUS_CODE[IN_PROGRESS]].bisect_left((epoch, -1))
+        return self._processed[_STATUS_CODE[IN_PROGRESS]].bisect_left((epoch, -1))  # type: ignore[arg-type]
 
     def open_ids_in_order(self, types: Iterable[str] = ()) -> Iterator[str]:
         """Ids of OPEN tickets of ``types`` (all when empty), oldest submission first
@@ -458,7 +467,7 @@ def restore(meta: dict, arrays: dict[str, array]) -> LedgerIndex:
         index._views[(s, t)] = Grown(keys) if s in _FINAL_CODES else SortedList(keys)
     open_code = _STATUS_CODE[OPEN]
     for t in range(len(REQUEST_TYPES)):
-        index._open_by_type[t] = SortedList(k & _SEQ_MASK for k in index._views[(open_code, t)])
+        index._open_by_type[t] = SortedList(k & _SEQ_MASK for k in index._views[(open_code, t)])  # type: ignore[union-attr]
     for code in list(index._processed):
         values = arrays[f"processed.{code}"]
         if code in _FINAL_CODES:

@@ -33,7 +33,7 @@ class SparseLines:
         return array("Q", self._marks)
 
     @classmethod
-    def restore(cls, marks: array, count: int) -> "SparseLines":
+    def restore(cls, marks: array, count: int) -> SparseLines:
         if len(marks) != -(-count // STRIDE):
             raise ValueError("result line marks do not match the results log's line count")
         lines = cls()

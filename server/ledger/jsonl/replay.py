@@ -8,9 +8,9 @@ skipped, since the current status is the last *valid* transition in log order.
 """
 from __future__ import annotations
 
-from server.ledger import records
-from server.ledger.jsonl.index import DuplicateTicket, LedgerIndex, UnknownTicket
-from server.ledger.machine import TransitionRefused
+from opsledger.server.ledger import records
+from opsledger.server.ledger.jsonl.index import DuplicateTicket, LedgerIndex, UnknownTicket
+from opsledger.server.ledger.machine import TransitionRefused
 
 
 def apply_request_line(index: LedgerIndex, line: bytes, offset: int) -> tuple[dict, int, str | None]:

@@ -3,7 +3,7 @@
 Shell around the pure parts (decide, records, index):
 
 * one writer thread takes every command waiting in its queue, decides each
-  (``server.ledger.decide``, against the index and the batch so far),
+  (``opsledger.server.ledger.decide``, against the index and the batch so far),
   appends all accepted lines with one write and
   one flush (fdatasync) per file, and only then answers the callers (group
   commit);
@@ -28,24 +28,23 @@ import time
 import zlib
 from array import array
 from collections.abc import Callable
-
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from server.common.atomic import atomic_replace, create_new, fsync_dir, write_all
-from server.common.clock import Clock, epoch_seconds, file_stamp
-from server.errors import OpsledgerError, OutcomeUnknown, StartupRefused, Unavailable
-from server.ledger import records
-from server.ledger.backend import Anomaly, BatchObserver, Health, StaleTicket, TicketView
-from server.ledger.decide import Batch, Refusal, decide
-from server.ledger.jsonl import checkpoint, commits, replay
-from server.ledger.jsonl.checkpoint import CHECKPOINT, BadCheckpoint, LostLog
-from server.ledger.jsonl.events import CommitSignal, EventReader
-from server.ledger.jsonl.files import LOCK, REQUESTS, RESULTS, FileLock, read_line
-from server.ledger.jsonl.index import Entry, LedgerIndex, export, restore
-from server.ledger.jsonl.lines import SparseLines, count_lines, skip_lines
+from opsledger.server.common.atomic import atomic_replace, create_new, fsync_dir, write_all
+from opsledger.server.common.clock import Clock, epoch_seconds, file_stamp
+from opsledger.server.errors import OpsledgerError, OutcomeUnknown, StartupRefused, Unavailable
+from opsledger.server.ledger import records
+from opsledger.server.ledger.backend import Anomaly, BatchObserver, Health, StaleTicket, TicketView
+from opsledger.server.ledger.decide import Batch, Refusal, decide
+from opsledger.server.ledger.jsonl import checkpoint, commits, replay
+from opsledger.server.ledger.jsonl.checkpoint import CHECKPOINT, BadCheckpoint, LostLog
+from opsledger.server.ledger.jsonl.events import CommitSignal, EventReader
+from opsledger.server.ledger.jsonl.files import LOCK, REQUESTS, RESULTS, FileLock, read_line
+from opsledger.server.ledger.jsonl.index import Entry, LedgerIndex, export, restore
+from opsledger.server.ledger.jsonl.lines import SparseLines, count_lines, skip_lines
 
 log = logging.getLogger("opsledger.store")
 
@@ -174,7 +173,7 @@ class JsonlLedger:
         self._background: list[threading.Thread] = []
 
     # -- life cycle ------------------------------------------------------------
-    def open(self) -> "JsonlLedger":
+    def open(self) -> JsonlLedger:
         """Replay both logs (torn tails cut, corrupt middles fatal), start the writer."""
         folder = self.requests_path.parent
         folder.mkdir(parents=True, exist_ok=True)
@@ -374,13 +373,13 @@ class JsonlLedger:
         self._refresh()
         with self.lock:
             total = self.index.count_in_progress_before(before)
-            chosen = []
+            chosen = []  # type: ignore[var-annotated]
             for entry in self.index.in_progress_before(before):
                 if len(chosen) >= limit:
                     break
                 chosen.append((entry.request_id, entry.request_type, entry.last_offset))
         res_fd = self._fds[self.results_path]
-        return [StaleTicket(rid, rtype, orjson.loads(read_line(res_fd, last))["processed_at"])
+        return [StaleTicket(rid, rtype, orjson.loads(read_line(res_fd, last))["processed_at"])  # type: ignore[arg-type]
                 for rid, rtype, last in chosen], total
 
     def open_version(self) -> int:
@@ -392,11 +391,11 @@ class JsonlLedger:
     # -- events (LedgerBackend; the reading is events.py) ------------------------------
     def head_revision(self) -> str:
         self._refresh()
-        return self._events.head()
+        return self._events.head()  # type: ignore[union-attr]
 
     def events_after(self, after: str | None, limit: int):
         self._refresh()
-        return self._events.after(after, limit)
+        return self._events.after(after, limit)  # type: ignore[union-attr]
 
     def commit_version(self) -> int:
         return self._committed.version
@@ -406,6 +405,7 @@ class JsonlLedger:
 
     def _commits_snapshot(self) -> tuple[int, commits.Position, int]:
         with self.lock:
+            assert self._commits_fd is not None  # open() made it before any reader
             return self._commits_count, self._commits_last, self._commits_fd
 
     def _type_of(self, request_id: str) -> str:
@@ -422,13 +422,13 @@ class JsonlLedger:
             log.warning("could not follow %s: %s", commits.COMMITS, exc)
         fd = self._commits_fd
         sizes = (self._sizes[self.requests_path], self._sizes[self.results_path])
-        count, last = commits.valid_prefix(fd, self._commits_count, self._commits_last, sizes)
-        if os.fstat(fd).st_size != count * commits.SIZE:
+        count, last = commits.valid_prefix(fd, self._commits_count, self._commits_last, sizes)  # type: ignore[arg-type]
+        if os.fstat(fd).st_size != count * commits.SIZE:  # type: ignore[arg-type]
             log.warning("%s: records after boundary %d do not match the logs; rewritten from there",
                         commits.COMMITS, count)
-            os.ftruncate(fd, count * commits.SIZE)
+            os.ftruncate(fd, count * commits.SIZE)  # type: ignore[arg-type]
         if last != sizes:
-            os.write(fd, commits.encode(sizes))
+            os.write(fd, commits.encode(sizes))  # type: ignore[arg-type]
             count, last = count + 1, sizes
         if count != self._commits_count:
             with self.lock:
@@ -443,6 +443,7 @@ class JsonlLedger:
         this process holds; a file with other boundaries was written by a process
         started after the change, whose order watchers may already have seen, so
         this process takes it up too (one order for the root)."""
+        assert self._commits_fd is not None
         held = os.fstat(self._commits_fd)
         try:
             now = os.stat(self.commits_path)
@@ -471,14 +472,15 @@ class JsonlLedger:
 
     def _swap_commits_fd(self, fd: int, count: int, last: commits.Position) -> None:
         with self.lock:
-            self._retired_fds.append(self._commits_fd)
+            if self._commits_fd is not None:
+                self._retired_fds.append(self._commits_fd)
             self._commits_fd, self._commits_count, self._commits_last = fd, count, last
 
     def _add_commit(self) -> None:
         """Under the root's lock, once a batch is durable: its boundary."""
         sizes = (self._sizes[self.requests_path], self._sizes[self.results_path])
         try:
-            os.write(self._commits_fd, commits.encode(sizes))
+            os.write(self._commits_fd, commits.encode(sizes))  # type: ignore[arg-type]
         except OSError as exc:  # derived data: the next catch-up writes a boundary instead
             log.warning("could not record a commit boundary: %s", exc)
             return
@@ -604,7 +606,7 @@ class JsonlLedger:
         corrupt log: read-only, health NOT_SERVING, the file and line named."""
         _lower_priority()
         header = self.loaded_from
-        plan = [(p, header["logs"][self._rel(p)]) for p in (self.requests_path, self.results_path)]
+        plan = [(p, header["logs"][self._rel(p)]) for p in (self.requests_path, self.results_path)]  # type: ignore[index]
         total = sum(m["size"] for _p, m in plan)
         state = self.scrub_state
         state.update(state="running", bytes_total=total, bytes_done=0)
@@ -627,9 +629,9 @@ class JsonlLedger:
                     if line_no >= mark["lines"] or zlib.crc32(line) != crcs[line_no]:
                         return self._scrub_found(rel, line_no + 1)
                     line_no += 1
-                state["bytes_done"] += len(chunk)
+                state["bytes_done"] += len(chunk)  # type: ignore[operator]
                 if state["bytes_done"] >= next_report * total:
-                    log.info("scrub: %d%% of %d bytes verified", 100 * state["bytes_done"] // max(total, 1), total)
+                    log.info("scrub: %d%% of %d bytes verified", 100 * state["bytes_done"] // max(total, 1), total)  # type: ignore[operator]
                     next_report += 0.25
                 time.sleep(0.002)  # low priority: leave the interpreter to the calls between chunks
             if pending or line_no != mark["lines"]:
@@ -718,7 +720,7 @@ class JsonlLedger:
             return
         for fut, value, is_error in answers:
             if is_error:
-                fut.set_exception(value)
+                fut.set_exception(value)  # type: ignore[arg-type]
             else:
                 fut.set_result(value)
         if work.requests:
@@ -728,7 +730,7 @@ class JsonlLedger:
         """Under the lock, before a batch: every path still names the file we hold open."""
         for path, fd in ((self.requests_path, self._fds[self.requests_path]),
                          (self.results_path, self._fds[self.results_path]), (self.lock_path, self._lock_fd)):
-            held = os.fstat(fd)
+            held = os.fstat(fd)  # type: ignore[arg-type]
             rel = path.relative_to(self.root).as_posix()
             try:
                 now = os.stat(path)
@@ -805,7 +807,8 @@ class JsonlLedger:
             observe(len(request_lines) + len(result_lines), elapsed)
 
     # -- replay / catch-up ----------------------------------------------------------
-    def _flock(self):
+    def _flock(self) -> FileLock:
+        assert self._lock_fd is not None, "the ledger is not open"
         return FileLock(self._lock_fd)
 
     def _catch_up(self, startup: bool = False) -> None:
@@ -924,7 +927,7 @@ class _IndexView:
 
     __slots__ = ("store", "index")
 
-    def __init__(self, store: "JsonlLedger") -> None:
+    def __init__(self, store: JsonlLedger) -> None:
         self.store = store
         self.index = store.index
 
@@ -934,11 +937,11 @@ class _IndexView:
 
     def results(self, request_id: str) -> list[dict]:
         fd = self.store._fds[self.store.results_path]
-        return [orjson.loads(read_line(fd, offset)) for offset in self.index.get(request_id).result_offsets()]
+        return [orjson.loads(read_line(fd, offset)) for offset in self.index.get(request_id).result_offsets()]  # type: ignore[union-attr]
 
     def request_with_key(self, idempotency_key: str) -> dict | None:
         rid = self.index.idempotency.get(idempotency_key)
-        return None if rid is None else self.store.request_of(self.index.get(rid))
+        return None if rid is None else self.store.request_of(self.index.get(rid))  # type: ignore[arg-type]
 
     def open_in_order(self, types: tuple[str, ...]):
         return self.index.open_ids_in_order(types)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server.ledger.jsonl.store import JsonlLedger
+from opsledger.server.ledger.jsonl.store import JsonlLedger
 
 
 def checkpoint_now(root: Path) -> str:

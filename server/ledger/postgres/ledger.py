@@ -42,10 +42,10 @@ import orjson
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from server.common.clock import Clock, epoch_seconds
-from server.errors import InvalidArgument, NotRecorded, Unavailable
-from server.ledger import records
-from server.ledger.backend import (
+from opsledger.server.common.clock import Clock, epoch_seconds
+from opsledger.server.errors import InvalidArgument, NotRecorded, Unavailable
+from opsledger.server.ledger import records
+from opsledger.server.ledger.backend import (
     Anomaly,
     BatchObserver,
     ClaimNext,
@@ -56,11 +56,11 @@ from server.ledger.backend import (
     TicketView,
     Transition,
 )
-from server.ledger.decide import Batch, Refusal, SnapshotView, claim_result_id, decide
-from server.ledger.machine import OPEN, STATUSES, TRANSITIONS, Event, event_for_result
-from server.ledger.postgres import migrate, sql, timeouts
-from server.ledger.validation import REQUEST_TYPES
-from server.settings import SettingsError
+from opsledger.server.ledger.decide import Batch, Refusal, SnapshotView, claim_result_id, decide
+from opsledger.server.ledger.machine import OPEN, STATUSES, TRANSITIONS, Event, event_for_result
+from opsledger.server.ledger.postgres import migrate, sql, timeouts
+from opsledger.server.ledger.validation import REQUEST_TYPES
+from opsledger.server.settings import SettingsError
 
 log = logging.getLogger("opsledger.postgres")
 
@@ -108,7 +108,7 @@ class _Ids:
         self.ids: list[str] = []
         self.at = 0
 
-    def restart(self) -> "_Ids":
+    def restart(self) -> _Ids:
         self.at = 0
         return self
 
@@ -123,7 +123,7 @@ class _AskedView:
     """A view that notes which tickets' results the decide step asked for."""
 
     def __init__(self, view: SnapshotView) -> None:
-        self.view, self.asked = view, set()
+        self.view, self.asked = view, set()  # type: ignore[var-annotated]
 
     def status(self, request_id):
         return self.view.status(request_id)
@@ -193,7 +193,7 @@ class PostgresLedger:
         self._sender = uuid.uuid4().hex  # names this replica's NOTIFYs
 
     # -- life cycle ------------------------------------------------------------------
-    def open(self) -> "PostgresLedger":
+    def open(self) -> PostgresLedger:
         try:
             migrate.check(self.url)  # refuses a schema that is not current, naming the command
         except psycopg.OperationalError as exc:
@@ -225,13 +225,13 @@ class PostgresLedger:
             self._stop_loop()
 
     async def _shutdown(self) -> None:
-        await self._queue.put(_STOP)
+        await self._queue.put(_STOP)  # type: ignore[union-attr]
         await self._tasks[0]  # the batcher answers everything queued before it stops
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
         self._tasks[1].cancel()
         await asyncio.gather(self._tasks[1], return_exceptions=True)
-        await self._pool.close()
+        await self._pool.close()  # type: ignore[union-attr]
 
     def _stop_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -248,7 +248,7 @@ class PostgresLedger:
         if self._closed:
             fut.set_exception(Unavailable("ledger is closed"))
             return fut
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, (command, fut))
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, (command, fut))  # type: ignore[union-attr]
         return fut
 
     async def run(self, command):
@@ -264,20 +264,20 @@ class PostgresLedger:
             if not pending:
                 if stopping:
                     return
-                item = await self._queue.get()
+                item = await self._queue.get()  # type: ignore[union-attr]
                 if item is _STOP:
                     return
                 pending = [item]
             while len(pending) < BATCH_MAX and not stopping:
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get_nowait()  # type: ignore[union-attr]
                 except asyncio.QueueEmpty:
                     break
                 if item is _STOP:
                     stopping = True  # answer everything queued before the stop, then return
                 else:
                     pending.append(item)
-            taken, rest, seen = [], [], set()
+            taken, rest, seen = [], [], set()  # type: ignore[var-annotated]
             for cmd, fut in pending:
                 keys = _conflict_keys(cmd)
                 if keys & seen:
@@ -289,13 +289,13 @@ class PostgresLedger:
             await self._in_flight.acquire()
             slot = _Slot(self._in_flight)
             task = asyncio.create_task(self._run_batch(taken, slot))
-            task.add_done_callback(lambda _t, slot=slot: slot.release())
+            task.add_done_callback(lambda _t, slot=slot: slot.release())  # type: ignore[misc]
             self._running.add(task)
             task.add_done_callback(self._running.discard)
             if pending:
                 await task  # the deferred command must see this batch's outcome
 
-    async def _run_batch(self, batch: list, slot: "_Slot | None" = None) -> None:
+    async def _run_batch(self, batch: list, slot: _Slot | None = None) -> None:
         batch = [(cmd, fut) for cmd, fut in batch if fut.set_running_or_notify_cancel()]
         if not batch:
             return
@@ -349,7 +349,7 @@ class PostgresLedger:
         self._up()
         for fut, value, is_error in work.answers:
             if is_error:
-                fut.set_exception(value)
+                fut.set_exception(value)  # type: ignore[arg-type]
             else:
                 fut.set_result(value)
         lines = len(work.lines.requests) + len(work.lines.results)
@@ -363,7 +363,7 @@ class PostgresLedger:
                 observe(lines, elapsed)
 
     def _answer_all(self, batch: list, exc: BaseException) -> None:
-        for cmd, fut in batch:
+        for _cmd, fut in batch:
             if not fut.done():
                 fut.set_exception(exc)
 
@@ -380,8 +380,10 @@ class PostgresLedger:
         deadline = time.monotonic() + timeouts.COMMIT_SETTLE_S
         while (left := deadline - time.monotonic()) > 0:
             try:
-                async with self._pool.connection(timeout=max(0.1, min(left, self._wait()))) as conn:
+                async with self._pool.connection(  # type: ignore[union-attr]
+                        timeout=max(0.1, min(left, self._wait()))) as conn:
                     row = await (await conn.execute(sql.XACT_STATUS, (work.xid,))).fetchone()
+                    assert row is not None  # SELECT of one value always has its row
                     if row[0] == "committed":
                         return True
                     if row[0] == "aborted":
@@ -392,9 +394,9 @@ class PostgresLedger:
                 await asyncio.sleep(0.2)
         return None
 
-    async def _transaction(self, batch: list, work: _Work, new_id: "_Ids") -> None:
+    async def _transaction(self, batch: list, work: _Work, new_id: _Ids) -> None:
         now = self.clock.now_iso()
-        async with self._pool.connection(timeout=self._wait()) as conn:
+        async with self._pool.connection(timeout=self._wait()) as conn:  # type: ignore[union-attr]
             async with conn.cursor() as cur:
                 view = await self._load_view([c for c, _f in batch], cur)
                 # Decide twice: first to learn which tickets' histories a refusal or a
@@ -460,7 +462,7 @@ class PostgresLedger:
             for rid, rtype, seq in await cur.fetchall():
                 view.statuses[rid], view.request_types[rid] = OPEN, rtype
                 candidates[rid] = seq
-        view.open_order = sorted(candidates, key=candidates.get)
+        view.open_order = sorted(candidates, key=candidates.get)  # type: ignore[arg-type]
         return view
 
     async def _write(self, cur, work: _Work, view: SnapshotView) -> None:
@@ -650,11 +652,10 @@ class PostgresLedger:
         async def go():
             for attempt in (1, 2):
                 try:
-                    async with self._pool.connection(timeout=self._wait()) as conn:
-                        async with conn.transaction():
-                            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                            async with conn.cursor() as cur:
-                                return await fn(cur, *args)
+                    async with self._pool.connection(timeout=self._wait()) as conn, conn.transaction():
+                        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        async with conn.cursor() as cur:
+                            return await fn(cur, *args)
                 except _CONNECTION as exc:
                     if not _connection_lost(exc):
                         raise _busy(exc) from None  # not down, and running a timed-out query again would not help

@@ -16,8 +16,8 @@ from importlib import resources
 
 import psycopg
 
-from server.ledger.postgres import locks
-from server.settings import SettingsError
+from opsledger.server.ledger.postgres import locks
+from opsledger.server.settings import SettingsError
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 COMMAND = "opsledger db migrate --store <URL>"
@@ -48,7 +48,7 @@ class Migration:
 
 def migrations() -> list[Migration]:
     """The package's migrations, in number order."""
-    folder = resources.files("server.ledger.postgres") / "migrations"
+    folder = resources.files("opsledger.server.ledger.postgres") / "migrations"
     out = []
     for entry in folder.iterdir():
         m = _NAME.match(entry.name)
@@ -62,7 +62,7 @@ def migrations() -> list[Migration]:
 
 
 def _applied(conn: psycopg.Connection) -> dict[int, tuple[str, str]]:
-    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()[0]
+    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()[0]  # type: ignore[index]
     if not exists:
         return {}
     return {v: (name, sha) for v, name, sha in conn.execute("SELECT version, name, sha256 FROM schema_migrations")}

@@ -5,7 +5,7 @@ whole batch of commands; at most one command per ticket is in a batch.
 """
 from __future__ import annotations
 
-from server.ledger.machine import STATUSES
+from opsledger.server.ledger.machine import STATUSES
 
 CHANNEL = "opsledger_open"  # NOTIFY'd once per committed batch that added OPEN tickets
 COUNT_SHARDS = 16
@@ -105,7 +105,7 @@ def page_keys(statuses: tuple[str, ...], types: tuple[str, ...]) -> str:
     """One ordered, limited sub-select per status (per status and type when
     types are given), merged: each is a short index scan (a Merge Append)
     however many tickets are in the other statuses."""
-    parts = []
+    parts = []  # type: ignore[var-annotated]
     for status in statuses or STATUSES:
         assert status in STATUSES  # the names come from the machine, never from a caller's text
         if types:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import psycopg
 
-from server.common import rawpath
-from server.common.atomic import atomic_replace
-from server.ledger import records
-from server.ledger.records import REQUESTS_REF, RESULTS_REF
+from opsledger.server.common import rawpath
+from opsledger.server.common.atomic import atomic_replace
+from opsledger.server.ledger import records
+from opsledger.server.ledger.records import REQUESTS_REF, RESULTS_REF
 
 
 class TransferError(Exception):
@@ -47,7 +47,7 @@ def export_to(url: str, folder: Path) -> dict[str, int]:
 
 
 def import_from(url: str, root: Path) -> dict[str, int]:
-    from server.ledger.jsonl.fsck import fsck
+    from opsledger.server.ledger.jsonl.fsck import fsck
 
     root = Path(root)
     errors = [f for f in fsck(root) if f.severity == "error"]
@@ -56,39 +56,38 @@ def import_from(url: str, root: Path) -> dict[str, int]:
                             "run `opsledger fsck --root` and fix them first")
     requests = _read_lines(root / REQUESTS_REF)
     results = _read_lines(root / RESULTS_REF)
-    with psycopg.connect(url) as conn:
-        with conn.transaction():
-            conn.execute("LOCK TABLE ticket_requests, ticket_results, tickets, ledger_heads IN EXCLUSIVE MODE")
-            if conn.execute("SELECT EXISTS (SELECT 1 FROM ticket_requests)").fetchone()[0]:
-                raise TransferError("the database already holds tickets: import only into an empty ledger")
-            with conn.cursor().copy("COPY ticket_requests (line_no, request_id, request_type, requested_epoch, "
-                                    "idempotency_key, line) FROM STDIN") as copy:
-                for n, line in enumerate(requests, 1):
-                    rec, epoch = records.parse_request_line(line)
-                    copy.write_row((n, rec["request_id"], rec["request_type"], epoch, rec.get("idempotency_key"),
-                                    line))
-            conn.execute("INSERT INTO tickets (request_id, seq, board_key, request_type, status) "
-                         "SELECT request_id, seq, (requested_epoch << 32) | seq, request_type, 'OPEN' "
-                         "FROM ticket_requests")
-            with conn.cursor().copy("COPY ticket_results (line_no, result_id, request_id, status, processed_epoch, "
-                                    "line) FROM STDIN") as copy:
-                for n, line in enumerate(results, 1):
-                    rec, epoch = records.parse_result_line(line)
-                    copy.write_row((n, rec["result_id"], rec["request_id"], rec["status"], epoch, line))
-            conn.execute("""
+    with psycopg.connect(url) as conn, conn.transaction():
+        conn.execute("LOCK TABLE ticket_requests, ticket_results, tickets, ledger_heads IN EXCLUSIVE MODE")
+        if conn.execute("SELECT EXISTS (SELECT 1 FROM ticket_requests)").fetchone()[0]:  # type: ignore[index]
+            raise TransferError("the database already holds tickets: import only into an empty ledger")
+        with conn.cursor().copy("COPY ticket_requests (line_no, request_id, request_type, requested_epoch, "
+                                "idempotency_key, line) FROM STDIN") as copy:
+            for n, line in enumerate(requests, 1):
+                rec, epoch = records.parse_request_line(line)
+                copy.write_row((n, rec["request_id"], rec["request_type"], epoch, rec.get("idempotency_key"),
+                                line))
+        conn.execute("INSERT INTO tickets (request_id, seq, board_key, request_type, status) "
+                     "SELECT request_id, seq, (requested_epoch << 32) | seq, request_type, 'OPEN' "
+                     "FROM ticket_requests")
+        with conn.cursor().copy("COPY ticket_results (line_no, result_id, request_id, status, processed_epoch, "
+                                "line) FROM STDIN") as copy:
+            for n, line in enumerate(results, 1):
+                rec, epoch = records.parse_result_line(line)
+                copy.write_row((n, rec["result_id"], rec["request_id"], rec["status"], epoch, line))
+        conn.execute("""
                 UPDATE tickets t SET status = x.status, last_result_seq = x.seq, last_result_id = x.result_id,
                        last_processor_id = convert_from(x.line, 'UTF8')::jsonb ->> 'processor_id',
                        last_epoch = x.processed_epoch
                 FROM (SELECT DISTINCT ON (request_id) * FROM ticket_results ORDER BY request_id, seq DESC) x
                 WHERE t.request_id = x.request_id""")
-            conn.execute("UPDATE ledger_heads SET lines = CASE log WHEN 'requests' THEN %s ELSE %s END",
-                         (len(requests), len(results)))
-            # WatchTickets' order: the imported lines are one batch, every request then every result.
-            if requests or results:
-                conn.execute("INSERT INTO ledger_batches VALUES (1, 0, %s, 0, %s)", (len(requests), len(results)))
-                conn.execute("UPDATE ledger_batch_head SET batches = 1")
-            conn.execute("INSERT INTO ticket_counts (status, request_type, shard, n) "
-                         "SELECT status, request_type, 0, count(*) FROM tickets GROUP BY status, request_type")
+        conn.execute("UPDATE ledger_heads SET lines = CASE log WHEN 'requests' THEN %s ELSE %s END",
+                     (len(requests), len(results)))
+        # WatchTickets' order: the imported lines are one batch, every request then every result.
+        if requests or results:
+            conn.execute("INSERT INTO ledger_batches VALUES (1, 0, %s, 0, %s)", (len(requests), len(results)))
+            conn.execute("UPDATE ledger_batch_head SET batches = 1")
+        conn.execute("INSERT INTO ticket_counts (status, request_type, shard, n) "
+                     "SELECT status, request_type, 0, count(*) FROM tickets GROUP BY status, request_type")
     return {"ticket_requests": len(requests), "ticket_results": len(results)}
 
 
