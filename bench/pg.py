@@ -132,7 +132,10 @@ async def main(conninfo, n, conc):
             while left[0] > 0:
                 left[0] -= 1
                 await life.defer_async()
-                job = await app.job_manager.fetch_job(queues=None, worker_id=worker_id)
+                # Another worker may have taken the job just deferred, before deferring its own:
+                # ask again (never finish None).
+                while (job := await app.job_manager.fetch_job(queues=None, worker_id=worker_id)) is None:
+                    await asyncio.sleep(0)
                 await app.job_manager.finish_job(job, status=Status.SUCCEEDED, delete_job=False)
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(conc)))
