@@ -20,10 +20,10 @@ from torture import corrupt, faults, fuzz, killloop, partitions, soak
 REPO = Path(__file__).resolve().parents[1]
 MODES = {
     "full": dict(kill_rounds=50, fuzz_examples=150, bundle_examples=300, soak_s=300,
-                 checkpoint_examples=300, checkpoint_kills=20),
+                 checkpoint_examples=300, checkpoint_kills=20, pg_kill_rounds=20),
     # the checkpoint tests' short form runs in make test itself (tests/ledger/test_checkpoint.py)
     "short": dict(kill_rounds=3, fuzz_examples=15, bundle_examples=30, soak_s=8,
-                  checkpoint_examples=0, checkpoint_kills=0),
+                  checkpoint_examples=0, checkpoint_kills=0, pg_kill_rounds=0),
 }
 
 
@@ -39,6 +39,7 @@ def run_all(mode: str, work: Path, log=print) -> dict:
     res["fuzz_bundles"] = fuzz.fuzz_bundles(work / "fuzz", m["bundle_examples"], log=log)
     res["soak"] = soak.run(work / "soak", m["soak_s"], log=log)
     res["checkpoint"] = checkpoint_tests(m["checkpoint_examples"], m["checkpoint_kills"], log=log)
+    res["pg_kill"] = pg_kill_tests(m["pg_kill_rounds"], log=log)
     # the partition scenarios' short form runs in make test itself (tests/postgres/test_partitions.py)
     res["partitions"] = partitions.run_all("full", work / "partitions", log=log) if mode == "full" else []
     res["seconds"] = round(time.perf_counter() - t0)
@@ -46,20 +47,35 @@ def run_all(mode: str, work: Path, log=print) -> dict:
     return res
 
 
+def _pytest(target: str, env: dict[str, str], *args: str) -> tuple[bool, str]:
+    """One test file of ``make test`` run long: its size comes from environment variables."""
+    import os
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", target, *args],
+                          cwd=REPO, env=dict(os.environ, **env), capture_output=True, text=True, timeout=3600)
+    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-500:]
+    return proc.returncode == 0, summary
+
+
 def checkpoint_tests(examples: int, kills: int, log=print) -> dict:
     """The index checkpoint's property test and SIGKILL test, with many more examples."""
     if not examples:
         return {"examples": 0, "kills": 0, "passed": True, "summary": "run by make test (short form)"}
-    import os
-    import subprocess
-
-    env = dict(os.environ, OPSLEDGER_CHECKPOINT_EXAMPLES=str(examples), OPSLEDGER_CHECKPOINT_KILLS=str(kills))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "tests/ledger/test_checkpoint.py"], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=3600)
-    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-500:]
+    ok, summary = _pytest("tests/ledger/test_checkpoint.py", {"OPSLEDGER_CHECKPOINT_EXAMPLES": str(examples),
+                                                              "OPSLEDGER_CHECKPOINT_KILLS": str(kills)})
     log(f"checkpoint tests ({examples} random workloads, {kills} SIGKILL rounds): {summary}")
-    return {"examples": examples, "kills": kills, "passed": proc.returncode == 0, "summary": summary}
+    return {"examples": examples, "kills": kills, "passed": ok, "summary": summary}
+
+
+def pg_kill_tests(rounds: int, log=print) -> dict:
+    """SIGKILL a PostgreSQL replica under load, round after round (3 rounds in make test)."""
+    if not rounds:
+        return {"rounds": 0, "passed": True, "summary": "run by make test (3 rounds)"}
+    ok, summary = _pytest("tests/postgres/test_replicas.py", {"OPSLEDGER_PG_KILL_ROUNDS": str(rounds)},
+                          "-k", "sigkill")
+    log(f"PostgreSQL replica SIGKILL loop ({rounds} rounds): {summary}")
+    return {"rounds": rounds, "passed": ok, "summary": summary}
 
 
 def passed(res: dict) -> bool:
@@ -71,6 +87,7 @@ def passed(res: dict) -> bool:
         and not res["fuzz"]["failures"] and not res["fuzz_bundles"]["failures"]
         and res["soak"]["errors"] == 0
         and res["checkpoint"]["passed"]
+        and res["pg_kill"]["passed"]
         and all(r["verdict"] == "pass" for r in res.get("partitions", []))
     )
 
@@ -116,6 +133,13 @@ pages of GetBoard) equalled an independent replay of the logs; the latest receip
 {'A half-written tail was cut and kept aside ' + str(k['torn_files']) + ' time(s).' if k['torn_files'] else
  'No kill left a half-written line: a batch is one `write` call, which SIGKILL does not split; the torn-tail path is exercised by the corrupt-file cases below.'}
 {('Problems: ' + '; '.join((k['problems'] + k['unexpected'])[:10])) if (k['problems'] or k['unexpected']) else ''}
+
+On PostgreSQL (`tests/postgres/test_replicas.py::test_sigkill_a_replica_under_load_loses_no_acknowledged_call`,
+{res['pg_kill']['rounds'] or 3} rounds): a surviving replica and, each round, a new one on the same
+database that 8 clients submit to and claim through until it is SIGKILLed mid-load; afterwards
+every acknowledged claim is in the database with the result id its caller was given, the
+survivor serves them all, and `fsck` passes on an `opsledger export`:
+{res['pg_kill']['summary']}.
 
 ## 2. I/O faults
 
