@@ -565,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("import", help="move a JSONL ledger (checked by replay) into an empty PostgreSQL database")
-    p.add_argument("--from", required=True, help="the data root whose state/tickets/*.jsonl to import")
+    p.add_argument("--from", required=True, help="the data root whose logs and artifacts to import")
     p.add_argument("--store", default=env("STORE"), help="postgresql:// URL (OPSLEDGER_STORE)")
     p.set_defaults(func=cmd_import)
 

@@ -39,6 +39,16 @@ def _is_json_object(data: bytes) -> bool:
         return False
 
 
+def insert_artifacts(conn: psycopg.Connection, artifacts: list[tuple[str, bytes]]) -> None:
+    """New rows of the artifacts table, each with its digest and whether it is a JSON object."""
+    if not artifacts:
+        return
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO artifacts (path, bytes, sha256, json_object) VALUES (%s, %s, %s, %s)",
+                        [(path, data, hashlib.sha256(data).hexdigest(), _is_json_object(data))
+                         for path, data in artifacts])
+
+
 class LockLost(RuntimeError):
     """An ``exclusive`` lock's session ended while the block ran: nothing was written."""
 

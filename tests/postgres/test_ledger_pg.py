@@ -138,6 +138,58 @@ def test_import_moves_a_jsonl_ledger_line_for_line_and_refuses_twice(tmp_path, p
     assert again.returncode == 1 and "already holds tickets" in again.stderr
 
 
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in root.rglob("*") if p.is_file() and p.parts[len(root.parts)] in ("reports", "state")
+            and p.suffix == ".json" and not p.name.startswith(".")}
+
+
+def test_import_moves_the_roots_artifacts_too_and_an_export_gives_the_root_back(tmp_path, pg_url):
+    root = tmp_path / "root"
+    root.mkdir()
+    pub = subprocess.run(opsledger_cmd("bundle", "publish", "--root", str(root),
+                                       str(REPO / "examples/strategy_example.json")),
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert pub.returncode == 0, pub.stderr
+    srv = ServerThread(root).start()
+    try:
+        with OpsledgerClient(srv.target, retries=0, timeout=60) as c:
+            rid = c.submit("ACKNOWLEDGE", {"message_id": "before-import"}).request_id
+            c.consume(rid, "w")
+            receipt = c.run_cycle().receipt
+            c.run_cycle()  # two cycles: snapshots and the latest files both move
+    finally:
+        srv.stop()
+    artifacts = _files(root)
+    assert receipt.snapshot_ref in artifacts and len(artifacts) >= 8
+    run = subprocess.run(opsledger_cmd("import", "--from", str(root), "--store", pg_url),
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert orjson.loads(run.stdout)["artifacts"] == len(artifacts)
+    export_to(pg_url, tmp_path / "export")
+    assert _files(tmp_path / "export") == artifacts  # byte for byte, at the same refs
+    verify = subprocess.run(opsledger_cmd("verify", "receipt", "--root", str(tmp_path / "export"),
+                                          str(tmp_path / "export" / receipt.snapshot_ref)),
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_import_refuses_a_database_that_already_holds_artifacts(tmp_path, pg_url):
+    root = tmp_path / "root"
+    JsonlLedger(root, FixedClock(START), fsync=False).open().close()
+    pub = subprocess.run(opsledger_cmd("bundle", "publish", "--root", str(tmp_path / "cli"), "--store", pg_url,
+                                       str(REPO / "examples/strategy_example.json")),
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert pub.returncode == 0, pub.stderr
+    with psycopg.connect(pg_url) as conn:
+        before = conn.execute("SELECT count(*) FROM artifacts").fetchone()[0]
+    with pytest.raises(TransferError, match="already holds artifacts"):
+        import_from(pg_url, root)
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM artifacts").fetchone()[0] == before
+        assert conn.execute("SELECT count(*) FROM ticket_requests").fetchone()[0] == 0
+
+
 def test_import_refuses_logs_that_do_not_replay(tmp_path, pg_url):
     root = tmp_path / "root"
     clock = FixedClock(START)

@@ -7,7 +7,9 @@ stored artifact at its contract path: the folder is a data root that
 
 ``import_from(url, root)`` moves an embedded JSONL ledger into an empty
 database: the files are checked by replay first (any fsck error refuses the
-import), then copied in one transaction, lines unchanged.
+import), then copied in one transaction, lines unchanged, together with every
+artifact the root holds at a contract path (bundles, reports, receipts), so
+an export after the import gives back the same data root.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import psycopg
 
+from opsledger.server.artifacts import layout
+from opsledger.server.artifacts.postgres import insert_artifacts
 from opsledger.server.common import rawpath
 from opsledger.server.common.atomic import atomic_replace
 from opsledger.server.ledger import records
@@ -56,10 +60,15 @@ def import_from(url: str, root: Path) -> dict[str, int]:
                             "run `opsledger fsck --root` and fix them first")
     requests = _read_lines(root / REQUESTS_REF)
     results = _read_lines(root / RESULTS_REF)
+    artifacts = _artifact_files(root)
     with psycopg.connect(url) as conn, conn.transaction():
-        conn.execute("LOCK TABLE ticket_requests, ticket_results, tickets, ledger_heads IN EXCLUSIVE MODE")
+        conn.execute("LOCK TABLE ticket_requests, ticket_results, tickets, ledger_heads, artifacts IN EXCLUSIVE MODE")
         if conn.execute("SELECT EXISTS (SELECT 1 FROM ticket_requests)").fetchone()[0]:  # type: ignore[index]
             raise TransferError("the database already holds tickets: import only into an empty ledger")
+        if conn.execute("SELECT EXISTS (SELECT 1 FROM artifacts)").fetchone()[0]:  # type: ignore[index]
+            raise TransferError("the database already holds artifacts (a bundle or a cycle's reports): "
+                                "import only into an empty ledger")
+        insert_artifacts(conn, artifacts)
         with conn.cursor().copy("COPY ticket_requests (line_no, request_id, request_type, requested_epoch, "
                                 "idempotency_key, line) FROM STDIN") as copy:
             for n, line in enumerate(requests, 1):
@@ -88,7 +97,24 @@ def import_from(url: str, root: Path) -> dict[str, int]:
             conn.execute("UPDATE ledger_batch_head SET batches = 1")
         conn.execute("INSERT INTO ticket_counts (status, request_type, shard, n) "
                      "SELECT status, request_type, 0, count(*) FROM tickets GROUP BY status, request_type")
-    return {"ticket_requests": len(requests), "ticket_results": len(results)}
+    return {"ticket_requests": len(requests), "ticket_results": len(results), "artifacts": len(artifacts)}
+
+
+def _artifact_files(root: Path) -> list[tuple[str, bytes]]:
+    """Every artifact of the root at its contract ref: each kind's latest file and its
+    snapshots (files whose names are not snapshot names, such as temp files, are not)."""
+    out = []
+    for name, kind in layout.KINDS.items():
+        refs = [kind.latest_ref]
+        folder = rawpath.resolve(root, kind.snapshot_dir)
+        if folder.is_dir():
+            refs += sorted(f"{kind.snapshot_dir}/{p.name}" for p in folder.iterdir()
+                           if p.is_file() and layout.snapshot_order(name, p.name) is not None)
+        for ref in refs:
+            path = rawpath.resolve(root, ref)
+            if path.is_file():
+                out.append((ref, path.read_bytes()))
+    return out
 
 
 def _read_lines(path: Path) -> list[bytes]:
