@@ -19,6 +19,27 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 
+def grpc_health(target: str, timeout: float = 5) -> int:
+    """grpc.health.v1 Check of the whole server: its ServingStatus number."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(target) as ch:
+        return health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=timeout).status
+
+
+def healthz(base: str, timeout: float = 5) -> int:
+    """The HTTP status of the gateway's /healthz (503 is an answer, not an error)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=timeout) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 class ServerThread:
     """A real Opsledger (grpc.aio) on its own event loop in a thread, port 0."""
 

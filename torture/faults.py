@@ -19,7 +19,7 @@ from pathlib import Path
 
 import grpc
 import orjson
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from opsledger.client.ledger_client import OpsledgerClient
 from opsledger.server.artifacts.files import FileArtifacts
@@ -28,7 +28,7 @@ from opsledger.server.cycle.receipt import LATEST
 from opsledger.server.cycle.verify import verify_receipt
 from opsledger.server.ledger.jsonl.fsck import fsck
 from opsledger.server.ledger.jsonl.store import REQUESTS, RESULTS, JsonlLedger
-from tests.helpers import ServerThread
+from tests.helpers import ServerThread, grpc_health
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,9 +58,7 @@ CASES = [
 
 
 def _health(target: str) -> str:
-    with grpc.insecure_channel(target) as ch:
-        reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
-    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(grpc_health(target))
 
 
 def ledger_case(root: Path, name: str, attr: str, make) -> dict:

@@ -1,15 +1,11 @@
 """C9: a log renamed, deleted or replaced under a running server turns it read-only (JSONL files)."""
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from opsledger.server.ledger.jsonl.store import REQUESTS, RESULTS, LogReplaced
 from opsledger.v1 import tickets_pb2 as pb
-
-
-def _health(server):
-    with grpc.insecure_channel(server.target) as ch:
-        return health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+from tests.helpers import grpc_health
 
 
 @pytest.mark.parametrize("how", ["rotated", "deleted", "lock-deleted"])
@@ -35,10 +31,10 @@ def test_a_log_renamed_or_deleted_under_the_server_turns_it_read_only(server, cl
     assert ("replaced" if how == "rotated" else "renamed or deleted") in info.value.details()
     assert any(named in r.getMessage() and "read-only" in r.getMessage() for r in caplog.records)
     for _ in range(50):
-        if _health(server) == health_pb2.HealthCheckResponse.NOT_SERVING:
+        if grpc_health(server.target) == health_pb2.HealthCheckResponse.NOT_SERVING:
             break
         time.sleep(0.05)
-    assert _health(server) == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert grpc_health(server.target) == health_pb2.HealthCheckResponse.NOT_SERVING
     ticket = client.ticket(rid)  # a read on a read-only store answers
     assert ticket.row.request_id == rid and ticket.row.current_status == pb.TicketStatus.OPEN
     assert client.board().total_count == 1
@@ -102,7 +98,7 @@ def test_a_deleted_or_replaced_commits_file_keeps_the_event_order_across_a_resta
                 path.rename(path.with_name(path.name + ".old"))
                 path.write_bytes(b"")
             client.consume(second, "w")  # a batch after the swap: acknowledged, not refused
-        assert _health(server) == health_pb2.HealthCheckResponse.SERVING
+        assert grpc_health(server.target) == health_pb2.HealthCheckResponse.SERVING
         after = _events(server.target, 4)
         assert after[:3] == before
     finally:

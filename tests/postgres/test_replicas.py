@@ -4,21 +4,19 @@ from __future__ import annotations
 import os
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import orjson
 import psycopg
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from opsledger.client.ledger_client import OpsledgerClient
 from opsledger.server.ledger.jsonl.fsck import fsck
 from opsledger.server.ledger.postgres import migrate
 from opsledger.server.ledger.postgres.transfer import export_to
-from tests.helpers import ServerProcess
+from tests.helpers import ServerProcess, grpc_health, healthz
 from tests.pg import PgCluster
 
 pytestmark = pytest.mark.slow
@@ -143,19 +141,6 @@ def fsck_export_ok(folder, url) -> bool:
     return True
 
 
-def _health(target: str) -> int:
-    with grpc.insecure_channel(target) as ch:
-        return health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5).status
-
-
-def _healthz(base: str) -> int:
-    try:
-        with urllib.request.urlopen(f"{base}/healthz", timeout=5) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 def test_database_crash_and_restart_under_load(tmp_path, request):
     """pg_ctl stop -m immediate under load: UNAVAILABLE/503 and NOT_SERVING while
     down, back on their own after the restart, nothing acknowledged lost."""
@@ -195,11 +180,11 @@ def test_database_crash_and_restart_under_load(tmp_path, request):
             down_at = len(acked)
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and not all(
-                    _health(r.target) == health_pb2.HealthCheckResponse.NOT_SERVING for r in replicas):
+                    grpc_health(r.target) == health_pb2.HealthCheckResponse.NOT_SERVING for r in replicas):
                 time.sleep(0.1)
             for r in replicas:
-                assert _health(r.target) == health_pb2.HealthCheckResponse.NOT_SERVING
-                assert _healthz(r.http_base) == 503
+                assert grpc_health(r.target) == health_pb2.HealthCheckResponse.NOT_SERVING
+                assert healthz(r.http_base) == 503
                 with OpsledgerClient(r.target, retries=0, timeout=5) as c:
                     with pytest.raises(grpc.RpcError) as err:
                         c.submit("ACKNOWLEDGE", {"message_id": "down"})
@@ -208,7 +193,7 @@ def test_database_crash_and_restart_under_load(tmp_path, request):
             cluster.start()
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not (len(acked) > down_at + 50 and all(
-                    _health(r.target) == health_pb2.HealthCheckResponse.SERVING for r in replicas)):
+                    grpc_health(r.target) == health_pb2.HealthCheckResponse.SERVING for r in replicas)):
                 time.sleep(0.1)
         finally:
             stop.set()
@@ -217,7 +202,7 @@ def test_database_crash_and_restart_under_load(tmp_path, request):
         assert grpc.StatusCode.UNAVAILABLE in codes
         assert len(acked) > down_at + 50, (len(acked), down_at, codes)  # the replicas recovered on their own
         for r in replicas:
-            assert _healthz(r.http_base) == 200
+            assert healthz(r.http_base) == 200
         with psycopg.connect(url) as conn:
             stored = {str(rid) for (rid,) in conn.execute("SELECT request_id FROM ticket_requests")}
             n_tickets = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
