@@ -128,13 +128,14 @@ def cluster_main(folder: Path) -> int:
         pass
     migrate.migrate(url)
     procs = []
+    # The example bundle goes where the replicas read artifacts: the database (once, for both).
+    subprocess.run([sys.executable, "-m", "opsledger.server.cli", "bundle", "publish", "--if-missing",
+                    "--root", str(folder), "--store", url, "examples/strategy_example.json"], check=False)
     try:
         for i, (grpc_port, http_port) in enumerate(((50051, 8080), (50052, 8081)), 1):
             root = folder / f"replica{i}"
             root.mkdir(parents=True, exist_ok=True)
             cli = [sys.executable, "-m", "opsledger.server.cli"]
-            subprocess.run(cli + ["bundle", "publish", "--if-missing", "--root", str(root),
-                                  "examples/strategy_example.json"], check=False)
             procs.append(subprocess.Popen(cli + ["serve", "--root", str(root), "--store", url,
                                                  "--grpc-addr", f"127.0.0.1:{grpc_port}",
                                                  "--http-addr", f"127.0.0.1:{http_port}"]))
