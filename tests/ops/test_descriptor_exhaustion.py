@@ -4,7 +4,6 @@ A real ``opsledger serve`` subprocess whose RLIMIT_NOFILE is lowered to
 1,024, real sockets: 1,100 idle connections, a slowloris, then a live cycle
 that must still write its receipt.
 """
-import os
 import socket
 import time
 
@@ -15,19 +14,7 @@ from opsledger.server.fdbudget import FD_RESERVE
 from opsledger.v1 import cycle_pb2
 from tests.cycle.conftest import write_bundle
 from tests.helpers import ServerProcess
-
-IDLE_SOCKETS = 1100
-
-
-def server_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def soft_nofile(pid: int) -> int:
-    for line in open(f"/proc/{pid}/limits"):
-        if line.startswith("Max open files"):
-            return int(line.split()[3])
-    raise AssertionError("no Max open files line")
+from tests.ops.descriptors import close_and_stop, open_idle, server_fds, soft_nofile
 
 
 def test_idle_sockets_leave_descriptors_for_the_cycle_and_health(root):
@@ -38,11 +25,7 @@ def test_idle_sockets_leave_descriptors_for_the_cycle_and_health(root):
     idle = []
     try:
         assert soft_nofile(pid) == 1024
-        for _ in range(IDLE_SOCKETS):
-            s = socket.socket()
-            s.setblocking(False)
-            s.connect_ex((host, port))
-            idle.append(s)
+        idle = open_idle(port)
         slow = socket.create_connection((host, port))
         slow.sendall(b"GET /api/tickets/latest HTTP/1.1\r\nHost: x\r\n")  # headers never finished
         time.sleep(1.0)  # let the server accept what it will
@@ -67,12 +50,7 @@ def test_idle_sockets_leave_descriptors_for_the_cycle_and_health(root):
             time.sleep(0.2)
         assert httpx.get(f"http://{host}:{port}/api/tickets/latest", timeout=10).status_code == 200
     finally:
-        for s in idle:
-            s.close()
-        code = srv.terminate()
-    log = srv.log()
-    assert code == 0, log[-3000:]
-    assert "Traceback" not in log
+        log = close_and_stop(idle, srv)
     assert len(log) < 200_000, f"{len(log)} bytes of log"
 
 

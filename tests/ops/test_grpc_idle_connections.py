@@ -1,8 +1,6 @@
 """Idle connections on the gRPC port (no HTTP/2 preface ever sent) cannot exhaust
 descriptors nor keep gRPC callers out for long: a real ``opsledger serve`` whose
 RLIMIT_NOFILE is lowered to 1,024, and 1,100 real idle sockets."""
-import os
-import socket
 import time
 
 import grpc
@@ -12,12 +10,7 @@ from opsledger.client.ledger_client import OpsledgerClient
 from opsledger.server.fdbudget import FD_RESERVE
 from tests.cycle.conftest import write_bundle
 from tests.helpers import ServerProcess
-
-IDLE_SOCKETS = 1100
-
-
-def server_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+from tests.ops.descriptors import close_and_stop, open_idle, server_fds
 
 
 def test_idle_grpc_sockets_are_capped_then_released_by_the_handshake_deadline(root):
@@ -26,11 +19,7 @@ def test_idle_grpc_sockets_are_capped_then_released_by_the_handshake_deadline(ro
     pid, http = srv.proc.pid, f"http://127.0.0.1:{srv.info['http_port']}"
     idle = []
     try:
-        for _ in range(IDLE_SOCKETS):
-            s = socket.socket()
-            s.setblocking(False)
-            s.connect_ex(("127.0.0.1", srv.info["grpc_port"]))
-            idle.append(s)
+        idle = open_idle(srv.info["grpc_port"])
         time.sleep(1.0)  # let the server accept what it will
         assert server_fds(pid) <= 1024 - FD_RESERVE // 2, "connections took the descriptors kept for files"
         # The cap is full of idle sockets, yet the store and the cycle still open their files.
@@ -52,9 +41,4 @@ def test_idle_grpc_sockets_are_capped_then_released_by_the_handshake_deadline(ro
         assert rid
         assert server_fds(pid) < 200, f"{server_fds(pid)} descriptors still open"
     finally:
-        for s in idle:
-            s.close()
-        code = srv.terminate()
-    log = srv.log()
-    assert code == 0, log[-3000:]
-    assert "Traceback" not in log
+        close_and_stop(idle, srv)
