@@ -63,6 +63,20 @@ ROWS = """\
   callers); and the ConsumeNext wake-up across replicas: a waiter parked
   on replica B, a submit on replica A, time from the submit's start to
   the waiter's answer (p50/p99).
+- **P1 tracing on** — P1 at c=8 with OpenTelemetry on, every span exported
+  by OTLP/gRPC to a receiver in the bench process, against P1 c=8 with
+  tracing off in the same run.
+- **P11** — WatchTickets latency: time from a SubmitTicket's start to its
+  SUBMITTED event arriving at each of 1 or 100 watchers (another process),
+  p50/p99 over every (ticket, watcher).
+- **P12** — P1 c=32 with 100 unfiltered watchers attached (another
+  process, every watcher receiving every event) against P1 c=32 with none,
+  on the same data. The row also gives the server's CPU per pair in both
+  and the CPU the watchers' own process used: each event is one gRPC
+  message per watcher, so 100 watchers turn every pair's two events into
+  200 sends, and the server's CPU per pair grows with them.
+- **W** — server RSS and open descriptors with 1,000 idle watchers (over
+  100 connections) against none, and after they leave.
 """
 
 NOTES = Path(__file__).with_name("NOTES.md")

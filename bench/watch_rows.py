@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,10 +38,19 @@ def p11(work: Path, size: dict, fresh_root, median) -> dict:
     return out
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds process ``pid`` has used (user + system, from /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def p12(work: Path, size: dict, fresh_root, median, client) -> dict:
-    """P1's pairs/s (c=32) with 100 watchers attached (another process) vs none, same data."""
+    """P1's pairs/s (c=32) with 100 watchers attached (another process) vs none, same data;
+    and where the machine's CPU went: the server's per pair, the watchers' process's."""
     conc, n = 32, size["p1_pairs"][32]
     rates, base, delivered = [], [], []
+    server_cpu: dict[bool, list[float]] = {False: [], True: []}
+    watchers_cpu = []
     for r in range(size["rounds"]):
         for watched in (False, True):
             root = fresh_root(work, f"p12-{watched}-{r}")
@@ -51,15 +61,20 @@ def p12(work: Path, size: dict, fresh_root, median, client) -> dict:
                 if watched:
                     proc = _watchers("hold", srv.target, "--watchers", "100", stdin=subprocess.PIPE)
                     assert proc.stdout.readline().strip() == "ready"
+                cpu_before = _cpu_s(srv.proc.pid)
                 pairs = client("pairs", srv.target, conc, ids)
                 if proc is not None:
                     # The watchers may still be draining what the pairs wrote: give them the time to.
                     held = json.loads(proc.communicate("", timeout=600)[0].splitlines()[-1])
                     delivered.append(held["per_watcher_min"] / (2 * n))
+                    watchers_cpu.append(held["cpu_s"])
+                server_cpu[watched].append((_cpu_s(srv.proc.pid) - cpu_before) / n * 1000)
             finally:
                 srv.terminate()
             (rates if watched else base).append(pairs["rate"])
-    return {"rate": median(rates), "base": median(base), "delivered": min(delivered)}
+    return {"rate": median(rates), "base": median(base), "delivered": min(delivered),
+            "server_ms_per_pair": median(server_cpu[True]), "base_server_ms_per_pair": median(server_cpu[False]),
+            "watchers_cpu_s": median(watchers_cpu)}
 
 
 def _rss_and_fds(pid: int) -> tuple[int, int]:

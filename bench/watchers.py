@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import statistics
 import sys
 import time
@@ -68,6 +69,12 @@ async def latency(target: str, n: int, count: int) -> dict:
                 "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 3), "deliveries": len(lat)}
 
 
+def _cpu_s() -> float:
+    """CPU seconds this process has used (user + system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def hold(target: str, n: int, channels: int = 1) -> dict:
     # A local subchannel pool per channel: each channel its own TCP connection (else grpc shares one).
     opened = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
@@ -88,12 +95,13 @@ async def hold(target: str, n: int, channels: int = 1) -> dict:
 
         tasks = [asyncio.create_task(follow(i, c)) for i, c in enumerate(calls)]
         print("ready", flush=True)
+        cpu_before = _cpu_s()
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
         for c in calls:
             c.cancel()
         for t in tasks:
             t.cancel()
-        return {"events": sum(counts), "per_watcher_min": min(counts)}
+        return {"events": sum(counts), "per_watcher_min": min(counts), "cpu_s": _cpu_s() - cpu_before}
     finally:
         for channel in opened:
             await channel.close()
