@@ -3,7 +3,10 @@ length, some longer than one read chunk)."""
 import os
 import random
 
-from opsledger.server.ledger.jsonl.files import read_line
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opsledger.server.ledger.jsonl.files import read_line, read_lines
 from opsledger.server.ledger.jsonl.lines import STRIDE, SparseLines, count_lines, skip_lines
 
 
@@ -25,5 +28,33 @@ def test_every_line_and_every_offset_maps_both_ways(tmp_path):
             assert first + count_lines(fd, mark, offset) == n
         assert index.locate(0) is None and index.locate(len(lines) + 1) is None
         assert index.count == len(lines)
+    finally:
+        os.close(fd)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lengths=st.lists(st.sampled_from([0, 1, 300, 1023, 1024, 1025, 5000, 70_000]), min_size=1, max_size=40),
+       picks=st.lists(st.integers(min_value=0, max_value=39), max_size=60), torn=st.booleans())
+def test_reading_many_lines_together_gives_each_line_as_reading_it_alone(tmp_path_factory, lengths, picks, torn):
+    """A board page reads its rows' lines in runs (one pread for lines close together):
+    every line comes back whole and alone, whatever its length or place, a torn last
+    line (no newline) included, and asking for one twice is fine."""
+    lines = [bytes([97 + i % 26]) * n + str(i).encode() for i, n in enumerate(lengths)]
+    data = b"".join(line + b"\n" for line in lines)
+    if torn:
+        data = data[:-1]
+    path = tmp_path_factory.mktemp("lines") / "log.jsonl"
+    path.write_bytes(data)
+    offsets, at = [], 0
+    for line in lines:
+        offsets.append(at)
+        at += len(line) + 1
+    wanted = [offsets[p % len(offsets)] for p in picks]
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        got = read_lines(fd, wanted)
+        assert set(got) == set(wanted)
+        for offset in wanted:
+            assert got[offset] == read_line(fd, offset) == lines[offsets.index(offset)]
     finally:
         os.close(fd)

@@ -45,3 +45,26 @@ def read_line(fd: int, offset: int) -> bytes:
             return buf
         buf += more
         want *= 2
+
+
+_GAP = 4096  # lines closer than this are read in one pread with what lies between (bounded copying)
+
+
+def read_lines(fd: int, offsets: list[int]) -> dict[int, bytes]:
+    """The lines starting at each of ``offsets`` (a board page's rows): lines near each
+    other are read together, one pread per run instead of one or more per line."""
+    out: dict[int, bytes] = {}
+    ordered = sorted(set(offsets))
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] - ordered[j] <= _GAP:
+            j += 1
+        start = ordered[i]
+        buf = os.pread(fd, ordered[j] - start + _LINE_GUESS, start)
+        for offset in ordered[i:j + 1]:
+            at = offset - start
+            nl = buf.find(b"\n", at)
+            out[offset] = buf[at:nl] if nl >= 0 else read_line(fd, offset)  # longer than the guess: on its own
+        i = j + 1
+    return out

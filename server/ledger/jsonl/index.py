@@ -379,10 +379,12 @@ class LedgerIndex:
         types: tuple[str, ...],
         page_size: int,
         before: int | None,
-    ) -> tuple[list[Entry], int | None, int]:
+    ) -> tuple[list[tuple[int, int | None]], int | None, int]:
         """Rows with key < ``before`` (all when None), newest first.
 
-        Returns (entries, cursor of the next page or None, total matching).
+        Returns (where each row's lines are: request offset and last result
+        offset or None, cursor of the next page or None, total matching).
+        A row needs only its two lines, so no Entry is built for it.
         """
         views = [self._views[(_STATUS_CODE[s], _TYPE_CODE[t])]
                  for s in (statuses or STATUSES) for t in (types or REQUEST_TYPES)]
@@ -394,7 +396,13 @@ class LedgerIndex:
         more = len(keys) > page_size
         keys = keys[:page_size]
         next_cursor = keys[-1] if more and keys else None
-        return [self._entry(k & _SEQ_MASK) for k in keys], next_cursor, total
+        request_at, last_at = self.cols["request_offset"], self.cols["last_offset"]
+        where = []
+        for k in keys:
+            seq = k & _SEQ_MASK
+            last = last_at[seq]
+            where.append((request_at[seq], None if last == _NONE else last))
+        return where, next_cursor, total
 
     # -- checkpoint --------------------------------------------------------------
     def snapshot(self) -> dict:

@@ -42,7 +42,7 @@ from opsledger.server.ledger.decide import Batch, Refusal, decide
 from opsledger.server.ledger.jsonl import checkpoint, commits, replay
 from opsledger.server.ledger.jsonl.checkpoint import CHECKPOINT, BadCheckpoint, LostLog
 from opsledger.server.ledger.jsonl.events import CommitSignal, EventReader
-from opsledger.server.ledger.jsonl.files import LOCK, REQUESTS, RESULTS, FileLock, read_line
+from opsledger.server.ledger.jsonl.files import LOCK, REQUESTS, RESULTS, FileLock, read_line, read_lines
 from opsledger.server.ledger.jsonl.index import Entry, LedgerIndex, export, restore
 from opsledger.server.ledger.jsonl.lines import SparseLines, count_lines, skip_lines
 
@@ -318,12 +318,11 @@ class JsonlLedger:
              before: int | None) -> tuple[list[dict], int | None, int]:
         self._refresh()
         with self.lock:
-            entries, cursor, total = self.index.page(statuses, types, size, before)
-            where = [(e.request_offset, e.last_offset) for e in entries]
-        req_fd, res_fd = self._fds[self.requests_path], self._fds[self.results_path]
+            where, cursor, total = self.index.page(statuses, types, size, before)
+        requests = read_lines(self._fds[self.requests_path], [r for r, _last in where])
+        results = read_lines(self._fds[self.results_path], [last for _r, last in where if last is not None])
         rows = [
-            records.board_row(orjson.loads(read_line(req_fd, r)),
-                              orjson.loads(read_line(res_fd, last)) if last is not None else None)
+            records.board_row(orjson.loads(requests[r]), orjson.loads(results[last]) if last is not None else None)
             for r, last in where
         ]
         return rows, cursor, total
