@@ -4,6 +4,7 @@ network namespace, reached by each replica over its own veth pair.
     with Topology(replicas=2) as topo:          # as root
         url = topo.url(0, "opsledger")          # replica 0's way to the database
         topo.partition(0); topo.heal(0)         # its link down / up
+        topo.drop_replies(0); topo.restore_replies(0)  # one way: the database's packets to it dropped
         topo.local_url("opsledger")             # unix socket: the checker's way in
 
 The database namespace holds one end of every pair (10.213.B.4i+1/30) and
@@ -14,6 +15,13 @@ reaches the database only through pair i, so pair i down cuts off replica i
 alone: packets stop and nothing closes (a partition, not a crash). Only the
 namespace, the veth pairs and their addresses are created, and all of them
 are removed on exit, on an exception, and at interpreter exit.
+
+``drop_replies(i)`` is the one-way partition: a blackhole route in the
+database namespace for replica i's address drops every packet PostgreSQL
+sends it (answers, ACKs, SYN-ACKs) while replica i's packets still arrive
+(rp_filter is 0 in a new namespace). A COMMIT sent then lands, and its
+answer is lost. The route lives in the database namespace, so removing the
+namespace removes it too.
 """
 from __future__ import annotations
 
@@ -46,7 +54,8 @@ def _free_block() -> int:
 
 
 class Topology:
-    def __init__(self, replicas: int, folder: Path | None = None) -> None:
+    def __init__(self, replicas: int, folder: Path | None = None, settings: dict[str, str] | None = None) -> None:
+        """``settings``: extra postgresql.conf lines for this cluster (e.g. logging a checker reads)."""
         if os.geteuid() != 0:
             raise RuntimeError("the partition topology needs root (ip netns)")
         self.n = replicas
@@ -56,6 +65,8 @@ class Topology:
         self.block: int | None = None
         self._made: list[tuple[str, ...]] = []  # undo commands, newest last
         self._closed = False
+        self.settings = dict(settings or {})
+        self._dropping: set[int] = set()
 
     # -- addresses ----------------------------------------------------------------
     def db_addr(self, i: int) -> str:
@@ -109,6 +120,9 @@ class Topology:
         hba = self.cluster.data / "pg_hba.conf"
         with open(hba, "a") as f:
             f.write(f"host all all 10.213.{self.block}.0/24 trust\n")
+        if self.settings:
+            with open(self.cluster.data / "postgresql.conf", "a") as f:
+                f.writelines(f"{k} = {v}\n" for k, v in self.settings.items())
         listen = ",".join(self.db_addr(i) for i in range(self.n))
         opts = (f"-k {self.cluster.dir} -c listen_addresses='{listen}' -c port={PORT} -c max_connections=200"
                 " -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
@@ -123,6 +137,8 @@ class Topology:
             return
         self._closed = True
         try:
+            for i in sorted(self._dropping):
+                self.restore_replies(i)
             self.cluster.destroy()  # stops PostgreSQL (immediate) before its namespace goes
         finally:
             for cmd in reversed(self._made):
@@ -150,9 +166,22 @@ class Topology:
             self.heal(i)
         return time.monotonic()
 
+    def drop_replies(self, i: int) -> float:
+        """Drop every packet the database sends to replica i; its own packets still arrive."""
+        _ip("-n", self.ns, "route", "add", "blackhole", f"{self.replica_addr(i)}/32")
+        self._dropping.add(i)
+        return time.monotonic()
+
+    def restore_replies(self, i: int) -> float:
+        _ip("-n", self.ns, "route", "del", "blackhole", f"{self.replica_addr(i)}/32", check=False)
+        self._dropping.discard(i)
+        return time.monotonic()
+
     def made(self) -> dict:
         """What exists now that this topology made (for the clean-up test)."""
         netns = self.ns in _ip("netns", "list").stdout.split()
         links = [self._near(i) for i in range(self.n)
                  if _ip("link", "show", self._near(i), check=False).returncode == 0]
-        return {"netns": netns, "links": links}
+        routes = (_ip("-n", self.ns, "route", "show", "type", "blackhole", check=False).stdout.split("\n")
+                  if netns else [])
+        return {"netns": netns, "links": links, "blackholes": [r.split()[1] for r in routes if r.strip()]}

@@ -41,11 +41,12 @@ def _get(base: str, path: str) -> int:
 
 def test_the_topology_removes_everything_it_made_even_when_the_test_fails():
     with pytest.raises(RuntimeError, match="boom"), Topology(2) as topo:
+        topo.drop_replies(1)
         during = topo.made()
         folder = topo.cluster.dir
         raise RuntimeError("boom")
-    assert during == {"netns": True, "links": [topo._near(0), topo._near(1)]}
-    assert topo.made() == {"netns": False, "links": []}
+    assert during == {"netns": True, "links": [topo._near(0), topo._near(1)], "blackholes": [topo.replica_addr(1)]}
+    assert topo.made() == {"netns": False, "links": [], "blackholes": []}
     assert not folder.exists()
 
 
