@@ -12,10 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
 import orjson
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from opsledger.server.ledger.records import REQUESTS_REF, RESULTS_REF
 
@@ -36,6 +39,7 @@ class Op:
     processor: str = ""
     status: str = ""  # complete: the terminal status asked for
     code: str = ""
+    reason: str = ""  # the error's ErrorInfo reason (e.g. COMMIT_OUTCOME_UNKNOWN: a COMMIT whose answer was lost)
 
 
 @dataclass
@@ -50,6 +54,7 @@ class History:
         except grpc.RpcError as exc:
             op.outcome = "unknown" if exc.code() in UNKNOWN_CODES else "refused"
             op.code = exc.code().name
+            op.reason = error_reason(exc)
         else:
             op.outcome = "ok"
             if op.kind == "submit":
@@ -64,6 +69,20 @@ class History:
         for op in self.ops:
             out[op.outcome] += 1
         return out
+
+
+def error_reason(exc: grpc.RpcError) -> str:
+    """The ErrorInfo reason a failed call carries ("" when it carries none)."""
+    try:
+        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    except (AttributeError, ValueError):
+        return ""
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.reason
+    return ""
 
 
 def _lines(path: Path) -> list[dict]:
@@ -147,3 +166,117 @@ def check(history: History, export: Path, board: dict[str, str]) -> list[str]:
 
 def _any_ok(history: History, kind: str, rid: str) -> bool:
     return any(op.kind == kind and op.request_id == rid and op.outcome == "ok" for op in history.ops)
+
+
+def lost_answers(history: History, export: Path) -> dict[str, int]:
+    """Calls answered COMMIT_OUTCOME_UNKNOWN (the COMMIT's answer was lost): how many
+    landed (their effect is in the export) and how many of those a retry under the
+    same idempotency key then answered ok (the checker proves it was that one effect)."""
+    requests = _lines(export / REQUESTS_REF)
+    results = _lines(export / RESULTS_REF)
+    keys = {r.get("idempotency_key") for r in requests}
+    lines = {(r["request_id"], r["processor_id"], r["status"]) for r in results}
+
+    def landed(op: Op) -> bool:
+        if op.kind == "submit":
+            return op.key in keys
+        return (op.request_id, op.processor, "IN_PROGRESS" if op.kind == "consume" else op.status) in lines
+
+    out = {"lost": 0, "landed": 0, "converged": 0}
+    for op in history.ops:
+        if op.outcome != "unknown" or op.reason != "COMMIT_OUTCOME_UNKNOWN":
+            continue
+        out["lost"] += 1
+        if landed(op):
+            out["landed"] += 1
+            out["converged"] += any(o.kind == op.kind and o.key == op.key and o.outcome == "ok"
+                                    and o.invoke > op.invoke for o in history.ops)
+    return out
+
+
+# -- the live cycle under partitions -----------------------------------------------------------
+
+@dataclass
+class Write:
+    """One artifact row written, as the database saw it (the scenario's audit trigger)."""
+
+    path: str
+    writer_addr: str | None  # the writing session's client address (None: the unix socket)
+    at: datetime  # when the row was written (inside its transaction)
+    committed: datetime  # its transaction's commit time (track_commit_timestamp)
+    holder_pid: int | None  # the session holding the cycle lock at that moment, if any
+    holder_addr: str | None
+    holder_start: datetime | None  # that session's start (pids are reused; this is not)
+
+
+def check_cycles(calls: list[Op], stored: dict[str, bytes], writes: list[Write],
+                 ended: dict[int, list[datetime]]) -> list[str]:
+    """What the cycle lock promises, proved from the database after the run.
+
+    ``calls``: every RunCycle call (kind "cycle", request_id = the answered cycle id);
+    ``stored``: every artifact row (path -> bytes); ``writes``: every row written by a
+    replica; ``ended``: when each backend pid's session ended (the server's log).
+    Checks: every receipt is whole (seed key order, integrity hash, every ref stored,
+    its own snapshot ref); one receipt per cycle id; an ok call's receipt is stored and
+    a CYCLE_NOT_RECORDED one's is not; every write was made while the writer's own
+    replica held the cycle lock; a receipt committed before the lock session it was
+    written under ended; receipts' cycles (first report written .. receipt committed)
+    never overlap."""
+    from opsledger.server.artifacts import layout
+    from opsledger.server.common.canonical import report_sha256
+    from opsledger.server.cycle.verify import key_order_problems, refs_of
+
+    bad: list[str] = []
+    folder = layout.kind("cycle").snapshot_dir + "/"
+    by_path = {w.path: w for w in writes if "/snapshots/" in w.path}  # a snapshot is written once
+    receipts: dict[str, dict] = {}
+    for path, data in stored.items():
+        if not path.startswith(folder):
+            continue
+        try:
+            receipt = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            receipt = None
+        if not isinstance(receipt, dict):
+            bad.append(f"{path}: not a JSON object")
+            continue
+        bad += [f"{path}: {p}" for p in key_order_problems(receipt)]
+        if (receipt.get("integrity") or {}).get("payload_sha256") != report_sha256(receipt):
+            bad.append(f"{path}: integrity hash does not verify")
+        bad += [f"{path}: ref {ref} not stored" for ref in refs_of(receipt) if ref not in stored]
+        if receipt.get("snapshot_ref") != path:
+            bad.append(f"{path}: says it is {receipt.get('snapshot_ref')}")
+        if receipt.get("cycle_id") in receipts:
+            bad.append(f"cycle {receipt.get('cycle_id')}: two receipts")
+        receipts[receipt.get("cycle_id")] = receipt | {"_path": path}
+    for op in calls:
+        if op.outcome == "ok" and op.request_id not in receipts:
+            bad.append(f"RunCycle {op.key} on {op.client} ok ({op.request_id}) but no receipt stored")
+        if op.reason == "CYCLE_NOT_RECORDED" and op.request_id in receipts:
+            bad.append(f"RunCycle {op.key} on {op.client} answered CYCLE_NOT_RECORDED yet its receipt is stored")
+    for w in writes:
+        if w.writer_addr is not None and w.holder_addr != w.writer_addr:
+            bad.append(f"{w.path} written by {w.writer_addr} while the cycle lock was held by "
+                       f"{w.holder_addr or 'no one'}")
+    spans = []
+    for receipt in receipts.values():
+        own = by_path.get(receipt["_path"])
+        if own is None:
+            bad.append(f"{receipt['_path']}: no write of it was seen")
+            continue
+        ends = [t for t in ended.get(own.holder_pid or -1, []) if own.holder_start and t > own.holder_start]
+        # The log stamps milliseconds: a session that ended a whole millisecond before the commit had lost its lock.
+        if ends and min(ends) + timedelta(milliseconds=1) < own.committed:
+            bad.append(f"{receipt['_path']}: committed {own.committed} after its lock session {own.holder_pid} "
+                       f"ended {min(ends)}")
+        named = [(receipt.get(step) or {}).get("snapshot_ref") for step in ("reco", "ops_summary")]
+        parts = [by_path[r] for r in named if r in by_path]
+        for p in parts:
+            if (p.holder_pid, p.holder_start) != (own.holder_pid, own.holder_start):
+                bad.append(f"{receipt['_path']}: its report {p.path} was written under another lock session")
+        spans.append((min([p.at for p in parts] + [own.at]), own.committed, receipt["_path"]))
+    spans.sort()
+    for (_a0, a1, pa), (b0, _b1, pb) in zip(spans, spans[1:], strict=False):
+        if b0 < a1:
+            bad.append(f"cycles overlap: {pb} began {b0} before {pa} committed {a1}")
+    return bad
