@@ -438,7 +438,7 @@ def cycle_holder_cut(work: Path, cuts: int, long_s: float, short_s: float, bundl
                 "notes": (f"{mid} of {cuts} cuts took down the replica while it held the cycle lock, "
                           f"{before_receipt} of them mid-cycle (its receipt not yet committed); "
                           f"{len(receipts)} receipts checked; {not_recorded} calls answered "
-                          "CYCLE_NOT_RECORDED (their cycle lost its lock); "
+                          "CYCLE_NOT_RECORDED (the steps ran, the receipt was not written); "
                           f"median ok call {spans[len(spans) // 2] if spans else 0:.2f} s")}
 
 
