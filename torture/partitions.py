@@ -556,11 +556,15 @@ cycle lock (the earliest moment a second cycle could start). Time to recover: fr
 coming up until it says SERVING.
 Longest call: the slowest single call any client saw (a call on a replica
 that is not cut off may wait for row locks the cut-off one held, until PostgreSQL drops that
-session). The bound comes from the connection
+session). The bounds come from the connection
 settings in `server/ledger/postgres/timeouts.py` (TCP user timeout
 {timeouts.TCP_USER_TIMEOUT_MS} ms, keepalives after {timeouts.KEEPALIVES_IDLE_S} s ×
-{timeouts.KEEPALIVES_COUNT}, connect timeout {timeouts.CONNECT_TIMEOUT_S} s; stated bound
-{timeouts.DETECT_BOUND_S} s). Before them, the same "replica partitioned" scenario never turned
+{timeouts.KEEPALIVES_COUNT}, connect timeout {timeouts.CONNECT_TIMEOUT_S} s). Stated: a cut-off
+replica reports NOT_SERVING, and a call that finds the link dead answers UNAVAILABLE, within
+{timeouts.DETECT_BOUND_S} s; a call whose COMMIT was already sent when the link died first needs
+that long to notice, then settles the outcome for up to {timeouts.COMMIT_SETTLE_S} s before it answers
+`COMMIT_OUTCOME_UNKNOWN`, so it answers within {timeouts.DETECT_BOUND_S + timeouts.COMMIT_SETTLE_S} s
+(the calls above 5 s in the table were under way when their link died). Before these settings, the same "replica partitioned" scenario never turned
 NOT_SERVING within 60 s and calls ran into the clients' 10 s deadline (Linux retransmits to a
 silent peer for about 15 minutes).
 """
