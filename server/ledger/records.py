@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -29,6 +30,7 @@ REQUEST_KEYS = ("schema", "request_id", "requested_at", "request_type", "payload
 RESULT_KEYS = ("schema", "result_id", "request_id", "processed_at", "status", "processor_id", "message", "artifacts")
 _REQUEST_KEYS_IDEM = REQUEST_KEYS + ("idempotency_key",)
 _RESULT_STATUSES = frozenset(s for s in STATUSES if s != OPEN)
+_RESULT_STATUS_TEXT = {s.encode(): s for s in _RESULT_STATUSES}
 
 
 def new_id() -> str:
@@ -125,8 +127,109 @@ def _load(raw: bytes, schema: str) -> dict:
     return rec
 
 
+# -- the store's own lines, recognised fast ---------------------------------------------
+# Start-up replays millions of lines, nearly all exactly as ``encode`` wrote them.
+# A line in that canonical form is recognised by one compiled pattern per record
+# kind (plus, for requests, orjson's parse re-encoding to the same bytes); every
+# other line, and any doubt, goes to the full checks below, which alone say why a
+# line is refused. The patterns accept only lines the full checks accept with the
+# same values: keys in the one order (so none repeated), lowercase canonical
+# UUIDs, a known type or status, strings of printable ASCII with only the escapes
+# orjson writes (so valid UTF-8, no lone surrogates), and a time whose hour
+# (with its offset) the real parser accepted; minutes and seconds are 00-59.
+_U = rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_T = rb"(\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3])):([0-5]\d:[0-5]\d)(Z|[+-]\d\d:\d\d)"
+_C = rb"[ !#-\[\]-\x7f]*+"  # a run of printable ASCII but quote and backslash (possessive: no backtracking)
+_S = b'"' + _C + rb'(?:\\(?:["\\bfnrt]|u00[01][0-9a-f])' + _C + rb')*+"'
+
+
+def _alternatives(names: Iterable[str]) -> bytes:
+    return b"|".join(re.escape(n.encode()) for n in sorted(names))
+
+
+_CANONICAL_REQUEST_HEAD = re.compile(
+    b'\\{"schema":"' + REQUEST_SCHEMA.encode() + b'","request_id":"' + _U + b'","requested_at":"' + _T
+    + b'","request_type":"(?:' + _alternatives(REQUEST_TYPES) + b')","payload":\\{')
+_CANONICAL_RESULT = re.compile(
+    b'\\{"schema":"' + RESULT_SCHEMA.encode() + b'","result_id":"(' + _U + b')","request_id":"(' + _U
+    + b')","processed_at":"' + _T + b'","status":"(' + _alternatives(_RESULT_STATUSES) + b')","processor_id":'
+    + _S + b',"message":' + _S + b',"artifacts":\\[(?:' + _S + b'(?:,' + _S + b')*)?\\]\\}')
+_hour_epochs: dict[bytes, int | None] = {}
+_SECONDS_INTO_HOUR = {b"%02d:%02d" % divmod(n, 60): n for n in range(3600)}  # b"MM:SS" -> seconds
+
+
+def _hour_epoch(hour: bytes, offset: bytes) -> int | None:
+    """epoch_seconds of ``<hour>:00:00<offset>``, or None when the real parser refuses it."""
+    key = hour + offset
+    base = _hour_epochs.get(key, -1)
+    if base == -1:
+        try:
+            base = epoch_seconds(f"{hour.decode()}:00:00{offset.decode()}")
+        except ValueError:
+            base = None
+        if len(_hour_epochs) >= 65536:
+            _hour_epochs.clear()
+        _hour_epochs[key] = base
+    return base
+
+
+def canonical_requests(lines: list[bytes]) -> list[tuple[dict, int]] | None:
+    """``parse_request_line`` of every line when all are in the store's canonical
+    form; None as soon as one is not (the caller then takes them one by one)."""
+    out = []
+    head, loads, dumps, known, into_hour = (_CANONICAL_REQUEST_HEAD.match, orjson.loads, orjson.dumps, _hour_epochs,
+                                            _SECONDS_INTO_HOUR)
+    for raw in lines:
+        m = head(raw)
+        if m is None:
+            return None
+        hour, minute_second, offset = m.groups()
+        base = known.get(hour + offset)
+        if base is None and (base := _hour_epoch(hour, offset)) is None:
+            return None
+        try:
+            rec = loads(raw)
+        except ValueError:
+            return None
+        if dumps(rec) != raw:  # the head above is then rec's first five keys and their values
+            return None
+        keys = tuple(rec)
+        if keys != REQUEST_KEYS and (keys != _REQUEST_KEYS_IDEM or type(rec["idempotency_key"]) is not str):
+            return None
+        trace_id = rec["trace_id"]
+        if (trace_id is not None and type(trace_id) is not str) or rec["status"] != OPEN:
+            return None
+        out.append((rec, base + into_hour[minute_second]))
+    return out
+
+
+def canonical_results(lines: list[bytes]) -> list[tuple[str, str, str, int]] | None:
+    """(request_id, result_id, status, epoch of processed_at) of every line when all
+    are result lines in the store's canonical form, without building the records;
+    None as soon as one is not (``parse_result_line`` then decides, line by line,
+    and says why it refuses one)."""
+    out = []
+    known, into_hour, status_text = _hour_epochs, _SECONDS_INTO_HOUR, _RESULT_STATUS_TEXT
+    for m in map(_CANONICAL_RESULT.fullmatch, lines):
+        if m is None:
+            return None
+        result_id, request_id, hour, minute_second, offset, status = m.groups()
+        base = known.get(hour + offset)
+        if base is None and (base := _hour_epoch(hour, offset)) is None:
+            return None
+        out.append((request_id.decode(), result_id.decode(), status_text[status], base + into_hour[minute_second]))
+    return out
+
+
 def parse_request_line(raw: bytes) -> tuple[dict, int]:
     """A TICKET_REQUEST_V1 line and the epoch of its requested_at, or LineError."""
+    fast = canonical_requests([raw])
+    return fast[0] if fast is not None else parse_request_line_strict(raw)
+
+
+def parse_request_line_strict(raw: bytes) -> tuple[dict, int]:
+    """``parse_request_line`` by every check, whatever the line's form: the reference
+    the canonical form above must agree with, and the one that says why it refuses."""
     rec = _load(raw, REQUEST_SCHEMA)
     keys = tuple(rec)
     if keys != REQUEST_KEYS and keys != _REQUEST_KEYS_IDEM:

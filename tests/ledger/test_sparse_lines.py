@@ -58,3 +58,18 @@ def test_reading_many_lines_together_gives_each_line_as_reading_it_alone(tmp_pat
             assert got[offset] == read_line(fd, offset) == lines[offsets.index(offset)]
     finally:
         os.close(fd)
+
+
+def test_adding_runs_of_lines_at_once_marks_what_adding_them_one_by_one_marks():
+    rnd = random.Random(11)
+    for _ in range(50):
+        offsets = sorted(rnd.sample(range(10**6), rnd.randrange(1, 5 * STRIDE)))
+        one, runs = SparseLines(), SparseLines()
+        for offset in offsets:
+            one.add(offset)
+        i = 0
+        while i < len(offsets):  # runs of random length, starting anywhere between marks
+            n = rnd.randrange(0, 2 * STRIDE)
+            runs.add_all(offsets[i:i + n])
+            i += n
+        assert (runs.export(), runs.count) == (one.export(), one.count)

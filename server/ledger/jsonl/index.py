@@ -30,10 +30,12 @@ from sortedcontainers import SortedList
 from opsledger.server.ledger import records
 from opsledger.server.ledger.machine import (
     DONE,
+    EVENT_FOR_RESULT_STATUS,
     FAILED,
     IN_PROGRESS,
     OPEN,
     STATUSES,
+    TRANSITIONS,
     TransitionRefused,
     event_for_result,
     next_status,
@@ -45,7 +47,12 @@ _SEQ_MASK = (1 << _SEQ_BITS) - 1
 _NONE = -1  # an offset column's "no line"
 _STATUS_CODE = {s: i for i, s in enumerate(STATUSES)}
 _TYPE_CODE = {t: i for i, t in enumerate(REQUEST_TYPES)}
+_OPEN_CODE = _STATUS_CODE[OPEN]
 _FINAL_CODES = (_STATUS_CODE[DONE], _STATUS_CODE[FAILED])
+# (status code before, status code of a result line) pairs the machine allows, as a
+# set for replay's sake; ``next_status`` stays the rule and says why a pair is refused.
+_STEPS = frozenset((_STATUS_CODE[cur], _STATUS_CODE[new]) for cur in STATUSES
+                   for new, event in EVENT_FOR_RESULT_STATUS.items() if TRANSITIONS.get((cur, event)) == new)
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # The columns, in checkpoint order: name -> array typecode.
@@ -268,70 +275,117 @@ class LedgerIndex:
         for code, keys in final_processed.items():
             self._processed[code].delta.update(keys)
 
-    def add_request(self, rec: dict, epoch: int, offset: int) -> Entry:
-        rid = rec["request_id"]
-        uid = uid_bytes(rid)
-        if self._seq(uid) is not None:
-            raise DuplicateTicket(f"request_id {rid} already recorded")
-        seq = self.request_count
-        self.request_count += 1
-        self._seq_of[uid] = seq
-        self.uids += uid
-        c = self.cols
-        t = _TYPE_CODE[rec["request_type"]]
-        c["epoch"].append(epoch)
-        c["type"].append(t)
-        c["status"].append(_STATUS_CODE[OPEN])
-        c["request_offset"].append(offset)
-        c["first_offset"].append(_NONE)
-        c["last_offset"].append(_NONE)
-        c["processed"].append(0)
-        ikey = rec.get("idempotency_key")
-        if ikey is not None:
-            self.idempotency.setdefault(ikey, rid)
-        if self._tail is not None:
-            self._tail[seq] = None
-        elif not self._bulk:
-            self._views[(_STATUS_CODE[OPEN], t)].add((epoch << _SEQ_BITS) | seq)
-            self._open_by_type[t].add(seq)
-        return Entry(rid, (epoch << _SEQ_BITS) | seq, seq, rec["request_type"], OPEN, offset, None, None)
+    def add_request(self, rec: dict, epoch: int, offset: int) -> None:
+        refused = self.add_requests([(rec, epoch)], [offset])
+        if refused:
+            raise refused[0][1]
 
-    def _checked(self, rec: dict) -> int:
-        seq = self._seq(uid_bytes(rec["request_id"]))
+    def add_requests(self, items: list[tuple[dict, int]], offsets: list[int]) -> list[tuple[int, DuplicateTicket]]:
+        """``add_request`` of each (record, epoch of requested_at) at its offset, in
+        order (replay feeds a whole chunk of lines); the refused ones by position."""
+        refused = []
+        c = self.cols
+        epochs, types, statuses, firsts, lasts = c["epoch"], c["type"], c["status"], c["first_offset"], c["last_offset"]
+        seq_of, uids, idempotency, tail = self._seq_of, self.uids, self.idempotency, self._tail
+        live = tail is None and not self._bulk
+        by_id = not self._sorted_prefix  # else tickets from a checkpoint are looked up by prefix too
+        for i, ((rec, epoch), offset) in enumerate(zip(items, offsets)):
+            rid = rec["request_id"]
+            uid = bytes.fromhex(rid.replace("-", ""))
+            if uid in seq_of or (not by_id and self._seq(uid) is not None):
+                refused.append((i, DuplicateTicket(f"request_id {rid} already recorded")))
+                continue
+            seq = self.request_count
+            self.request_count = seq + 1
+            seq_of[uid] = seq
+            uids += uid
+            t = _TYPE_CODE[rec["request_type"]]
+            epochs.append(epoch)
+            types.append(t)
+            statuses.append(_OPEN_CODE)
+            c["request_offset"].append(offset)
+            firsts.append(_NONE)
+            lasts.append(_NONE)
+            c["processed"].append(0)
+            ikey = rec.get("idempotency_key")
+            if ikey is not None:
+                idempotency.setdefault(ikey, rid)
+            if tail is not None:
+                tail[seq] = None
+            elif live:
+                self._views[(_OPEN_CODE, t)].add((epoch << _SEQ_BITS) | seq)
+                self._open_by_type[t].add(seq)
+        return refused
+
+    def _checked(self, request_id: str, status: str) -> int:
+        uid = uid_bytes(request_id)
+        seq = self._seq_of.get(uid)  # replay's common case first: a ticket added since the checkpoint
         if seq is None:
-            raise UnknownTicket(rec["request_id"])
-        next_status(STATUSES[self.cols["status"][seq]], event_for_result(rec["status"]))
+            seq = self._seq(uid)
+            if seq is None:
+                raise UnknownTicket(request_id)
+        old = self.cols["status"][seq]
+        if (old, _STATUS_CODE.get(status)) not in _STEPS:
+            next_status(STATUSES[old], event_for_result(status))  # raises, saying why
         return seq
 
     def check_result(self, rec: dict) -> Entry:
         """The entry a result applies to; raises when it is not a valid next step."""
-        return self._entry(self._checked(rec))
+        return self._entry(self._checked(rec["request_id"], rec["status"]))
 
     def apply_result(self, rec: dict, epoch: int, offset: int) -> None:
-        seq = self._checked(rec)
+        refused = self.apply_results([(rec["request_id"], rec["result_id"], rec["status"], epoch)], [offset])
+        if refused:
+            raise refused[0][1]
+
+    def apply_results(self, fields: list[tuple[str, str, str, int]], offsets: list[int],
+                      ) -> list[tuple[int, UnknownTicket | TransitionRefused]]:
+        """``apply_result`` of each (request_id, result_id, status, epoch of processed_at)
+        at its offset, in order (replay finds these without building the records);
+        the refused ones by position (nothing of theirs applied)."""
+        refused: list[tuple[int, UnknownTicket | TransitionRefused]] = []
         c = self.cols
-        old, new = c["status"][seq], _STATUS_CODE[rec["status"]]
-        if self._tail is not None:
-            if seq not in self._tail:
-                self._tail[seq] = (old, c["processed"][seq])
-        elif not self._bulk:
-            t = c["type"][seq]
-            key = self._key(seq)
-            self._views[(old, t)].remove(key)  # type: ignore[union-attr]  # OPEN or IN_PROGRESS: the final ones never move
-            self._views[(new, t)].add(key)
-            if old == _STATUS_CODE[OPEN]:
-                self._open_by_type[t].remove(seq)
-            else:
-                self._processed[old].remove((c["processed"][seq], key))  # type: ignore[union-attr]
-            self._processed[new].add((epoch, key) if new == _STATUS_CODE[IN_PROGRESS] else (epoch << _SEQ_BITS) | seq)  # type: ignore[arg-type]
-        if new == _STATUS_CODE[IN_PROGRESS] and records.made_by_token(rec["result_id"]):
-            self.token_claims[rec["result_id"]] = rec["request_id"]
-        c["status"][seq] = new
-        c["processed"][seq] = epoch
-        if c["first_offset"][seq] == _NONE:
-            c["first_offset"][seq] = offset
-        c["last_offset"][seq] = offset
-        self.result_count += 1
+        statuses, processed, firsts, lasts = c["status"], c["processed"], c["first_offset"], c["last_offset"]
+        seq_of, tail, steps = self._seq_of, self._tail, _STEPS
+        live = tail is None and not self._bulk
+        in_progress = _STATUS_CODE[IN_PROGRESS]
+        for i, ((request_id, result_id, status, epoch), offset) in enumerate(zip(fields, offsets)):
+            seq = seq_of.get(bytes.fromhex(request_id.replace("-", "")))
+            if seq is None:
+                try:
+                    seq = self._checked(request_id, status)  # found by prefix, or raises
+                except (UnknownTicket, TransitionRefused) as exc:
+                    refused.append((i, exc))
+                    continue
+            old, new = statuses[seq], _STATUS_CODE.get(status, -1)
+            if (old, new) not in steps:
+                try:
+                    next_status(STATUSES[old], event_for_result(status))  # raises, saying why
+                except TransitionRefused as exc:
+                    refused.append((i, exc))
+                    continue
+            if tail is not None:
+                if seq not in tail:
+                    tail[seq] = (old, processed[seq])
+            elif live:
+                t = c["type"][seq]
+                key = self._key(seq)
+                self._views[(old, t)].remove(key)  # type: ignore[union-attr]  # OPEN or IN_PROGRESS: the final ones never move
+                self._views[(new, t)].add(key)
+                if old == _OPEN_CODE:
+                    self._open_by_type[t].remove(seq)
+                else:
+                    self._processed[old].remove((processed[seq], key))  # type: ignore[union-attr]
+                self._processed[new].add((epoch, key) if new == in_progress else (epoch << _SEQ_BITS) | seq)  # type: ignore[arg-type]
+            if new == in_progress and records.made_by_token(result_id):
+                self.token_claims[result_id] = request_id
+            statuses[seq] = new
+            processed[seq] = epoch
+            if old == _OPEN_CODE:  # the first result (a ticket's results go OPEN -> IN_PROGRESS -> final)
+                firsts[seq] = offset
+            lasts[seq] = offset
+            self.result_count += 1
+        return refused
 
     # -- reading -------------------------------------------------------------
     def get(self, request_id: str) -> Entry | None:

@@ -28,6 +28,12 @@ class SparseLines:
             self._marks.append(offset)
         self.count += 1
 
+    def add_all(self, offsets: list[int]) -> None:
+        """``add`` of each offset in turn."""
+        skip = -self.count % STRIDE  # lines before the next mark
+        self._marks.extend(offsets[skip::STRIDE])
+        self.count += len(offsets)
+
     def export(self) -> array:
         """A copy of the marks (the index checkpoint stores them)."""
         return array("Q", self._marks)

@@ -29,6 +29,7 @@ import zlib
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 
 import orjson
@@ -819,8 +820,8 @@ class JsonlLedger:
             self.index.begin_tail()  # the tail after a checkpoint: views updated once per ticket
         requests_at = self._sizes[self.requests_path]
         try:
-            self._ingest(self.requests_path, self._apply_request_line)
-            self._ingest(self.results_path, self._apply_result_line)
+            self._ingest(self.requests_path, replay.apply_request_lines, replay.apply_request_line)
+            self._ingest(self.results_path, replay.apply_result_lines, replay.apply_result_line)
             self._sync_commits()
             if self._sizes[self.requests_path] != requests_at:
                 # Another process's submits: whichever catch-up takes them in (a read's Sync
@@ -834,7 +835,12 @@ class JsonlLedger:
                 with self.lock:
                     self.index.end_tail()
 
-    def _ingest(self, path: Path, apply: Callable[[bytes, int, int], None]) -> None:
+    def _ingest(self, path: Path, apply_all: Callable[[LedgerIndex, list[bytes], list[int]], list[tuple[int, str]] | None],
+                apply: Callable[[LedgerIndex, bytes, int], tuple[dict, int, str | None]]) -> None:
+        """Apply the lines appended to ``path`` since our last look. Each chunk's lines
+        go to ``apply_all`` (all in the store's canonical form: applied at once), else
+        one by one to ``apply``, which says why a well-formed line is skipped (an
+        anomaly) or raises LineError (a corrupt line, or a torn last one)."""
         fd = self._fds[path]
         start = self._sizes[path]
         end = os.fstat(fd).st_size
@@ -848,6 +854,7 @@ class JsonlLedger:
         crcs = self._crcs[path]
         pending = b""
         pos = start
+        index = self.index
         while pos < end:
             chunk = os.pread(fd, min(_READ_CHUNK, end - pos), pos)
             if not chunk:
@@ -856,12 +863,26 @@ class JsonlLedger:
             data = pending + chunk
             lines = data.split(b"\n")
             pending = lines.pop()
+            # where each line starts: offset, then + len(line) + 1 per line
+            starts = list(accumulate(map((1).__add__, map(len, lines)), initial=offset))
             with self.lock:
+                skipped = apply_all(index, lines, starts)
+                if skipped is not None:
+                    crcs.extend(map(zlib.crc32, lines))
+                    if numbered is not None:
+                        numbered.add_all(starts[:-1])
+                    for i, why in skipped:
+                        self._anomaly(path, line_no + 1 + i, why)
+                    line_no += len(lines)
+                    offset = starts[-1]
+                    continue
                 for i, line in enumerate(lines):
                     line_no += 1
                     try:
-                        apply(line, line_no, offset)
+                        reason = apply(index, line, offset)[2]
                         crcs.append(zlib.crc32(line))
+                        if reason is not None:
+                            self._anomaly(path, line_no, reason)
                     except records.LineError as exc:
                         is_last = pos >= end and i == len(lines) - 1 and not pending
                         if not is_last:
@@ -877,16 +898,6 @@ class JsonlLedger:
             self._cut_torn_tail(path, offset, end, "last line has no newline")
         self._line_numbers[path] = line_no
         self._sizes[path] = offset
-
-    def _apply_request_line(self, line: bytes, line_no: int, offset: int) -> None:
-        reason = replay.apply_request_line(self.index, line, offset)[2]
-        if reason:
-            self._anomaly(self.requests_path, line_no, reason)
-
-    def _apply_result_line(self, line: bytes, line_no: int, offset: int) -> None:
-        reason = replay.apply_result_line(self.index, line, offset)[2]
-        if reason:
-            self._anomaly(self.results_path, line_no, reason)
 
     def _anomaly(self, path: Path, line_no: int, reason: str) -> None:
         rel = path.relative_to(self.root).as_posix()
