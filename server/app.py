@@ -148,7 +148,7 @@ class Opsledger:
         self.store = make_backend(s.store, s.root, self.clock, fsync=(s.fsync == "always"),
                                   on_failure=self._store_failed,
                                   **(dict(checkpoint_interval=s.checkpoint_interval,
-                                          accept_log_loss=s.accept_log_loss) if jsonl else {}))
+                                          accept_log_loss=s.accept_log_loss, scrub_when_told=True) if jsonl else {}))
         await asyncio.to_thread(self.store.open)
         if self.tracing.on:
             self.store = TracedLedger(self.store, self.tracing)
@@ -208,9 +208,12 @@ class Opsledger:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         assert self.store is not None
         if not self.store.health().writable:
-            # It failed while starting (the background scrub runs from open()): the hop
-            # its failure made may have come before the SERVING just set.
+            # It failed while starting: the hop its failure made may have come before
+            # the SERVING just set.
             await self._set_not_serving()
+        start_scrub = getattr(self.store, "start_scrub", None)
+        if start_scrub is not None:
+            start_scrub()  # the checkpointed prefix is verified from now on, not during start-up
         if s.http_addr:
             await self._start_gateway(s.http_addr, s.grpc_target or private)  # type: ignore[arg-type]
         self._health_task = asyncio.create_task(self._follow_store_health())

@@ -214,7 +214,7 @@ What the checkpoint trusts, and what checks it:
   The same bytes under another inode (a restore, a copy) are accepted, with a note.
 - **That the covered lines are what was indexed**: one CRC-32 per covered line, recorded when the
   line was read or written. Start-up does not re-read them; a background scrub does, at the
-  lowest CPU priority, after the server is up (progress in the log and in `/metrics`:
+  lowest CPU priority, once the server reports SERVING (progress in the log and in `/metrics`:
   `opsledger_scrub_bytes_verified` of `opsledger_scrub_bytes_total`, `opsledger_scrub_state`).
   A line whose CRC differs turns the store read-only and health NOT_SERVING, exactly like a
   failed fsync, names the file and line, and sets the checkpoint aside so the next start reads

@@ -398,6 +398,25 @@ def test_a_clean_scrub_reports_progress(tmp_path, caplog):
     assert any("scrub done" in r.getMessage() for r in caplog.records)
 
 
+def test_a_server_store_scrubs_only_once_told_to_and_stops_cleanly_if_never_told(tmp_path):
+    """The server opens the store with scrub_when_told and starts the scrub once it
+    reports SERVING, so the scrub does not compete with start-up."""
+    root = tmp_path / "root"
+    _with_tickets(root, 100)
+    s = JsonlLedger(root, scrub_when_told=True).open()
+    try:
+        time.sleep(0.3)  # room for a scrub that would (wrongly) run already
+        assert (s.scrub_progress()["state"], s.scrub_progress()["bytes_done"]) == ("none", 0)
+        s.start_scrub()
+        assert _wait(lambda: s.scrub_progress()["state"] == "done")
+        assert s.scrub_progress()["bytes_done"] == (root / REQUESTS).stat().st_size + (root / RESULTS).stat().st_size
+    finally:
+        s.close()
+    s = JsonlLedger(root, scrub_when_told=True).open()
+    s.close()  # never told: the waiting scrub ends with the store
+    assert s.scrub_progress()["state"] == "stopped"
+
+
 # -- other processes and the CLI -------------------------------------------------------------------
 def test_another_process_appending_after_the_checkpoint_is_picked_up(tmp_path):
     root = tmp_path / "root"

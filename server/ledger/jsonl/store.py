@@ -118,6 +118,7 @@ class JsonlLedger:
         checkpoint_interval: float = 0.0,
         accept_log_loss: bool = False,
         scrub: bool = True,
+        scrub_when_told: bool = False,
     ) -> None:
         self.root = Path(root)
         self.clock = clock or Clock()
@@ -169,6 +170,11 @@ class JsonlLedger:
         self._checkpointed: dict | None = None  # the sizes the last checkpoint written or loaded covers
         self.loaded_from: dict | None = None  # the header of the checkpoint start-up used
         self._scrub_wanted = scrub
+        # A server starts the scrub only once it serves (``start_scrub``): until then the
+        # scrub's reads and checks would compete with start-up for the interpreter.
+        self._scrub_go = threading.Event()
+        if not scrub_when_told:
+            self._scrub_go.set()
         self.scrub_state = {"state": "none", "bytes_total": 0, "bytes_done": 0, "finding": None}
         self._stopping = threading.Event()
         self._background: list[threading.Thread] = []
@@ -224,6 +230,7 @@ class JsonlLedger:
         """Finish every queued command, stop the writer, write a checkpoint
         (when anything changed since the last one), close files."""
         self._stopping.set()
+        self._scrub_go.set()
         for t in self._background:
             t.join()
         self._background.clear()
@@ -605,6 +612,10 @@ class JsonlLedger:
         line with the CRC-32 recorded when it was indexed. A mismatch is a
         corrupt log: read-only, health NOT_SERVING, the file and line named."""
         _lower_priority()
+        self._scrub_go.wait()
+        if self._stopping.is_set():
+            self.scrub_state["state"] = "stopped"
+            return
         header = self.loaded_from
         plan = [(p, header["logs"][self._rel(p)]) for p in (self.requests_path, self.results_path)]  # type: ignore[index]
         total = sum(m["size"] for _p, m in plan)
@@ -646,6 +657,11 @@ class JsonlLedger:
         self.scrub_state.update(state="failed", finding=finding)
         self._set_checkpoint_aside("scrub-mismatch")  # the next start replays (and checks) every line
         self._fail(CorruptLog(self.root / rel, line_no, "changed after it was indexed (found by the scrub)"))
+
+    def start_scrub(self) -> None:
+        """Let the scrub of a checkpoint start's covered prefix begin (with
+        ``scrub_when_told``; otherwise it begins when ``open`` returns)."""
+        self._scrub_go.set()
 
     def scrub_progress(self) -> dict:
         return dict(self.scrub_state)
