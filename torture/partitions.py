@@ -564,7 +564,8 @@ replica reports NOT_SERVING, and a call that finds the link dead answers UNAVAIL
 {timeouts.DETECT_BOUND_S} s; a call whose COMMIT was already sent when the link died first needs
 that long to notice, then settles the outcome for up to {timeouts.COMMIT_SETTLE_S} s before it answers
 `COMMIT_OUTCOME_UNKNOWN`, so it answers within {timeouts.DETECT_BOUND_S + timeouts.COMMIT_SETTLE_S} s
-(the calls above 5 s in the table were under way when their link died). Before these settings, the same "replica partitioned" scenario never turned
+(the calls above 5 s in the table were under way when their link died). Before these settings,
+the same "replica partitioned" scenario never turned
 NOT_SERVING within 60 s and calls ran into the clients' 10 s deadline (Linux retransmits to a
 silent peer for about 15 minutes).
 """
