@@ -114,6 +114,19 @@ def tolerant(deserializer):
     return decode
 
 
+async def _refuse_undecodable(request, context, method: str) -> None:
+    """INVALID_ARGUMENT naming ``request`` for bytes that are not the method's message."""
+    if isinstance(request, Undecodable):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                            f"request: not a valid {method.rsplit('/', 1)[-1]} message ({request.reason})")
+
+
+def _ended_with(context) -> grpc.StatusCode:
+    """The status a call that raised ends with (UNKNOWN when none was set)."""
+    code = context.code() or grpc.StatusCode.UNKNOWN
+    return grpc.StatusCode.UNKNOWN if isinstance(code, int) else code
+
+
 class CallObserver(grpc.aio.ServerInterceptor):
     """One structured log line and the metrics of every unary call.
 
@@ -149,20 +162,15 @@ class CallObserver(grpc.aio.ServerInterceptor):
             call = grpc_metrics.call(method, "unary")
             code = grpc.StatusCode.OK
             try:
-                if isinstance(request, Undecodable):
-                    code = grpc.StatusCode.INVALID_ARGUMENT
-                    await context.abort(code, f"request: not a valid {method.rsplit('/', 1)[-1]} message "
-                                              f"({request.reason})")
+                await _refuse_undecodable(request, context, method)
                 call.received()
                 response = await inner(request, context)
                 call.sent()
                 return response
             except BaseException:
-                code = context.code() or grpc.StatusCode.UNKNOWN
+                code = _ended_with(context)
                 raise
             finally:
-                if isinstance(code, int):
-                    code = grpc.StatusCode.UNKNOWN
                 elapsed = time.perf_counter() - started
                 name = method.rsplit("/", 1)[-1]
                 call.handled(code.name, elapsed)
@@ -205,6 +213,8 @@ class CallObserver(grpc.aio.ServerInterceptor):
             else:
                 call.received()
             try:
+                if not handler.request_streaming:
+                    await _refuse_undecodable(request_or_iterator, context, method)
                 if handler.response_streaming:
                     inner = handler.unary_stream or handler.stream_stream
                     answer = inner(request_or_iterator, context)
@@ -220,17 +230,19 @@ class CallObserver(grpc.aio.ServerInterceptor):
                     call.sent()
                     yield response
             except BaseException:
-                code = context.code() or grpc.StatusCode.UNKNOWN
+                code = _ended_with(context)
                 raise
             finally:
-                if isinstance(code, int):
-                    code = grpc.StatusCode.UNKNOWN
                 call.handled(code.name, time.perf_counter() - started)
 
+        # A single request that is not the message is refused by _refuse_undecodable; a
+        # stream of requests (reflection) keeps its own deserializer.
+        deserializer = (handler.request_deserializer if handler.request_streaming
+                        else tolerant(handler.request_deserializer))
         if handler.response_streaming:
             make = (grpc.stream_stream_rpc_method_handler if handler.request_streaming
                     else grpc.unary_stream_rpc_method_handler)
-            return make(observed, request_deserializer=handler.request_deserializer,
+            return make(observed, request_deserializer=deserializer,
                         response_serializer=handler.response_serializer)
 
         async def unary_answer(request_or_iterator, context):
@@ -239,5 +251,5 @@ class CallObserver(grpc.aio.ServerInterceptor):
 
         make = (grpc.stream_unary_rpc_method_handler if handler.request_streaming
                 else grpc.unary_unary_rpc_method_handler)
-        return make(unary_answer, request_deserializer=handler.request_deserializer,
+        return make(unary_answer, request_deserializer=deserializer,
                     response_serializer=handler.response_serializer)

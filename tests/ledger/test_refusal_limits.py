@@ -79,6 +79,14 @@ def test_malformed_protobuf_is_invalid_argument_without_a_stack_trace(root):
                     call(raw, timeout=10)
                 assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (method, name, info.value.details())
                 assert info.value.details().startswith("request: ")
+        # A server stream refuses the same way, before it starts.
+        watch = channel.unary_stream("/opsledger.v1.TicketService/WatchTickets",
+                                     request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        for name, raw in MALFORMED.items():
+            with pytest.raises(grpc.RpcError) as info:
+                list(watch(raw, timeout=10))
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (name, info.value.details())
+            assert info.value.details().startswith("request: not a valid WatchTickets message")
         # A wire-valid Struct inside the limit is still an ordinary request.
         call = channel.unary_unary("/opsledger.v1.TicketService/SubmitTicket",
                                    request_serializer=lambda b: b, response_deserializer=lambda b: b)
