@@ -127,6 +127,7 @@ class Opsledger:
         self._private_dir: str | None = None
         self._reaper_task: asyncio.Task | None = None
         self._health_task: asyncio.Task | None = None
+        self._serving = False  # what health last published (set by _publish)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self._gateway_secret = secrets.token_hex(16)  # proves a call came through our own gateway
@@ -204,8 +205,7 @@ class Opsledger:
             server.add_insecure_port(private)
         await server.start()
         self.grpc_server = server
-        for name in ("",) + SERVICE_NAMES:
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self._publish(health_pb2.HealthCheckResponse.SERVING)
         assert self.store is not None
         if not self.store.health().writable:
             # It failed while starting: the hop its failure made may have come before
@@ -340,25 +340,28 @@ class Opsledger:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._set_not_serving()))
 
-    async def _set_not_serving(self) -> None:
-        self._serving = False
+    async def _publish(self, status) -> None:
+        """Every service's health, and ``_serving`` saying what was published last."""
+        self._serving = status == health_pb2.HealthCheckResponse.SERVING
         for name in ("",) + SERVICE_NAMES:
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            await self.health.set(name, status)
+
+    async def _set_not_serving(self) -> None:
+        await self._publish(health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def _follow_store_health(self, every: float = 0.5) -> None:
         """Health follows the store both ways: a database that went away and came
-        back (a networked backend) makes the server SERVING again on its own."""
-        self._serving = True
+        back (a networked backend) makes the server SERVING again on its own.
+        It starts from what was published (a store that failed while starting is
+        NOT_SERVING already), so its first look can bring SERVING back."""
         while True:
             await asyncio.sleep(every)
             writable = self.store.health().writable  # type: ignore[union-attr]
             if writable == self._serving:
                 continue
-            self._serving = writable
             self.metrics.read_only.set(0 if writable else 1)
-            status = health_pb2.HealthCheckResponse.SERVING if writable else health_pb2.HealthCheckResponse.NOT_SERVING
-            for name in ("",) + SERVICE_NAMES:
-                await self.health.set(name, status)
+            await self._publish(health_pb2.HealthCheckResponse.SERVING if writable
+                                else health_pb2.HealthCheckResponse.NOT_SERVING)
 
     # -- stop -----------------------------------------------------------------------
     async def stop(self, grace: float | None = None) -> None:

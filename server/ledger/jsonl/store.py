@@ -121,6 +121,7 @@ class JsonlLedger:
         scrub_when_told: bool = False,
     ) -> None:
         self.root = Path(root)
+        self._where = str(self.root.resolve())  # for health(), read on the event loop: no path walk per look
         self.clock = clock or Clock()
         self.fsync = fsync
         self.on_failure = on_failure
@@ -509,7 +510,7 @@ class JsonlLedger:
 
     def health(self) -> Health:
         failed = self.failed
-        return Health(self.name, str(self.root.resolve()), failed is None,
+        return Health(self.name, self._where, failed is None,
                       None if failed is None else f"read-only until restarted: {failed}")
 
     def anomalies(self) -> list[Anomaly]:
