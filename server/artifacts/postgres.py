@@ -139,33 +139,41 @@ class PostgresArtifacts:
     # -- the cross-replica lock -----------------------------------------------------------
     @contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
-        if name not in locks.KEYS or name == "migrate":
-            raise ValueError(f"lock name: must be one of cycle, reaper (got {name!r})")
-        conn = psycopg.connect(self.url, autocommit=True, **timeouts.connect_kwargs(statements=False))
-        try:
-            conn.execute("SELECT pg_advisory_lock(%s, %s)", (locks.NAMESPACE, locks.KEYS[name]))
-            pid = conn.info.backend_pid
-            names = getattr(self._held, "names", None)
-            if names is None:
-                names = self._held.names = {}
-            names[name] = pid
-            try:
-                yield
-            finally:
-                names.pop(name, None)
-                try:
-                    conn.execute("SELECT pg_advisory_unlock(%s, %s)", (locks.NAMESPACE, locks.KEYS[name]))
-                except psycopg.Error:
-                    pass  # the session is gone, and its lock with it
-        finally:
-            conn.close()
+        with self._session_lock(name, wait=True):
+            yield
 
     @contextmanager
     def try_exclusive(self, name: str) -> Iterator[bool]:
         """Like ``exclusive`` but never waits: yields False when another holds it."""
+        with self._session_lock(name, wait=False) as got:
+            yield got
+
+    @contextmanager
+    def _session_lock(self, name: str, wait: bool) -> Iterator[bool]:
+        """A session advisory lock on a connection of its own, held for the block.
+        While held, every pair this thread writes first checks, in its own
+        transaction, that the lock's session still holds it (``_check_locks``)."""
+        if name not in locks.KEYS or name == "migrate":
+            raise ValueError(f"lock name: must be one of cycle, reaper (got {name!r})")
+        key = (locks.NAMESPACE, locks.KEYS[name])
         conn = psycopg.connect(self.url, autocommit=True, **timeouts.connect_kwargs(statements=False))
         try:
-            got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (locks.NAMESPACE, locks.KEYS[name])).fetchone()[0]  # type: ignore[index]
-            yield got
+            if wait:
+                conn.execute("SELECT pg_advisory_lock(%s, %s)", key)
+            elif not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[0]:  # type: ignore[index]
+                yield False
+                return
+            names = getattr(self._held, "names", None)
+            if names is None:
+                names = self._held.names = {}
+            names[name] = conn.info.backend_pid
+            try:
+                yield True
+            finally:
+                names.pop(name, None)
+                try:
+                    conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+                except psycopg.Error:
+                    pass  # the session is gone, and its lock with it
         finally:
             conn.close()

@@ -13,6 +13,7 @@ import pytest
 
 from opsledger.client.ledger_client import OpsledgerClient
 from opsledger.server.artifacts.postgres import LockLost, PostgresArtifacts
+from opsledger.server.ledger.postgres import locks
 from opsledger.server.ledger.postgres.transfer import export_to
 from tests.helpers import REPO, ServerProcess, opsledger_cmd
 
@@ -77,16 +78,19 @@ def _get_json(url: str, expect: int = 200) -> dict:
     return json.loads(data)
 
 
-def test_a_cycle_that_lost_its_lock_writes_nothing(pg_url):
+@pytest.mark.parametrize("name, kind, waits", [("cycle", "cycle", True), ("reaper", "reaper", False)])
+def test_a_writer_that_lost_its_lock_writes_nothing(pg_url, name, kind, waits):
+    """The cycle's lock (waited for) and the scheduled reaper's (tried) alike."""
     store = PostgresArtifacts(pg_url)
     try:
-        with store.exclusive("cycle"):
+        with store.exclusive(name) if waits else store.try_exclusive(name) as got:
+            assert got is not False
             with psycopg.connect(pg_url, autocommit=True) as admin:
                 # The lock's session dies (a network cut, an operator's kill): the lock goes with it.
                 admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
-                              "AND objid = 3 AND granted")
-            with pytest.raises(LockLost, match="cycle lock was lost"):
-                store.write_pair("cycle", datetime.now(UTC).strftime("%Y%m%d_%H%M%S"), lambda _r: b"{}")
-        assert store.read_latest("cycle") is None and store.snapshots("cycle") == []
+                              "AND objid = %s AND granted", (locks.KEYS[name],))
+            with pytest.raises(LockLost, match=f"{name} lock was lost"):
+                store.write_pair(kind, datetime.now(UTC).strftime("%Y%m%d_%H%M%S"), lambda _r: b"{}")
+        assert store.read_latest(kind) is None and store.snapshots(kind) == []
     finally:
         store.close()

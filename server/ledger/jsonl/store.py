@@ -656,8 +656,9 @@ class JsonlLedger:
         finding = (f"{rel}:{line_no}: this line is not what the index checkpoint was built from "
                    "(the log changed under it); run `opsledger fsck`")
         self.scrub_state.update(state="failed", finding=finding)
-        self._set_checkpoint_aside("scrub-mismatch")  # the next start replays (and checks) every line
+        # Failed first: a periodic checkpoint written between the two would cover the damage.
         self._fail(CorruptLog(self.root / rel, line_no, "changed after it was indexed (found by the scrub)"))
+        self._set_checkpoint_aside("scrub-mismatch")  # the next start replays (and checks) every line
 
     def start_scrub(self) -> None:
         """Let the scrub of a checkpoint start's covered prefix begin (with
