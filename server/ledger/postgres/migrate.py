@@ -16,7 +16,7 @@ from importlib import resources
 
 import psycopg
 
-from opsledger.server.ledger.postgres import locks
+from opsledger.server.ledger.postgres import locks, timeouts
 from opsledger.server.settings import SettingsError
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -85,7 +85,7 @@ def _problems(applied: dict[int, tuple[str, str]], known: list[Migration]) -> li
 def status(url: str) -> tuple[list[str], list[str], list[str]]:
     """(applied names, pending names, problems), read without changing anything."""
     known = migrations()
-    with psycopg.connect(url, autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True, **timeouts.network_kwargs()) as conn:
         applied = _applied(conn)
     pending = [m.name for m in known if m.version not in applied]
     return [name for _v, (name, _s) in sorted(applied.items())], pending, _problems(applied, known)
@@ -105,7 +105,7 @@ def migrate(url: str, log=print) -> list[str]:
     """Apply every pending migration; returns the names applied (empty: nothing to do)."""
     known = migrations()
     done = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True, **timeouts.network_kwargs()) as conn:
         conn.execute("SELECT pg_advisory_lock(%s, %s)", (locks.NAMESPACE, locks.MIGRATE))
         try:
             conn.execute(_BOOKKEEPING)

@@ -54,6 +54,13 @@ def _server_side(statements: bool, lock_timeout_ms: int) -> str:
     return " ".join(f"-c {o}" for o in opts)
 
 
+def network_kwargs() -> dict:
+    """libpq's client-side bounds only (connect, keepalives, TCP user timeout): for
+    the operator's tools (migrate, export, import), whose transactions may sit idle
+    between statements while files are written, so no server-side session limits."""
+    return {k: v for k, v in connect_kwargs().items() if k != "options"}
+
+
 def connect_kwargs(statements: bool = True, lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> dict:
     """libpq parameters for a server-side connection. ``statements=False`` for a
     connection whose statements legitimately wait long (taking an advisory lock

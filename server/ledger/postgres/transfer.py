@@ -22,6 +22,7 @@ from opsledger.server.artifacts.postgres import insert_artifacts
 from opsledger.server.common import rawpath
 from opsledger.server.common.atomic import atomic_replace
 from opsledger.server.ledger import records
+from opsledger.server.ledger.postgres import timeouts
 from opsledger.server.ledger.records import REQUESTS_REF, RESULTS_REF
 
 
@@ -34,7 +35,7 @@ def export_to(url: str, folder: Path) -> dict[str, int]:
     for rel in (REQUESTS_REF, RESULTS_REF):
         if (folder / rel).exists():
             raise TransferError(f"{folder / rel} already exists: export into an empty folder")
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(url, **timeouts.network_kwargs()) as conn:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         out = {}
         for rel, table in ((REQUESTS_REF, "ticket_requests"), (RESULTS_REF, "ticket_results")):
@@ -61,7 +62,7 @@ def import_from(url: str, root: Path) -> dict[str, int]:
     requests = _read_lines(root / REQUESTS_REF)
     results = _read_lines(root / RESULTS_REF)
     artifacts = _artifact_files(root)
-    with psycopg.connect(url) as conn, conn.transaction():
+    with psycopg.connect(url, **timeouts.network_kwargs()) as conn, conn.transaction():
         conn.execute("LOCK TABLE ticket_requests, ticket_results, tickets, ledger_heads, artifacts IN EXCLUSIVE MODE")
         if conn.execute("SELECT EXISTS (SELECT 1 FROM ticket_requests)").fetchone()[0]:  # type: ignore[index]
             raise TransferError("the database already holds tickets: import only into an empty ledger")
@@ -111,9 +112,9 @@ def _artifact_files(root: Path) -> list[tuple[str, bytes]]:
             refs += sorted(f"{kind.snapshot_dir}/{p.name}" for p in folder.iterdir()
                            if p.is_file() and layout.snapshot_order(name, p.name) is not None)
         for ref in refs:
-            path = rawpath.resolve(root, ref)
-            if path.is_file():
-                out.append((ref, path.read_bytes()))
+            data = rawpath.read_inside(root, ref)  # a regular file inside the root, or nothing
+            if data is not None:
+                out.append((ref, data))
     return out
 
 
