@@ -340,6 +340,7 @@ def test_a_lost_commit_still_running_is_ended_before_the_batch_runs_again(pg_url
                     break
                 time.sleep(0.05)
             gate.execute("SELECT pg_advisory_unlock(4242)")
+            assert "pid" in sent  # the COMMIT was sent and its answer lost: the fault fired
             rec = claim.result(30)
         monkeypatch.undo()
         stored = [orjson.loads(line) for line in pg.lines()[1]]
@@ -423,3 +424,25 @@ def test_retry_tokens_answer_the_first_attempt_and_write_nothing_more(pg_url):
         assert len(pg.lines()[1]) == 4  # the first claim, its completion, two claims of the four: no repeat wrote
     finally:
         pg.close()
+
+
+def test_a_submit_on_one_replica_is_announced_to_another_by_notify(pg_url):
+    """ConsumeNext waiters also look again every POLL_S, so a claim across replicas
+    succeeds even without a wake-up: this checks the NOTIFY itself. Only another
+    process's announced submits (or the listener reconnecting) move ``open_version``."""
+    a, b = PostgresLedger(pg_url).open(), PostgresLedger(pg_url).open()
+    try:
+        time.sleep(1.5)  # the listener starts (and takes in what it may have missed: a bump)
+        for n in range(3):
+            before = b.open_version()
+            time.sleep(1.0)  # nothing announced: the version stays where it is
+            assert b.open_version() == before
+            a.call(Submit("ACKNOWLEDGE", {"message_id": f"announced-{n}"}, None, None))
+            deadline = time.monotonic() + 30  # a hang guard; the change is what is checked
+            while b.open_version() == before and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert b.open_version() != before, "no NOTIFY reached the other replica"
+    finally:
+        a.close()
+        b.close()
+

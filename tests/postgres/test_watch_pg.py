@@ -3,6 +3,7 @@ one database, writers on both, a watcher on one, a resume on the other."""
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -42,12 +43,9 @@ def test_a_watcher_on_one_replica_sees_every_replicas_commits_and_resumes_on_ano
             watcher = threading.Thread(target=follow, daemon=True)
             watcher.start()
             assert ready.wait(30)
-            writers = [threading.Thread(target=workload, args=(srv.target, 2500), kwargs={"clients": 4})
-                       for srv in (a, b)]
-            for t in writers:
-                t.start()
-            for t in writers:
-                t.join(300)
+            with ThreadPoolExecutor(2) as pool:  # a writer's failure is raised here, not lost in its thread
+                for done in [pool.submit(workload, srv.target, 2500, clients=4) for srv in (a, b)]:
+                    done.result(300)
             cb.submit("ACKNOWLEDGE", {"message_id": SENTINEL})  # the last event, committed on B
             watcher.join(60)
             assert not watcher.is_alive(), f"the watcher on A stopped at {len(seen)} events"
