@@ -19,10 +19,9 @@ import orjson
 
 
 class DuplicateKey(ValueError):
-    def __init__(self, key: str, where: str | None = None, folded: dict | None = None) -> None:
+    def __init__(self, key: str, where: str | None = None) -> None:
         self.key = key
         self.where = where or key  # dotted path of the repeated key, e.g. payload.reason
-        self.folded = folded  # the object holding it, as a last-wins parser sees it
         super().__init__(f"duplicate key {key!r} in a JSON object")
 
 
@@ -30,17 +29,39 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict:
     obj: dict = {}
     for key, value in pairs:
         if key in obj:
-            raise DuplicateKey(key, folded=dict(pairs))
+            raise DuplicateKey(key)
         obj[key] = value
     return obj
 
 
+def _where_repeated(raw: bytes) -> tuple[str, str | None]:
+    """The first repeated key (in the order ``_unique`` meets it) and its dotted path:
+    a last-wins parse remembers the very object that held it, found again by identity
+    (an equal object elsewhere in the document is another place)."""
+    first: list[tuple[dict, str]] = []
+
+    def keep_last(pairs: list[tuple[str, Any]]) -> dict:
+        obj = dict(pairs)
+        if not first and len(obj) < len(pairs):
+            seen: set[str] = set()
+            for key, _value in pairs:
+                if key in seen:
+                    first.append((obj, key))
+                    break
+                seen.add(key)
+        return obj
+
+    tree = json.loads(raw, object_pairs_hook=keep_last)
+    target, key = first[0]
+    return key, _path_of(tree, target, key)
+
+
 def _path_of(value: Any, target: dict, key: str, trail: str = "", depth: int = 0) -> str | None:
-    """Dotted path of ``key`` inside the object equal to ``target`` (depth-first)."""
+    """Dotted path of ``key`` inside the object that is ``target`` (depth-first)."""
     if depth > 64:
         return None
     if isinstance(value, dict):
-        if value == target:
+        if value is target:
             return f"{trail}.{key}" if trail else key
         items = ((k if not trail else f"{trail}.{k}", v) for k, v in value.items())
     elif isinstance(value, list):
@@ -78,8 +99,8 @@ def loads_located(raw: bytes) -> Any:
     if b"{" in raw:
         try:
             loads(raw)
-        except DuplicateKey as dup:
-            raise DuplicateKey(dup.key, _path_of(value, dup.folded or {}, dup.key)) from None
+        except DuplicateKey:
+            raise DuplicateKey(*_where_repeated(raw)) from None
         except RecursionError:
             raise ValueError("nested too deeply") from None
     return value

@@ -41,6 +41,8 @@ REFUSED = [
      "request_type"),
     ("duplicate key in payload", "/api/tickets",
      b'{"request_type": "ACKNOWLEDGE", "payload": {"message_id": "a", "message_id": "b"}}', "payload.message_id"),
+    ("duplicate key after an equal object", "/api/tickets",
+     b'{"request_type": "ACKNOWLEDGE", "payload": {"a": {"k": 1}, "b": {"k": 1, "k": 1}}}', "payload.b.k"),
     ("duplicate key in a cycle body", "/api/live/cycle/run", b'{"confirm": false, "confirm": true}', "confirm"),
     ("not JSON", "/api/tickets", b'{"request_type": ', "body"),
     ("not an object", "/api/tickets", b'[1]', "body"),
