@@ -54,9 +54,10 @@ class LostLog(StartupRefused):
     fix = ("if the loss is known and accepted, start once with --accept-log-loss to go on with the logs as they "
            "are; otherwise restore the log from a backup")
 
-    def __init__(self, file: str, reason: str, covered: int, size: int, line: int | None = None) -> None:
+    def __init__(self, file: str, reason: str, covered: int, size: int, line: int | None = None,
+                 rewritten: bool = False) -> None:
         self.file, self.reason, self.covered, self.size, self.line = file, reason, covered, size, line
-        self.rewritten = "rewritten" in reason  # changed, not only cut short
+        self.rewritten = rewritten  # changed, not only cut short
         where = f"{file}:{line}" if line else file
         super().__init__(f"{where}: {reason} (the index checkpoint covered {covered} bytes; "
                          f"the file has {size} bytes now)")
@@ -187,7 +188,7 @@ def check_logs(header: dict, fds: dict[str, int], crcs: dict[str, array]) -> lis
                 raise LostLog(rel, "shorter than what the index checkpoint covered: covered lines were lost",
                               m.size, st.st_size, line)
             raise LostLog(rel, "this line is not what the index checkpoint covered (the file was rewritten, "
-                               "or another file is in its place)", m.size, st.st_size, line)
+                               "or another file is in its place)", m.size, st.st_size, line, rewritten=True)
         if (st.st_dev, st.st_ino) != (m.dev, m.ino):
             notes.append(f"{rel} is another inode than when the checkpoint was written "
                          f"(restored or copied); its covered bytes match")

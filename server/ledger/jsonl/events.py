@@ -65,8 +65,8 @@ def _lines(fd: int, start: int, end: int, limit: int):
                 return
 
 
-def _is_line_start(fd: int, offset: int, floor: int) -> bool:
-    return offset == floor or os.pread(fd, 1, offset - 1) == b"\n"
+def _is_line_start(fd: int, offset: int) -> bool:
+    return offset == 0 or os.pread(fd, 1, offset - 1) == b"\n"
 
 
 class EventReader:
@@ -109,7 +109,7 @@ class EventReader:
         in_requests = start[0] <= pos[0] <= end[0] and pos[1] == start[1]
         in_results = pos[0] == end[0] and start[1] <= pos[1] <= end[1]
         if not (in_requests or in_results) or not (
-            _is_line_start(self.req_fd, pos[0], 0) and _is_line_start(self.res_fd, pos[1], 0)
+            _is_line_start(self.req_fd, pos[0]) and _is_line_start(self.res_fd, pos[1])
         ):
             raise InvalidArgument.one("after", "is not a revision of this ledger")
         events: list[LedgerEvent] = []

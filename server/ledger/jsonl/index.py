@@ -139,11 +139,6 @@ class Grown:
         return heapq.merge(older, self.delta.irange(maximum=maximum, inclusive=inclusive, reverse=True),
                            reverse=True)
 
-    def merged(self) -> array:
-        if not self.delta:
-            return array("q", self.base)
-        return array("q", heapq.merge(self.base, self.delta))
-
 
 class LedgerIndex:
     def __init__(self) -> None:
@@ -328,10 +323,6 @@ class LedgerIndex:
         if (old, _STATUS_CODE.get(status)) not in _STEPS:
             next_status(STATUSES[old], event_for_result(status))  # raises, saying why
         return seq
-
-    def check_result(self, rec: dict) -> Entry:
-        """The entry a result applies to; raises when it is not a valid next step."""
-        return self._entry(self._checked(rec["request_id"], rec["status"]))
 
     def apply_result(self, rec: dict, epoch: int, offset: int) -> None:
         refused = self.apply_results([(rec["request_id"], rec["result_id"], rec["status"], epoch)], [offset])
