@@ -95,12 +95,17 @@ class LineError(ValueError):
     """A log line that is not a well-formed record; says why."""
 
 
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_CANONICAL_UUID = re.compile(_UUID)
+
+
+def is_canonical_uuid(value: Any) -> bool:
+    """A lowercase canonical UUID string (a regex, not uuid.UUID(): replay checks millions)."""
+    return isinstance(value, str) and _CANONICAL_UUID.fullmatch(value) is not None
 
 
 def _uuid(value: Any, key: str) -> None:
-    # A regex, not uuid.UUID(): replay checks millions of these.
-    if not isinstance(value, str) or not _CANONICAL_UUID.fullmatch(value):
+    if not is_canonical_uuid(value):
         raise LineError(f"{key} is not a lowercase canonical UUID")
 
 
@@ -137,7 +142,7 @@ def _load(raw: bytes, schema: str) -> dict:
 # UUIDs, a known type or status, strings of printable ASCII with only the escapes
 # orjson writes (so valid UTF-8, no lone surrogates), and a time whose hour
 # (with its offset) the real parser accepted; minutes and seconds are 00-59.
-_U = rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_U = _UUID.encode()
 _T = rb"(\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3])):([0-5]\d:[0-5]\d)(Z|[+-]\d\d:\d\d)"
 _C = rb"[ !#-\[\]-\x7f]*+"  # a run of printable ASCII but quote and backslash (possessive: no backtracking)
 _S = b'"' + _C + rb'(?:\\(?:["\\bfnrt]|u00[01][0-9a-f])' + _C + rb')*+"'

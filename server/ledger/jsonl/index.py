@@ -21,7 +21,6 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
-import re
 from array import array
 from collections.abc import Iterable, Iterator
 
@@ -53,7 +52,6 @@ _FINAL_CODES = (_STATUS_CODE[DONE], _STATUS_CODE[FAILED])
 # set for replay's sake; ``next_status`` stays the rule and says why a pair is refused.
 _STEPS = frozenset((_STATUS_CODE[cur], _STATUS_CODE[new]) for cur in STATUSES
                    for new, event in EVENT_FOR_RESULT_STATUS.items() if TRANSITIONS.get((cur, event)) == new)
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # The columns, in checkpoint order: name -> array typecode.
 COLUMNS = {
@@ -380,7 +378,7 @@ class LedgerIndex:
 
     # -- reading -------------------------------------------------------------
     def get(self, request_id: str) -> Entry | None:
-        if not isinstance(request_id, str) or not _CANONICAL_UUID.fullmatch(request_id):
+        if not records.is_canonical_uuid(request_id):
             return None
         seq = self._seq(uid_bytes(request_id))
         return None if seq is None else self._entry(seq)

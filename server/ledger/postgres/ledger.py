@@ -427,7 +427,7 @@ class PostgresLedger:
 
     @staticmethod
     async def _load_history(cur, view: SnapshotView, rids: set[str]) -> None:
-        need = [rid for rid in rids if rid not in view.history and _is_uuid(rid)]
+        need = [rid for rid in rids if rid not in view.history and records.is_canonical_uuid(rid)]
         if need:
             await cur.execute(sql.HISTORY, (need,))
             for rid in need:
@@ -438,7 +438,7 @@ class PostgresLedger:
     async def _load_view(self, commands: list, cur) -> SnapshotView:
         """The rows this batch's decisions read, locked where it will write."""
         view = SnapshotView()
-        named = sorted({c.request_id for c in commands if isinstance(c, Transition) and _is_uuid(c.request_id)})
+        named = sorted({c.request_id for c in commands if isinstance(c, Transition) and records.is_canonical_uuid(c.request_id)})
         if named:
             await cur.execute(sql.LOCK_TICKETS, (named,))
             for rid, status, rtype in await cur.fetchall():
@@ -868,11 +868,6 @@ def _conflict_keys(cmd) -> set:
     return set()
 
 
-def _is_uuid(value: str) -> bool:
-    try:
-        return str(uuid.UUID(value)) == value
-    except (ValueError, TypeError, AttributeError):
-        return False
 
 
 def _connection_lost(exc: BaseException) -> bool:
