@@ -55,8 +55,7 @@ class CycleService(cycle_pb2_grpc.CycleServiceServicer):
     async def RunCycle(self, request: pb.RunCycleRequest, context) -> pb.RunCycleResponse:
         if not request.confirm:
             raise CycleRefused(f"confirm: must be true to run a live cycle; {CONFIRM_HOW}")
-        token = validation.check_idempotency_key(
-            request.idempotency_key if request.HasField("idempotency_key") else None)
+        token = validation.check_idempotency_key(validation.retry_token(request))
         try:
             receipt = await asyncio.to_thread(self.runner.run, token)
         except ReceiptNotWritten as exc:

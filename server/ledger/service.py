@@ -81,9 +81,9 @@ _KIND = {"SUBMITTED": pb.TicketEvent.Kind.SUBMITTED, "TRANSITION": pb.TicketEven
 
 def event_message(event: LedgerEvent) -> pb.TicketEvent:
     msg = pb.TicketEvent(revision=event.revision, kind=_KIND[event.kind], request_id=event.request_id,
-                         status=pb.TicketStatus.Value.Value(event.status))  # type: ignore[arg-type]
+                         status=_STATUS_NUMBER[event.status])  # type: ignore[arg-type]
     if event.request_type:
-        msg.request_type = pb.RequestType.Value.Value(event.request_type)  # type: ignore[assignment]
+        msg.request_type = _TYPE_NUMBER[event.request_type]  # type: ignore[assignment]
     if event.kind == "SUBMITTED":
         msg.request.CopyFrom(request_message(event.record))
     else:
@@ -148,7 +148,7 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
         # An empty trace id is none (stored null, never ""); without one, the
         # caller's W3C traceparent names the trace.
         trace_id = request.trace_id or carried_trace_id(context.invocation_metadata())
-        key = request.idempotency_key if request.HasField("idempotency_key") else None
+        key = validation.retry_token(request)
         clean = validation.check_submit(request.schema, request_type, payload, trace_id, key)
         outcome = await self.store.run(Submit(request_type, clean, trace_id, key))
         return pb.SubmitTicketResponse(
@@ -162,7 +162,7 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
     @refusals_to_status
     async def ConsumeTicket(self, request: pb.ConsumeTicketRequest, context) -> pb.ConsumeTicketResponse:
         message = request.message if request.HasField("message") else None
-        token = _token(request)
+        token = validation.retry_token(request)
         rid, processor, text = validation.check_consume(request.request_id, request.processor_id, message, token)
         rec = await self.store.run(Transition(rid, Event.CONSUME, processor, text, token=token))
         return pb.ConsumeTicketResponse(
@@ -172,6 +172,7 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
     @refusals_to_status
     async def CompleteTicket(self, request: pb.CompleteTicketRequest, context) -> pb.CompleteTicketResponse:
         status = _enum_name(STATUS_NAME, request.status, "status")
+        token = validation.retry_token(request)
         check = functools.partial(
             validation.check_complete,
             request.request_id,
@@ -180,13 +181,13 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
             request.message,
             list(request.artifacts),
             self.artifacts.check_ref,
-            _token(request),
+            token,
         )
         # A ref's check may follow symlinks on disk (the files store): off the loop when there are refs.
         rid, status, processor, message, artifacts = (
             await asyncio.to_thread(check) if request.artifacts else check())
         event = Event.COMPLETE_DONE if status == "DONE" else Event.COMPLETE_FAILED
-        rec = await self.store.run(Transition(rid, event, processor, message, artifacts, _token(request)))
+        rec = await self.store.run(Transition(rid, event, processor, message, artifacts, token))
         return pb.CompleteTicketResponse(
             result="OK", request_id=rid, new_status=pb.TicketStatus.Value.Value(status), result_id=rec["result_id"]  # type: ignore[arg-type]
         )
@@ -222,7 +223,7 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
         if violations:
             raise InvalidArgument(violations)
         message = request.message if request.HasField("message") else None
-        token = _token(request)
+        token = validation.retry_token(request)
         processor, text, wait = validation.check_consume_next(request.processor_id, message, request.wait_seconds,
                                                               token)
         left = context.time_remaining()
@@ -270,9 +271,6 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
         )
 
 
-def _token(request) -> str | None:
-    """The caller's retry token (AIP-155), when it sent one."""
-    return request.idempotency_key if request.HasField("idempotency_key") else None
 
 
 def _names(name_of, values, where: str, violations: list[Violation]) -> tuple[str, ...]:

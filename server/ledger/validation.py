@@ -108,6 +108,11 @@ def check_submit(
     return payload
 
 
+def retry_token(request: Any) -> str | None:
+    """The caller's retry token (AIP-155) from a request message, when it sent one."""
+    return request.idempotency_key if request.HasField("idempotency_key") else None
+
+
 def check_idempotency_key(value: str | None) -> str | None:
     """A retry token (RunCycle's ``idempotency_key``): None or 1-128 characters."""
     out: list[Violation] = []
