@@ -232,12 +232,14 @@ def cmd_worker(args) -> int:
 
 
 def _is_pg(store: str | None) -> bool:
-    return (store or "").lower().startswith(("postgresql://", "postgres://"))
+    from opsledger.server.ledger.backends import is_postgres
+
+    return is_postgres(store)
 
 
 def _pg_url(args) -> str:
-    url = args.store or ""
-    if not url.startswith(("postgresql://", "postgres://")):
+    url = (args.store or "").strip()
+    if not _is_pg(url):
         raise SystemExit("opsledger db: --store / OPSLEDGER_STORE must be a postgresql:// URL")
     return url
 

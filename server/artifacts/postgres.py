@@ -20,23 +20,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import orjson
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from opsledger.server.artifacts import layout
+from opsledger.server.artifacts.files import parses
 from opsledger.server.artifacts.store import Render
 from opsledger.server.common import rawpath
 from opsledger.server.ledger.postgres import locks, timeouts
 
 _FOLDER = "substring(path from '^(.*)/[^/]*$')"
-
-
-def _is_json_object(data: bytes) -> bool:
-    try:
-        return isinstance(orjson.loads(data), dict)
-    except orjson.JSONDecodeError:
-        return False
 
 
 def insert_artifacts(conn: psycopg.Connection, artifacts: list[tuple[str, bytes]]) -> None:
@@ -45,7 +38,7 @@ def insert_artifacts(conn: psycopg.Connection, artifacts: list[tuple[str, bytes]
         return
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO artifacts (path, bytes, sha256, json_object) VALUES (%s, %s, %s, %s)",
-                        [(path, data, hashlib.sha256(data).hexdigest(), _is_json_object(data))
+                        [(path, data, hashlib.sha256(data).hexdigest(), parses(data))
                          for path, data in artifacts])
 
 
@@ -81,7 +74,7 @@ class PostgresArtifacts:
                 n += 1
             snap = layout.snapshot_ref(kind, stamp, n)
             data = render(snap)
-            digest, is_object = hashlib.sha256(data).hexdigest(), _is_json_object(data)
+            digest, is_object = hashlib.sha256(data).hexdigest(), parses(data)
             conn.execute("INSERT INTO artifacts (path, bytes, sha256, json_object) VALUES (%s, %s, %s, %s)",
                          (snap, data, digest, is_object))
             conn.execute("INSERT INTO artifacts (path, bytes, sha256, json_object) VALUES (%s, %s, %s, %s) "

@@ -12,8 +12,10 @@ from opsledger.server.artifacts.store import ArtifactStore
 
 
 def artifacts_for(store: str | None, root: Path) -> ArtifactStore:
+    from opsledger.server.ledger.backends import is_postgres
+
     spec = (store or "").strip()
-    if spec.lower().startswith(("postgresql://", "postgres://")):
+    if is_postgres(spec):
         from opsledger.server.artifacts.postgres import PostgresArtifacts
 
         return PostgresArtifacts(spec)

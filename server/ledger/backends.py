@@ -37,6 +37,12 @@ _NAMES: dict[str, Factory] = {"jsonl": _jsonl}
 _SCHEMES: dict[str, Factory] = {"postgresql": _postgresql, "postgres": _postgresql}
 
 
+def is_postgres(spec: str | None) -> bool:
+    """The setting names the PostgreSQL backend (whose artifacts live in the same database)."""
+    spec = (spec or DEFAULT).strip()
+    return "://" in spec and _SCHEMES.get(spec.split("://", 1)[0].lower()) is _postgresql
+
+
 def _factory(spec: str) -> Factory:
     spec = (spec or DEFAULT).strip()
     if "://" in spec:
