@@ -428,7 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="calls (other than waiting long-polls and health) beyond this many at once "
                         "get RESOURCE_EXHAUSTED")
     p.add_argument("--max-long-polls", type=int, default=d.max_long_polls,
-                   help="ConsumeNext calls waiting at once (wait_seconds > 0); more get RESOURCE_EXHAUSTED")
+                   help="ConsumeNext calls waiting (wait_seconds > 0) and WatchTickets streams open at once; "
+                        "more get RESOURCE_EXHAUSTED")
     p.add_argument("--http-max-connections", type=int, default=d.http_max_connections,
                    help="HTTP connections at once (lowered to fit the descriptor limit)")
     p.add_argument("--grpc-max-connections", type=int, default=d.grpc_max_connections,

@@ -89,3 +89,36 @@ def test_health_answers_when_the_call_budget_is_exhausted(root):
             held.cancel()
     finally:
         srv.stop()
+
+
+def test_watch_streams_count_against_the_long_poll_budget_and_free_it_when_they_end(root):
+    """A WatchTickets stream mostly waits, like a long-poll: past the budget the next one is
+    RESOURCE_EXHAUSTED naming it, reads and health go on, and an ended stream frees its place."""
+    srv = ServerThread(root, http_addr="127.0.0.1:0", max_concurrent_rpcs=64, max_long_polls=2).start()
+    base = f"http://127.0.0.1:{srv.app.http_port}"
+    channel = grpc.insecure_channel(srv.target)
+    stub = tickets_pb2_grpc.TicketServiceStub(channel)
+    try:
+        streams = [stub.WatchTickets(pb.WatchTicketsRequest(), timeout=60) for _ in range(2)]
+        for call in streams:
+            assert next(call).kind == pb.TicketEvent.Kind.PROGRESS  # open and counted
+        assert waiting(base, "long-polls") == 2
+        with pytest.raises(grpc.RpcError) as info:
+            next(stub.WatchTickets(pb.WatchTicketsRequest(), timeout=10))
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "long-polls" in info.value.details()
+        with OpsledgerClient(srv.target, retries=0, timeout=10) as c:
+            assert c.submit("ACKNOWLEDGE", {"message_id": "beside-the-watchers"}).request_id
+        assert health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status == \
+            health_pb2.HealthCheckResponse.SERVING
+        streams[0].cancel()
+        deadline = time.monotonic() + 30  # a hang guard; the freed place is what is checked
+        while waiting(base, "long-polls") > 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        again = stub.WatchTickets(pb.WatchTicketsRequest(), timeout=60)
+        assert next(again).kind == pb.TicketEvent.Kind.PROGRESS
+        again.cancel()
+        streams[1].cancel()
+    finally:
+        channel.close()
+        srv.stop()
