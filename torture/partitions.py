@@ -26,13 +26,13 @@ from pathlib import Path
 
 import grpc
 import psycopg
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from opsledger.client.ledger_client import OpsledgerClient
 from opsledger.server.artifacts import layout
 from opsledger.server.ledger.postgres import locks, migrate
 from opsledger.v1 import tickets_pb2 as pb
-from tests.helpers import ServerProcess, opsledger_cmd
+from tests.helpers import ServerProcess, grpc_health, opsledger_cmd
 from torture.history import History, Op, Write, check, check_cycles, lost_answers
 from torture.netns import Topology
 
@@ -42,9 +42,9 @@ CALL_TIMEOUT_S = 10.0  # a client's deadline per call; the replica must answer w
 
 
 def health(target: str) -> int:
+    """The replica's health, or -1 when it does not answer (cut off, or stopped)."""
     try:
-        with grpc.insecure_channel(target) as ch:
-            return health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2).status
+        return grpc_health(target, timeout=2)
     except grpc.RpcError:
         return -1
 
