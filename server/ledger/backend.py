@@ -69,6 +69,18 @@ Command = Submit | Transition | ClaimNext
 
 
 # -- outcomes and views -------------------------------------------------------------------
+class Claimed(dict):
+    """ClaimNext's answer: the claim's result record (a dict, as a Transition's
+    answer is), and ``request``, the claimed ticket's request record, which the
+    backend had at hand: the caller builds the ticket's row without reading it back."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, result: dict, request: dict) -> None:
+        super().__init__(result)
+        self.request = request
+
+
 @dataclass
 class SubmitOutcome:
     """The stored request record; ``appended`` False when an idempotent repeat."""
@@ -153,8 +165,8 @@ class LedgerBackend(Protocol):
         """Queue ``command``; the future resolves once its outcome is durable.
 
         Results: ``Submit`` -> ``SubmitOutcome``; ``Transition`` -> the result
-        record (dict); ``ClaimNext`` -> the result record of the claimed
-        ticket, or None when no OPEN ticket of those types exists.
+        record (dict); ``ClaimNext`` -> ``Claimed`` (the result record of the
+        claimed ticket and its request), or None when no OPEN ticket of those types exists.
         Refusals are exceptions of ``opsledger.server.errors``: ``NotFound`` (unknown
         ticket), ``IllegalTransition`` (with current_status,
         last_processor_id, last_result_id), ``InvalidArgument`` (an

@@ -139,6 +139,10 @@ class Batch:
     def __bool__(self) -> bool:
         return bool(self.requests or self.results)
 
+    def submitted(self, request_id: str) -> dict | None:
+        """The request record of a ticket submitted in this batch."""
+        return self._new.get(request_id)
+
 
 @dataclass(frozen=True)
 class Decision:

@@ -16,7 +16,7 @@ from opsledger.server.artifacts.store import ArtifactStore
 from opsledger.server.common.clock import Clock
 from opsledger.server.common.rawpath import line_ref
 from opsledger.server.errors import InvalidArgument, NotFound, Unavailable, Violation
-from opsledger.server.ledger import paging, reaper, validation
+from opsledger.server.ledger import paging, reaper, records, validation
 from opsledger.server.ledger.backend import ClaimNext, LedgerBackend, LedgerEvent, Submit, Transition
 from opsledger.server.ledger.machine import Event
 from opsledger.server.ledger.records import RESULTS_REF
@@ -235,12 +235,10 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
             seen = self.store.open_version()  # read before the attempt: no wake-up is missed
             rec = await self.store.run(ClaimNext(types, processor, text, token))
             if rec is not None:
-                view = await asyncio.to_thread(self.store.ticket, rec["request_id"])
-                assert view is not None  # the ticket just claimed exists
                 return pb.ConsumeNextResponse(
                     result="OK", claimed=True, request_id=rec["request_id"],
                     new_status=pb.TicketStatus.IN_PROGRESS, result_id=rec["result_id"],
-                    ticket=row_message(view.row),
+                    ticket=row_message(records.board_row(rec.request, rec)),
                 )
             left = deadline - loop.time()
             if left <= 0:

@@ -128,6 +128,7 @@ def test_claim_next_takes_the_oldest_open_ticket_of_the_types_asked(ledgers, led
     step(ledger, rids[0], Event.CONSUME)  # no longer OPEN
     got = ledger.call(ClaimNext(("ACKNOWLEDGE",), "w", "claimed"))
     assert got["request_id"] == rids[1] and got["status"] == IN_PROGRESS and got["processor_id"] == "w"
+    assert got.request == ledger.ticket(rids[1]).request
     assert ledger.call(ClaimNext(("ACKNOWLEDGE", "REQUEST_REPORTS"), "w", "m"))["request_id"] == rids[3]
     assert ledger.call(ClaimNext((), "w", "m"))["request_id"] == rids[2]
     assert ledger.call(ClaimNext(("REQUEST_LIVE_CYCLE",), "w", "m")) is None
@@ -137,6 +138,20 @@ def test_claim_next_takes_the_oldest_open_ticket_of_the_types_asked(ledgers, led
     assert ledger.call(ClaimNext((), "w", "m"))["request_id"] == rids[4]
     assert ledger.call(ClaimNext((), "w", "m")) is None
     assert ledger.counts() == {OPEN: 0, IN_PROGRESS: 5, DONE: 0, FAILED: 0}
+
+
+def test_a_claim_answers_with_the_request_of_a_ticket_submitted_beside_it(ledger):
+    """Submits and claims queued together (most land in one batch): each claim's
+    answer carries the request of the ticket it took, whichever batch stored it."""
+    futs = []
+    for i in range(20):
+        futs.append(ledger.execute(Submit("ACKNOWLEDGE", {"message_id": f"m{i}"}, None, None)))
+        futs.append(ledger.execute(ClaimNext((), f"w{i}", "m")))
+    # A claim may find nothing: the submit before it can be in a batch still committing.
+    claims = [c for c in (f.result(30) for f in futs[1::2]) if c is not None]
+    assert claims
+    for c in claims:
+        assert c.request == ledger.ticket(c["request_id"]).request
 
 
 def _expected_order(ledger, statuses=(), types=()) -> list[str]:
@@ -293,6 +308,7 @@ def test_a_retry_token_answers_the_first_attempt_even_after_a_restart(ledgers, l
     claimable = submit(ledger)
     claim = ledger.call(ClaimNext((), "w9", "m", token="tok-claim"))
     assert claim["request_id"] == claimable
+    assert claim.request == ledger.ticket(claimable).request  # the answer carries the ticket's request
     done = step(ledger, rid, Event.COMPLETE_DONE, message="ok", token="tok-done")
     before = ledger.lines()
 
@@ -300,7 +316,8 @@ def test_a_retry_token_answers_the_first_attempt_even_after_a_restart(ledgers, l
         assert step(led, rid, Event.CONSUME, token="tok-consume") == first
         assert step(led, rid, Event.COMPLETE_DONE, message="ok", token="tok-done") == done
         submit(led)  # another OPEN ticket exists: the retried claim still answers its own
-        assert led.call(ClaimNext((), "w9", "m", token="tok-claim")) == claim
+        again = led.call(ClaimNext((), "w9", "m", token="tok-claim"))
+        assert again == claim and again.request == claim.request  # re-read for a claim of an earlier batch
         with pytest.raises(IllegalTransition):
             step(led, rid, Event.CONSUME, token="another")
         with pytest.raises(InvalidArgument):  # same token, a different call

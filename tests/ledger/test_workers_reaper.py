@@ -86,6 +86,7 @@ def test_long_poll_is_woken_by_a_submission(server, client):
     assert reply.claimed and reply.ticket.payload["message_id"] == "late"
     assert elapsed < 5, elapsed  # woken by the submission, not by the end of the wait
     assert reply.new_status == 2 and reply.ticket.current_status == 2
+    assert reply.ticket == client.ticket(reply.request_id).row  # the row built from the claim is the board's
 
 
 def test_type_filter_leaves_other_types_open(server, client):

@@ -38,7 +38,7 @@ from opsledger.server.common.atomic import atomic_replace, create_new, fsync_dir
 from opsledger.server.common.clock import Clock, epoch_seconds, file_stamp
 from opsledger.server.errors import OpsledgerError, OutcomeUnknown, StartupRefused, Unavailable
 from opsledger.server.ledger import records
-from opsledger.server.ledger.backend import Anomaly, BatchObserver, Health, StaleTicket, TicketView
+from opsledger.server.ledger.backend import Anomaly, BatchObserver, Claimed, ClaimNext, Health, StaleTicket, TicketView
 from opsledger.server.ledger.decide import Batch, Refusal, decide
 from opsledger.server.ledger.jsonl import checkpoint, commits, replay
 from opsledger.server.ledger.jsonl.checkpoint import CHECKPOINT, BadCheckpoint, LostLog
@@ -311,6 +311,12 @@ class JsonlLedger:
                 pass
 
     # -- records are read back from the logs by offset (the index keeps none) --
+    def _claimed(self, result: dict, work: Batch) -> Claimed:
+        """A claim's answer with its ticket's request (submitted in this batch, or read by offset)."""
+        rid = result["request_id"]
+        entry = self.index.get(rid)
+        return Claimed(result, self.request_of(entry) if entry is not None else work.submitted(rid))  # type: ignore[arg-type]
+
     def request_of(self, entry: Entry) -> dict:
         return orjson.loads(read_line(self._fds[self.requests_path], entry.request_offset))
 
@@ -721,6 +727,8 @@ class JsonlLedger:
                         continue
                     if isinstance(outcome, Refusal):  # nothing written for it
                         answers.append((fut, outcome.error, True))
+                    elif isinstance(cmd, ClaimNext) and outcome.answer is not None:
+                        answers.append((fut, self._claimed(outcome.answer, work), False))  # type: ignore[arg-type]
                     else:
                         answers.append((fut, outcome.answer, False))
                 self._append(work)

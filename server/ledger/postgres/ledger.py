@@ -48,6 +48,7 @@ from opsledger.server.ledger import records
 from opsledger.server.ledger.backend import (
     Anomaly,
     BatchObserver,
+    Claimed,
     ClaimNext,
     Health,
     LedgerEvent,
@@ -65,7 +66,7 @@ from opsledger.server.settings import SettingsError
 log = logging.getLogger("opsledger.postgres")
 
 BATCH_MAX = 1024
-IN_FLIGHT = 4  # batches committing at once on one replica
+IN_FLIGHT = 2  # batches committing at once on one replica
 END_SESSION_WAIT_MS = 1000  # settling a lost COMMIT: how long to wait for the ended session to go
 _NO_CURSOR = (1 << 63) - 1
 # Waits for other replicas' work end after this long at most (then the caller looks
@@ -398,7 +399,7 @@ class PostgresLedger:
         now = self.clock.now_iso()
         async with self._pool.connection(timeout=self._wait()) as conn:  # type: ignore[union-attr]
             async with conn.cursor() as cur:
-                view = await self._load_view([c for c, _f in batch], cur)
+                view, requests = await self._load_view([c for c, _f in batch], cur)
                 # Decide twice: first to learn which tickets' histories a refusal or a
                 # retry token needs (read only those), then for real.
                 await self._load_history(cur, view, set(view.claims.values()))
@@ -411,12 +412,17 @@ class PostgresLedger:
                         pass
                 await self._load_history(cur, view, asked.asked)
                 new_id.restart()
+                claimed: list[int] = []  # answers to ClaimNext that claimed (or re-answered) a ticket
                 for cmd, fut in batch:
                     outcome = decide(cmd, view, work.lines, now, new_id)
                     if isinstance(outcome, Refusal):
                         work.answers.append((fut, outcome.error, True))
                     else:
+                        if isinstance(cmd, ClaimNext) and outcome.answer is not None:
+                            claimed.append(len(work.answers))
                         work.answers.append((fut, outcome.answer, False))
+                if claimed:
+                    await self._with_requests(cur, work, claimed, requests)
                 await self._write(cur, work, view)
             try:
                 await conn.commit()
@@ -424,6 +430,22 @@ class PostgresLedger:
                 if not _connection_lost(exc):
                     raise  # the server answered the COMMIT with an error: it rolled back
                 raise _CommitUnknown(str(exc)) from exc
+
+    @staticmethod
+    async def _with_requests(cur, work: _Work, claimed: list[int], requests: dict[str, dict]) -> None:
+        """Claim answers carry their ticket's request: loaded with the claimable rows,
+        submitted in this very batch, or (a retried claim) read now."""
+        results: list[dict] = [work.answers[i][1] for i in claimed]  # type: ignore[misc]
+        for rec in results:
+            rid = rec["request_id"]
+            if rid not in requests and (new := work.lines.submitted(rid)) is not None:
+                requests[rid] = new
+        missing = [rec["request_id"] for rec in results if rec["request_id"] not in requests]
+        if missing:
+            await cur.execute(sql.REQUESTS_OF, (missing,))
+            requests.update((rid, orjson.loads(line)) for rid, line in await cur.fetchall())
+        for i, rec in zip(claimed, results):
+            work.answers[i] = (work.answers[i][0], Claimed(rec, requests[rec["request_id"]]), False)
 
     @staticmethod
     async def _load_history(cur, view: SnapshotView, rids: set[str]) -> None:
@@ -435,49 +457,52 @@ class PostgresLedger:
             for rid, line in await cur.fetchall():
                 view.history[rid].append(orjson.loads(line))
 
-    async def _load_view(self, commands: list, cur) -> SnapshotView:
-        """The rows this batch's decisions read, locked where it will write."""
+    async def _load_view(self, commands: list, cur) -> tuple[SnapshotView, dict[str, dict]]:
+        """The rows this batch's decisions read, locked where it will write: the
+        statements go in one pipeline (one round trip)."""
         view = SnapshotView()
+        conn = cur.connection
         named = sorted({c.request_id for c in commands if isinstance(c, Transition) and records.is_canonical_uuid(c.request_id)})
-        if named:
-            await cur.execute(sql.LOCK_TICKETS, (named,))
-            for rid, status, rtype in await cur.fetchall():
-                view.statuses[rid], view.request_types[rid] = status, rtype
         keys = [c.idempotency_key for c in commands if isinstance(c, Submit) and c.idempotency_key is not None]
-        if keys:
-            await cur.execute(sql.REQUESTS_BY_KEY, (keys,))
-            for key, line in await cur.fetchall():
-                view.keys[key] = orjson.loads(line)
         claims = [c for c in commands if isinstance(c, ClaimNext)]
         tokens = [claim_result_id(c.token, c.processor_id) for c in claims if c.token is not None]
-        if tokens:
-            await cur.execute(sql.CLAIMED_WITH, (tokens,))
-            view.claims.update(dict(await cur.fetchall()))
+        asked: list[tuple[str, object]] = []
+        requests: dict[str, dict] = {}
+        async with conn.pipeline():
+            if named:
+                asked.append(("lock", await conn.execute(sql.LOCK_TICKETS, (named,))))
+            if keys:
+                asked.append(("keys", await conn.execute(sql.REQUESTS_BY_KEY, (keys,))))
+            if tokens:
+                asked.append(("claimed", await conn.execute(sql.CLAIMED_WITH, (tokens,))))
+            for types in {tuple(sorted(c.types)) for c in claims}:
+                if types:
+                    asked.append(("open", await conn.execute(sql.CLAIM_TYPES, (list(types), named, len(claims)))))
+                else:
+                    asked.append(("open", await conn.execute(sql.CLAIM_ANY, (named, len(claims)))))
         candidates: dict[str, int] = {}
-        for types in {tuple(sorted(c.types)) for c in claims}:
-            if types:
-                await cur.execute(sql.CLAIM_TYPES, (list(types), named, len(claims)))
+        for what, c in asked:
+            rows = await c.fetchall()  # type: ignore[attr-defined]
+            if what == "lock":
+                for rid, status, rtype in rows:
+                    view.statuses[rid], view.request_types[rid] = status, rtype
+            elif what == "keys":
+                for key, line in rows:
+                    view.keys[key] = orjson.loads(line)
+            elif what == "claimed":
+                view.claims.update(dict(rows))
             else:
-                await cur.execute(sql.CLAIM_ANY, (named, len(claims)))
-            for rid, rtype, seq in await cur.fetchall():
-                view.statuses[rid], view.request_types[rid] = OPEN, rtype
-                candidates[rid] = seq
+                for rid, rtype, seq, line in rows:
+                    view.statuses[rid], view.request_types[rid] = OPEN, rtype
+                    candidates[rid] = seq
+                    requests[rid] = orjson.loads(line)  # at most one candidate per claim in the batch
         view.open_order = sorted(candidates, key=candidates.get)  # type: ignore[arg-type]
-        return view
+        return view, requests
 
     async def _write(self, cur, work: _Work, view: SnapshotView) -> None:
+        """The batch's writes in one pipeline (one round trip; COMMIT follows)."""
         lines = work.lines
-        req_range = res_range = (0, 0)
-        if lines.requests:
-            reqs = lines.requests
-            await cur.execute(sql.TAKE_LINES, (len(reqs), "requests", len(reqs)))
-            base = (await cur.fetchone())[0]
-            req_range = (base, base + len(reqs))
-            await cur.execute(sql.INSERT_REQUESTS, (
-                base, [r["request_id"] for r in reqs], [r["request_type"] for r in reqs],
-                [epoch_seconds(r["requested_at"]) for r in reqs], [r.get("idempotency_key") for r in reqs],
-                [records.encode(r)[:-1] for r in reqs]))
-            await cur.execute(sql.NOTIFY, (self._sender,))
+        conn = cur.connection
         types = dict(view.request_types)
         types.update((r["request_id"], r["request_type"]) for r in lines.requests)
         delta: dict[tuple[str, str], int] = {}
@@ -498,34 +523,44 @@ class PostgresLedger:
             t = types[rid]
             delta[(from_status, t)] = delta.get((from_status, t), 0) - 1
             delta[(rec["status"], t)] = delta.get((rec["status"], t), 0) + 1
-        if lines.results:
-            await cur.execute(sql.TAKE_LINES, (len(lines.results), "results", len(lines.results)))
-            base = (await cur.fetchone())[0]
-            res_range = (base, base + len(lines.results))
-        for moves in rounds:
-            recs = [r for r, _f in moves]
-            await cur.execute(sql.CAS_TICKETS, (
-                [r["request_id"] for r in recs], [f for _r, f in moves], [r["status"] for r in recs],
-                [r["result_id"] for r in recs], [r["processor_id"] for r in recs],
-                [epoch_seconds(r["processed_at"]) for r in recs]))
-            moved = len(await cur.fetchall())
-            if moved != len(recs):
-                # Every row was locked and decided on above: a miss is a broken invariant.
-                raise RuntimeError(f"compare-and-set moved {moved} of {len(recs)} tickets")
-            await cur.execute(sql.INSERT_RESULTS, (
-                base, [r["result_id"] for r in recs], [r["request_id"] for r in recs], [r["status"] for r in recs],
-                [epoch_seconds(r["processed_at"]) for r in recs], [records.encode(r)[:-1] for r in recs]))
-            base += len(recs)
         delta = {k: v for k, v in delta.items() if v}
-        if delta:
-            keys = sorted(delta)
-            await cur.execute(sql.ADD_COUNTS, ([k[0] for k in keys], [k[1] for k in keys], [delta[k] for k in keys]))
-        if lines.requests or lines.results:
+        if not (lines.requests or lines.results):
+            return
+        moves: list[tuple[object, int]] = []
+        async with conn.pipeline():
+            if lines.requests:
+                reqs = lines.requests
+                await conn.execute(sql.TAKE_LINES, (len(reqs), "requests"))
+                await conn.execute(sql.INSERT_REQUESTS, (
+                    len(reqs), [r["request_id"] for r in reqs], [r["request_type"] for r in reqs],
+                    [epoch_seconds(r["requested_at"]) for r in reqs], [r.get("idempotency_key") for r in reqs],
+                    [records.encode(r)[:-1] for r in reqs]))
+                await conn.execute(sql.NOTIFY, (self._sender,))
+            if lines.results:
+                await conn.execute(sql.TAKE_LINES, (len(lines.results), "results"))
+            left = len(lines.results)  # result lines from this round's first one to the batch's end
+            for round_ in rounds:
+                recs = [r for r, _f in round_]
+                moves.append((await conn.execute(sql.CAS_TICKETS, (
+                    [r["request_id"] for r in recs], [f for _r, f in round_], [r["status"] for r in recs],
+                    [r["result_id"] for r in recs], [r["processor_id"] for r in recs],
+                    [epoch_seconds(r["processed_at"]) for r in recs])), len(recs)))
+                await conn.execute(sql.INSERT_RESULTS, (
+                    left, [r["result_id"] for r in recs], [r["request_id"] for r in recs], [r["status"] for r in recs],
+                    [epoch_seconds(r["processed_at"]) for r in recs], [records.encode(r)[:-1] for r in recs]))
+                left -= len(recs)
+            if delta:
+                keys = sorted(delta)
+                await conn.execute(sql.ADD_COUNTS, ([k[0] for k in keys], [k[1] for k in keys], [delta[k] for k in keys]))
             # Taken last and held to COMMIT: batch numbers follow commit order with no gaps.
-            await cur.execute(sql.TAKE_BATCH)
-            batch_no, work.xid = await cur.fetchone()
-            work.pid = cur.connection.info.backend_pid
-            await cur.execute(sql.INSERT_BATCH, (batch_no, *req_range, *res_range))
+            await conn.execute(sql.INSERT_BATCH, {"nreq": len(lines.requests), "nres": len(lines.results)})
+            xact = await conn.execute(sql.XACT)
+        for moved_cur, wanted in moves:
+            moved = len(await moved_cur.fetchall())  # type: ignore[attr-defined]
+            if moved != wanted:
+                # Every row was locked and decided on above: a miss is a broken invariant.
+                raise RuntimeError(f"compare-and-set moved {moved} of {wanted} tickets")
+        work.xid, work.pid = await xact.fetchone()
 
     # -- health ----------------------------------------------------------------------
     def _wait(self) -> float:

@@ -10,17 +10,23 @@ from opsledger.server.ledger.machine import STATUSES
 CHANNEL = "opsledger_open"  # NOTIFY'd once per committed batch that added OPEN tickets
 COUNT_SHARDS = 16
 
-# Submits: the request lines, then their current-status rows. An idempotency key
-# stored by another replica after this batch looked is a unique violation: the
-# batch runs again and then sees it.
-# Number a batch's lines: the head row stays locked until COMMIT.
-TAKE_LINES = "UPDATE ledger_heads SET lines = lines + %s WHERE log = %s RETURNING lines - %s"
+# A batch's writes go to the server in one pipeline (no answer awaited between
+# them), so no statement takes a value read back by an earlier one: line numbers
+# are computed in SQL from the head row this transaction already moved.
 
+# Number a batch's lines: the head row stays locked until COMMIT.
+TAKE_LINES = "UPDATE ledger_heads SET lines = lines + %s WHERE log = %s"
+
+# Submits: the request lines (numbered after the head's old value), then their
+# current-status rows. An idempotency key stored by another replica after this
+# batch looked is a unique violation: the batch runs again and then sees it.
 INSERT_REQUESTS = """
 WITH ins AS (
     INSERT INTO ticket_requests (line_no, request_id, request_type, requested_epoch, idempotency_key, line)
-    SELECT %s + n, r, t, e, k, l
-    FROM unnest(%s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::bytea[]) WITH ORDINALITY AS u(r, t, e, k, l, n)
+    SELECT h.lines - %s + n, r, t, e, k, l
+    FROM ledger_heads h,
+         unnest(%s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::bytea[]) WITH ORDINALITY AS u(r, t, e, k, l, n)
+    WHERE h.log = 'requests'
     RETURNING request_id, seq, requested_epoch, request_type
 )
 INSERT INTO tickets (request_id, seq, board_key, request_type, status)
@@ -45,16 +51,21 @@ WHERE result_id = ANY(%s::uuid[]) AND status = 'IN_PROGRESS'
 """
 
 # ConsumeNext: the oldest OPEN tickets nobody else holds (index tickets_open).
+# With each its request line: the claim's answer carries the ticket's request.
 CLAIM_ANY = """
-SELECT request_id::text, request_type, seq FROM tickets
-WHERE status = 'OPEN' AND request_id <> ALL(%s::uuid[])
-ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
+SELECT t.request_id::text, t.request_type, t.seq, r.line
+FROM tickets t JOIN ticket_requests r ON r.seq = t.seq
+WHERE t.status = 'OPEN' AND t.request_id <> ALL(%s::uuid[])
+ORDER BY t.seq LIMIT %s FOR UPDATE OF t SKIP LOCKED
 """
 CLAIM_TYPES = """
-SELECT request_id::text, request_type, seq FROM tickets
-WHERE status = 'OPEN' AND request_type = ANY(%s::text[]) AND request_id <> ALL(%s::uuid[])
-ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
+SELECT t.request_id::text, t.request_type, t.seq, r.line
+FROM tickets t JOIN ticket_requests r ON r.seq = t.seq
+WHERE t.status = 'OPEN' AND t.request_type = ANY(%s::text[]) AND t.request_id <> ALL(%s::uuid[])
+ORDER BY t.seq LIMIT %s FOR UPDATE OF t SKIP LOCKED
 """
+# The requests of tickets a retried claim answers again (their claim was an earlier batch).
+REQUESTS_OF = "SELECT request_id::text, line FROM ticket_requests WHERE request_id = ANY(%s::uuid[])"
 
 # The compare-and-set: a row moves only from the status the machine table
 # names for the event; RETURNING says which did. The result lines follow.
@@ -66,14 +77,15 @@ FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::uuid[], %s::text[], %s::bigi
 WHERE t.request_id = u.request_id AND t.status = u.from_status
 RETURNING t.request_id::text
 """
+# The first parameter: how many of the batch's result lines come at or after
+# this statement's first one (the head already counts them all). The ticket's
+# row already names its last result (last_result_id, set by the compare-and-set).
 INSERT_RESULTS = """
-WITH ins AS (
-    INSERT INTO ticket_results (line_no, result_id, request_id, status, processed_epoch, line)
-    SELECT %s + n, i, r, s, e, l
-    FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::bigint[], %s::bytea[]) WITH ORDINALITY AS u(i, r, s, e, l, n)
-    RETURNING request_id, seq
-)
-UPDATE tickets t SET last_result_seq = ins.seq FROM ins WHERE t.request_id = ins.request_id
+INSERT INTO ticket_results (line_no, result_id, request_id, status, processed_epoch, line)
+SELECT h.lines - %s + n, i, r, s, e, l
+FROM ledger_heads h,
+     unnest(%s::uuid[], %s::uuid[], %s::text[], %s::bigint[], %s::bytea[]) WITH ORDINALITY AS u(i, r, s, e, l, n)
+WHERE h.log = 'results'
 """
 
 # Exact counts: this connection's shard (no queue on one hot row).
@@ -122,7 +134,7 @@ def page_keys(statuses: tuple[str, ...], types: tuple[str, ...]) -> str:
 PAGE_ROWS = """
 SELECT t.board_key, r.line, x.line
 FROM tickets t JOIN ticket_requests r ON r.seq = t.seq
-LEFT JOIN ticket_results x ON x.seq = t.last_result_seq
+LEFT JOIN ticket_results x ON x.result_id = t.last_result_id
 WHERE t.board_key = ANY(%s::bigint[])
 ORDER BY t.board_key DESC
 """
@@ -136,7 +148,7 @@ WHERE status IN ('DONE', 'FAILED') AND last_epoch >= %s GROUP BY status
 """
 STALE = """
 SELECT t.request_id::text, t.request_type, x.line
-FROM tickets t JOIN ticket_results x ON x.seq = t.last_result_seq
+FROM tickets t JOIN ticket_results x ON x.result_id = t.last_result_id
 WHERE t.status = 'IN_PROGRESS' AND t.last_epoch < %s
 ORDER BY t.last_epoch, t.board_key LIMIT %s
 """
@@ -148,9 +160,17 @@ RESULT_LINE = "SELECT line FROM ticket_results WHERE line_no = %s"
 LINE_COUNTS = "SELECT log, lines FROM ledger_heads"
 
 # -- events (WatchTickets): batches in commit order ----------------------------------------
-# Also the transaction's id, to settle a COMMIT whose answer is lost.
-TAKE_BATCH = "UPDATE ledger_batch_head SET batches = batches + 1 RETURNING batches, pg_current_xact_id()::text"
-INSERT_BATCH = "INSERT INTO ledger_batches VALUES (%s, %s, %s, %s, %s)"
+# The batch's spans are read off the heads it moved (an empty span is (0, 0)).
+INSERT_BATCH = """
+WITH b AS (UPDATE ledger_batch_head SET batches = batches + 1 RETURNING batches)
+INSERT INTO ledger_batches
+SELECT b.batches,
+       CASE WHEN %(nreq)s = 0 THEN 0 ELSE r.lines - %(nreq)s END, CASE WHEN %(nreq)s = 0 THEN 0 ELSE r.lines END,
+       CASE WHEN %(nres)s = 0 THEN 0 ELSE s.lines - %(nres)s END, CASE WHEN %(nres)s = 0 THEN 0 ELSE s.lines END
+FROM b, ledger_heads r, ledger_heads s WHERE r.log = 'requests' AND s.log = 'results'
+"""
+# The writing transaction's id and session, to settle a COMMIT whose answer is lost.
+XACT = "SELECT pg_current_xact_id()::text, pg_backend_pid()"
 # The database's oid joins the stored id: a database made from a template (a copy) is another ledger.
 LEDGER_ID = ("SELECT ledger_id::text || '/' || (SELECT oid FROM pg_database WHERE datname = current_database()), "
              "batches FROM ledger_batch_head")

@@ -85,7 +85,7 @@ def import_from(url: str, root: Path) -> dict[str, int]:
                 rec, epoch = records.parse_result_line(line)
                 copy.write_row((n, rec["result_id"], rec["request_id"], rec["status"], epoch, line))
         conn.execute("""
-                UPDATE tickets t SET status = x.status, last_result_seq = x.seq, last_result_id = x.result_id,
+                UPDATE tickets t SET status = x.status, last_result_id = x.result_id,
                        last_processor_id = convert_from(x.line, 'UTF8')::jsonb ->> 'processor_id',
                        last_epoch = x.processed_epoch
                 FROM (SELECT DISTINCT ON (request_id) * FROM ticket_results ORDER BY request_id, seq DESC) x
