@@ -530,37 +530,31 @@ class PostgresLedger:
         async with conn.pipeline():
             if lines.requests:
                 reqs = lines.requests
-                await conn.execute(sql.TAKE_LINES, (len(reqs), "requests"))
-                await conn.execute(sql.INSERT_REQUESTS, (
-                    len(reqs), [r["request_id"] for r in reqs], [r["request_type"] for r in reqs],
-                    [epoch_seconds(r["requested_at"]) for r in reqs], [r.get("idempotency_key") for r in reqs],
-                    [records.encode(r)[:-1] for r in reqs]))
+                await conn.execute(sql.INSERT_REQUESTS, {
+                    "n": len(reqs), "ids": [r["request_id"] for r in reqs], "types": [r["request_type"] for r in reqs],
+                    "epochs": [epoch_seconds(r["requested_at"]) for r in reqs],
+                    "keys": [r.get("idempotency_key") for r in reqs], "lines": [records.encode(r)[:-1] for r in reqs]})
                 await conn.execute(sql.NOTIFY, (self._sender,))
-            if lines.results:
-                await conn.execute(sql.TAKE_LINES, (len(lines.results), "results"))
             left = len(lines.results)  # result lines from this round's first one to the batch's end
             for round_ in rounds:
                 recs = [r for r, _f in round_]
-                moves.append((await conn.execute(sql.CAS_TICKETS, (
-                    [r["request_id"] for r in recs], [f for _r, f in round_], [r["status"] for r in recs],
-                    [r["result_id"] for r in recs], [r["processor_id"] for r in recs],
-                    [epoch_seconds(r["processed_at"]) for r in recs])), len(recs)))
-                await conn.execute(sql.INSERT_RESULTS, (
-                    left, [r["result_id"] for r in recs], [r["request_id"] for r in recs], [r["status"] for r in recs],
-                    [epoch_seconds(r["processed_at"]) for r in recs], [records.encode(r)[:-1] for r in recs]))
+                moves.append((await conn.execute(sql.MOVE, {
+                    "take": len(lines.results) if left == len(lines.results) else 0, "left": left,
+                    "ids": [r["request_id"] for r in recs], "from": [f for _r, f in round_],
+                    "to": [r["status"] for r in recs], "results": [r["result_id"] for r in recs],
+                    "who": [r["processor_id"] for r in recs], "epochs": [epoch_seconds(r["processed_at"]) for r in recs],
+                    "lines": [records.encode(r)[:-1] for r in recs]}), len(recs)))
                 left -= len(recs)
-            if delta:
-                keys = sorted(delta)
-                await conn.execute(sql.ADD_COUNTS, ([k[0] for k in keys], [k[1] for k in keys], [delta[k] for k in keys]))
-            # Taken last and held to COMMIT: batch numbers follow commit order with no gaps.
-            await conn.execute(sql.INSERT_BATCH, {"nreq": len(lines.requests), "nres": len(lines.results)})
-            xact = await conn.execute(sql.XACT)
+            keys = sorted(delta)
+            finish = await conn.execute(sql.FINISH, {
+                "statuses": [k[0] for k in keys], "types": [k[1] for k in keys], "deltas": [delta[k] for k in keys],
+                "nreq": len(lines.requests), "nres": len(lines.results)})
         for moved_cur, wanted in moves:
-            moved = len(await moved_cur.fetchall())  # type: ignore[attr-defined]
+            moved = (await moved_cur.fetchone())[0]  # type: ignore[attr-defined]
             if moved != wanted:
                 # Every row was locked and decided on above: a miss is a broken invariant.
                 raise RuntimeError(f"compare-and-set moved {moved} of {wanted} tickets")
-        work.xid, work.pid = await xact.fetchone()
+        work.xid, work.pid = await finish.fetchone()
 
     # -- health ----------------------------------------------------------------------
     def _wait(self) -> float:

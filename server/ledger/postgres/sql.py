@@ -10,23 +10,21 @@ from opsledger.server.ledger.machine import STATUSES
 CHANNEL = "opsledger_open"  # NOTIFY'd once per committed batch that added OPEN tickets
 COUNT_SHARDS = 16
 
-# A batch's writes go to the server in one pipeline (no answer awaited between
-# them), so no statement takes a value read back by an earlier one: line numbers
-# are computed in SQL from the head row this transaction already moved.
+# A batch's writes are a few statements sent in one pipeline (no answer awaited
+# between them), so none takes a value read back by an earlier one: line numbers
+# come from the head row each statement moves (RETURNING), or that an earlier
+# statement of the transaction moved. A head row stays locked until COMMIT.
 
-# Number a batch's lines: the head row stays locked until COMMIT.
-TAKE_LINES = "UPDATE ledger_heads SET lines = lines + %s WHERE log = %s"
-
-# Submits: the request lines (numbered after the head's old value), then their
-# current-status rows. An idempotency key stored by another replica after this
-# batch looked is a unique violation: the batch runs again and then sees it.
+# Submits: take the request lines, store them, and their current-status rows. An
+# idempotency key stored by another replica after this batch looked is a unique
+# violation: the batch runs again and then sees it.
 INSERT_REQUESTS = """
-WITH ins AS (
+WITH h AS (UPDATE ledger_heads SET lines = lines + %(n)s WHERE log = 'requests' RETURNING lines),
+ins AS (
     INSERT INTO ticket_requests (line_no, request_id, request_type, requested_epoch, idempotency_key, line)
-    SELECT h.lines - %s + n, r, t, e, k, l
-    FROM ledger_heads h,
-         unnest(%s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::bytea[]) WITH ORDINALITY AS u(r, t, e, k, l, n)
-    WHERE h.log = 'requests'
+    SELECT h.lines - %(n)s + u.n, r, t, e, k, l
+    FROM h, unnest(%(ids)s::uuid[], %(types)s::text[], %(epochs)s::bigint[], %(keys)s::text[], %(lines)s::bytea[])
+         WITH ORDINALITY AS u(r, t, e, k, l, n)
     RETURNING request_id, seq, requested_epoch, request_type
 )
 INSERT INTO tickets (request_id, seq, board_key, request_type, status)
@@ -67,34 +65,53 @@ ORDER BY t.seq LIMIT %s FOR UPDATE OF t SKIP LOCKED
 # The requests of tickets a retried claim answers again (their claim was an earlier batch).
 REQUESTS_OF = "SELECT request_id::text, line FROM ticket_requests WHERE request_id = ANY(%s::uuid[])"
 
-# The compare-and-set: a row moves only from the status the machine table
-# names for the event; RETURNING says which did. The result lines follow.
-CAS_TICKETS = """
-UPDATE tickets t SET status = u.to_status, last_result_id = u.result_id,
-       last_processor_id = u.processor_id, last_epoch = u.epoch
-FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::uuid[], %s::text[], %s::bigint[])
-     AS u(request_id, from_status, to_status, result_id, processor_id, epoch)
-WHERE t.request_id = u.request_id AND t.status = u.from_status
-RETURNING t.request_id::text
-"""
-# The first parameter: how many of the batch's result lines come at or after
-# this statement's first one (the head already counts them all). The ticket's
-# row already names its last result (last_result_id, set by the compare-and-set).
-INSERT_RESULTS = """
-INSERT INTO ticket_results (line_no, result_id, request_id, status, processed_epoch, line)
-SELECT h.lines - %s + n, i, r, s, e, l
-FROM ledger_heads h,
-     unnest(%s::uuid[], %s::uuid[], %s::text[], %s::bigint[], %s::bytea[]) WITH ORDINALITY AS u(i, r, s, e, l, n)
-WHERE h.log = 'results'
+# One round of transitions (a ticket moved twice in a batch is in two rounds): the
+# compare-and-set moves a row only from the status the machine table names for
+# the event, and the result lines are stored beside it; the statement answers how
+# many rows moved (every one was locked and decided on: a miss is a broken
+# invariant and the batch is not committed). ``take``: how many result lines the
+# batch adds (the first round takes them all, later rounds 0); ``left``: how
+# many of them come at or after this round's first one.
+MOVE = """
+WITH h AS (UPDATE ledger_heads SET lines = lines + %(take)s WHERE log = 'results' RETURNING lines),
+moved AS (
+    UPDATE tickets t SET status = u.to_status, last_result_id = u.result_id,
+           last_processor_id = u.processor_id, last_epoch = u.epoch
+    FROM unnest(%(ids)s::uuid[], %(from)s::text[], %(to)s::text[], %(results)s::uuid[], %(who)s::text[],
+                %(epochs)s::bigint[]) AS u(request_id, from_status, to_status, result_id, processor_id, epoch)
+    WHERE t.request_id = u.request_id AND t.status = u.from_status
+    RETURNING 1
+),
+ins AS (
+    INSERT INTO ticket_results (line_no, result_id, request_id, status, processed_epoch, line)
+    SELECT h.lines - %(left)s + u.n, i, r, s, e, l
+    FROM h, unnest(%(results)s::uuid[], %(ids)s::uuid[], %(to)s::text[], %(epochs)s::bigint[], %(lines)s::bytea[])
+         WITH ORDINALITY AS u(i, r, s, e, l, n)
+)
+SELECT count(*) FROM moved
 """
 
-# Exact counts: this connection's shard (no queue on one hot row).
-ADD_COUNTS = f"""
-INSERT INTO ticket_counts (status, request_type, shard, n)
-SELECT s, t, (pg_backend_pid() %% {COUNT_SHARDS})::smallint, d
-FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS u(s, t, d)
-ORDER BY s, t
-ON CONFLICT (status, request_type, shard) DO UPDATE SET n = ticket_counts.n + excluded.n
+# Last in a batch: the exact counts (this connection's shard, so concurrent
+# writers do not queue on one hot row), then WatchTickets' batch row, whose head
+# is taken last and held to COMMIT: batch numbers follow commit order with no
+# gaps. Its spans are read off the log heads this batch moved (an empty span is
+# (0, 0)). Answers the transaction's id and session, to settle a COMMIT whose
+# answer is lost.
+FINISH = f"""
+WITH c AS (
+    INSERT INTO ticket_counts (status, request_type, shard, n)
+    SELECT s, t, (pg_backend_pid() %% {COUNT_SHARDS})::smallint, d
+    FROM unnest(%(statuses)s::text[], %(types)s::text[], %(deltas)s::bigint[]) AS u(s, t, d)
+    ORDER BY s, t
+    ON CONFLICT (status, request_type, shard) DO UPDATE SET n = ticket_counts.n + excluded.n
+),
+b AS (UPDATE ledger_batch_head SET batches = batches + 1 RETURNING batches)
+INSERT INTO ledger_batches
+SELECT b.batches,
+       CASE WHEN %(nreq)s = 0 THEN 0 ELSE r.lines - %(nreq)s END, CASE WHEN %(nreq)s = 0 THEN 0 ELSE r.lines END,
+       CASE WHEN %(nres)s = 0 THEN 0 ELSE s.lines - %(nres)s END, CASE WHEN %(nres)s = 0 THEN 0 ELSE s.lines END
+FROM b, ledger_heads r, ledger_heads s WHERE r.log = 'requests' AND s.log = 'results'
+RETURNING pg_current_xact_id()::text, pg_backend_pid()
 """
 
 NOTIFY = f"SELECT pg_notify('{CHANNEL}', %s)"  # payload: the sending replica (it woke its own already)
@@ -160,17 +177,6 @@ RESULT_LINE = "SELECT line FROM ticket_results WHERE line_no = %s"
 LINE_COUNTS = "SELECT log, lines FROM ledger_heads"
 
 # -- events (WatchTickets): batches in commit order ----------------------------------------
-# The batch's spans are read off the heads it moved (an empty span is (0, 0)).
-INSERT_BATCH = """
-WITH b AS (UPDATE ledger_batch_head SET batches = batches + 1 RETURNING batches)
-INSERT INTO ledger_batches
-SELECT b.batches,
-       CASE WHEN %(nreq)s = 0 THEN 0 ELSE r.lines - %(nreq)s END, CASE WHEN %(nreq)s = 0 THEN 0 ELSE r.lines END,
-       CASE WHEN %(nres)s = 0 THEN 0 ELSE s.lines - %(nres)s END, CASE WHEN %(nres)s = 0 THEN 0 ELSE s.lines END
-FROM b, ledger_heads r, ledger_heads s WHERE r.log = 'requests' AND s.log = 'results'
-"""
-# The writing transaction's id and session, to settle a COMMIT whose answer is lost.
-XACT = "SELECT pg_current_xact_id()::text, pg_backend_pid()"
 # The database's oid joins the stored id: a database made from a template (a copy) is another ledger.
 LEDGER_ID = ("SELECT ledger_id::text || '/' || (SELECT oid FROM pg_database WHERE datname = current_database()), "
              "batches FROM ledger_batch_head")
