@@ -29,6 +29,7 @@ current-status row per ticket; the engine enforces the state machine.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import hashlib
 import logging
@@ -145,6 +146,46 @@ class _AskedView:
         return self.view.claimed_with(result_id)
 
 
+class _Inbox:
+    """Commands from any thread to the batcher on the ledger's loop. A command put
+    while the batcher is busy wakes nothing (each wake-up is a write to the loop's
+    self-pipe and a turn of the loop); the batcher takes all that waits at once."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.items: collections.deque = collections.deque()
+        self.lock = threading.Lock()
+        self.armed = False  # a wake-up is on its way, or the batcher will look again anyway
+        self.ready = asyncio.Event()
+
+    def put(self, item) -> None:
+        with self.lock:
+            self.items.append(item)
+            if self.armed:
+                return
+            self.armed = True
+        self.loop.call_soon_threadsafe(self.ready.set)
+
+    def take_nowait(self) -> list:
+        with self.lock:
+            out = list(self.items)
+            self.items.clear()
+            return out
+
+    async def take(self) -> list:
+        """At least one item; waits for it."""
+        while True:
+            with self.lock:
+                if self.items:
+                    out = list(self.items)
+                    self.items.clear()
+                    return out
+                self.armed = False
+                # Sets come only from this loop's callbacks: none runs between this and the wait.
+                self.ready.clear()
+            await self.ready.wait()
+
+
 class _CommitUnknown(Exception):
     pass
 
@@ -181,7 +222,7 @@ class PostgresLedger:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="ledger-postgres", daemon=True)
         self._pool: AsyncConnectionPool | None = None
-        self._queue: asyncio.Queue | None = None
+        self._inbox = _Inbox(self._loop)
         self._tasks: list[asyncio.Task] = []
         self._running: set[asyncio.Task] = set()
         self._observers: list[BatchObserver] = []
@@ -208,7 +249,6 @@ class PostgresLedger:
         return self
 
     async def _start(self) -> None:
-        self._queue = asyncio.Queue()
         self._pool = AsyncConnectionPool(
             self.url, min_size=2, max_size=self.pool_size, open=False, timeout=self.connect_timeout,
             kwargs=timeouts.connect_kwargs(lock_timeout_ms=self.lock_timeout_ms), name="opsledger")
@@ -226,7 +266,7 @@ class PostgresLedger:
             self._stop_loop()
 
     async def _shutdown(self) -> None:
-        await self._queue.put(_STOP)  # type: ignore[union-attr]
+        self._inbox.put(_STOP)
         await self._tasks[0]  # the batcher answers everything queued before it stops
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
@@ -249,7 +289,7 @@ class PostgresLedger:
         if self._closed:
             fut.set_exception(Unavailable("ledger is closed"))
             return fut
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, (command, fut))  # type: ignore[union-attr]
+        self._inbox.put((command, fut))
         return fut
 
     async def run(self, command):
@@ -259,41 +299,38 @@ class PostgresLedger:
         return self.execute(command).result(timeout)
 
     async def _batcher(self) -> None:
-        pending: list = []  # commands deferred from the last batch (same ticket or key)
+        pending: list = []  # commands not yet in a batch (deferred: same ticket or key as the last one)
         stopping = False
         while True:
+            if not stopping:
+                for item in (self._inbox.take_nowait() if pending else await self._inbox.take()):
+                    if item is _STOP:
+                        stopping = True  # answer everything queued before the stop, then return
+                    elif stopping:
+                        self._answer_all([item], Unavailable("ledger is closed"))
+                    else:
+                        pending.append(item)
             if not pending:
                 if stopping:
                     return
-                item = await self._queue.get()  # type: ignore[union-attr]
-                if item is _STOP:
-                    return
-                pending = [item]
-            while len(pending) < BATCH_MAX and not stopping:
-                try:
-                    item = self._queue.get_nowait()  # type: ignore[union-attr]
-                except asyncio.QueueEmpty:
-                    break
-                if item is _STOP:
-                    stopping = True  # answer everything queued before the stop, then return
-                else:
-                    pending.append(item)
+                continue
+            window, overflow = pending[:BATCH_MAX], pending[BATCH_MAX:]
             taken, rest, seen = [], [], set()  # type: ignore[var-annotated]
-            for cmd, fut in pending:
+            for cmd, fut in window:
                 keys = _conflict_keys(cmd)
                 if keys & seen:
                     rest.append((cmd, fut))  # one command per ticket / key per batch
                 else:
                     seen |= keys
                     taken.append((cmd, fut))
-            pending = rest
+            pending = rest + overflow
             await self._in_flight.acquire()
             slot = _Slot(self._in_flight)
             task = asyncio.create_task(self._run_batch(taken, slot))
             task.add_done_callback(lambda _t, slot=slot: slot.release())  # type: ignore[misc]
             self._running.add(task)
             task.add_done_callback(self._running.discard)
-            if pending:
+            if rest:
                 await task  # the deferred command must see this batch's outcome
 
     async def _run_batch(self, batch: list, slot: _Slot | None = None) -> None:
