@@ -50,6 +50,7 @@ class PostgresArtifacts:
     def __init__(self, url: str, pool_size: int = 4) -> None:
         self.url = url
         self._pool = ConnectionPool(url, min_size=0, max_size=pool_size, open=True, timeout=5,
+                                    reconnect_timeout=timeouts.RECONNECT_S,
                                     kwargs=timeouts.connect_kwargs(), name="opsledger-artifacts")
         self._held = threading.local()  # name -> backend pid of the session holding it
 

@@ -251,6 +251,7 @@ class PostgresLedger:
     async def _start(self) -> None:
         self._pool = AsyncConnectionPool(
             self.url, min_size=2, max_size=self.pool_size, open=False, timeout=self.connect_timeout,
+            reconnect_timeout=timeouts.RECONNECT_S,
             kwargs=timeouts.connect_kwargs(lock_timeout_ms=self.lock_timeout_ms), name="opsledger")
         await self._pool.open(wait=True, timeout=30)
         self._in_flight = asyncio.Semaphore(IN_FLIGHT)
@@ -339,12 +340,13 @@ class PostgresLedger:
             return
         attempts = 0
         ids = _Ids()
+        wait: float | None = None  # how long to wait for a pooled connection (None: as health says)
         while True:
             attempts += 1
             work = _Work()
             started = time.perf_counter()
             try:
-                await self._transaction(batch, work, ids)
+                await self._transaction(batch, work, ids, wait)
             except _RETRYABLE:
                 if attempts < 5:
                     continue
@@ -372,10 +374,13 @@ class PostgresLedger:
                     # transaction rolled back. Health stays as it is; the caller may retry.
                     self._answer_all(batch, _busy(exc))
                     return
-                was_up = self._problem is None
+                if self._problem is None and attempts < 2 and not self._closed:
+                    # Perhaps a pooled connection that died with an earlier server (the database
+                    # restarted): one more try on a fresh one before calling the database down,
+                    # waiting no longer for it than a connection attempt takes.
+                    wait = self.connect_timeout
+                    continue
                 self._down(exc)
-                if was_up and attempts < 2 and not self._closed:
-                    continue  # perhaps a stale pooled connection: one more try on a fresh one
                 self._answer_all(batch, Unavailable(f"database unavailable: {_short(exc)}"))
                 return
             except Exception as exc:  # a bug or a broken invariant: nothing was committed
@@ -432,9 +437,9 @@ class PostgresLedger:
                 await asyncio.sleep(0.2)
         return None
 
-    async def _transaction(self, batch: list, work: _Work, new_id: _Ids) -> None:
+    async def _transaction(self, batch: list, work: _Work, new_id: _Ids, wait: float | None = None) -> None:
         now = self.clock.now_iso()
-        async with self._pool.connection(timeout=self._wait()) as conn:  # type: ignore[union-attr]
+        async with self._pool.connection(timeout=wait or self._wait()) as conn:  # type: ignore[union-attr]
             async with conn.cursor() as cur:
                 view, requests = await self._load_view([c for c, _f in batch], cur)
                 # Decide twice: first to learn which tickets' histories a refusal or a

@@ -19,6 +19,12 @@ each side give up within seconds instead:
   most that long for it (``lock_timeout`` is longer than that on purpose);
 * ``statement_timeout``: nothing the server runs for a call takes longer.
 
+The pool's own reconnection gives up after ``RECONNECT_S`` (psycopg_pool
+doubles its wait between attempts, 1 s, 2 s, 4 s, …, up to five minutes by
+default): a connection lost in an outage is not retried on a clock that has
+grown to many seconds by the time the database is back. Once it gives up,
+the next call that needs a connection opens one at once.
+
 TCP settings are ignored on a unix socket (the local default), where a dead
 server closes the socket anyway.
 
@@ -32,6 +38,7 @@ same clock, which is what turns health to NOT_SERVING.
 from __future__ import annotations
 
 CONNECT_TIMEOUT_S = 2
+RECONNECT_S = 2.0
 TCP_USER_TIMEOUT_MS = 2000
 KEEPALIVES_IDLE_S = 1
 KEEPALIVES_INTERVAL_S = 1
