@@ -304,17 +304,15 @@ class PostgresLedger:
         stopping = False
         while True:
             if not stopping:
-                for item in (self._inbox.take_nowait() if pending else await self._inbox.take()):
-                    if item is _STOP:
-                        stopping = True  # answer everything queued before the stop, then return
-                    elif stopping:
-                        self._answer_all([item], Unavailable("ledger is closed"))
-                    else:
-                        pending.append(item)
+                stopping = self._take(pending, self._inbox.take_nowait() if pending else await self._inbox.take())
             if not pending:
                 if stopping:
                     return
                 continue
+            await self._in_flight.acquire()
+            if not stopping:
+                # What came in while a place was awaited joins this batch (larger batches, fewer COMMITs).
+                stopping = self._take(pending, self._inbox.take_nowait())
             window, overflow = pending[:BATCH_MAX], pending[BATCH_MAX:]
             taken, rest, seen = [], [], set()  # type: ignore[var-annotated]
             for cmd, fut in window:
@@ -325,7 +323,6 @@ class PostgresLedger:
                     seen |= keys
                     taken.append((cmd, fut))
             pending = rest + overflow
-            await self._in_flight.acquire()
             slot = _Slot(self._in_flight)
             task = asyncio.create_task(self._run_batch(taken, slot))
             task.add_done_callback(lambda _t, slot=slot: slot.release())  # type: ignore[misc]
@@ -333,6 +330,19 @@ class PostgresLedger:
             task.add_done_callback(self._running.discard)
             if rest:
                 await task  # the deferred command must see this batch's outcome
+
+    def _take(self, pending: list, items: list) -> bool:
+        """Move ``items`` into ``pending``; True once the stop is among them (what was
+        queued before it is answered, what came after it is refused)."""
+        stopping = False
+        for item in items:
+            if item is _STOP:
+                stopping = True
+            elif stopping:
+                self._answer_all([item], Unavailable("ledger is closed"))
+            else:
+                pending.append(item)
+        return stopping
 
     async def _run_batch(self, batch: list, slot: _Slot | None = None) -> None:
         batch = [(cmd, fut) for cmd, fut in batch if fut.set_running_or_notify_cancel()]
