@@ -103,11 +103,26 @@ def list_plain(lv: struct_pb2.ListValue) -> list:
 
 
 def struct_plain(s: struct_pb2.Struct) -> dict:
-    return {key: value_plain(v) for key, v in s.fields.items()}  # the map's own order, as json_format
+    # The map's own order, as json_format. Keys then lookups: the map's items() is the
+    # generic Python ItemsView (a lookup per key anyway, and slower). Strings, the
+    # common payload value, are taken without a call.
+    fields = s.fields
+    out = {}
+    for key in fields:
+        v = fields[key]
+        out[key] = v.string_value if v.WhichOneof("kind") == "string_value" else value_plain(v)
+    return out
 
 
 # -- scalars --------------------------------------------------------------------------
 _PRINTER = json_format._Printer(preserving_proto_field_name=True)  # type: ignore[attr-defined]  # enum names as json_format spells them
+
+
+class _EnumNames(dict):
+    """An enum's JSON names by number; an unknown number of an open enum stays a number."""
+
+    def __missing__(self, number: int) -> int:
+        return number
 
 
 def _scalar(f: FD) -> Callable[[Any], Any] | None:
@@ -119,7 +134,7 @@ def _scalar(f: FD) -> Callable[[Any], Any] | None:
         names = {v.number: _PRINTER._FieldToJsonObject(f, v.number) for v in f.enum_type.values}
         if not f.is_repeated:  # "no value" is null, never the proto's zero name (as ``complete``)
             names = {n: None if name == UNSPECIFIED else name for n, name in names.items()}
-        return lambda v: names.get(v, v)  # an unknown number of an open enum stays a number
+        return _EnumNames(names).__getitem__  # a C-level lookup per value, no Python frame
     if f.cpp_type in _INT64 or f.type == FD.TYPE_BYTES or f.cpp_type in _FLOATS:
         return lambda v: _PRINTER._FieldToJsonObject(f, v)  # strings for int64, base64, Infinity/NaN
     return None  # str, bool and 32-bit integers come out of upb as their JSON values

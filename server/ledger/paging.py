@@ -57,6 +57,12 @@ def _varint_len(n: int) -> int:
     return length
 
 
+def whole_page_fits(reply_size: int) -> bool:
+    """True when a reply of ``reply_size`` encoded bytes holds all its rows (the rows'
+    own sizes then need no adding up: they are part of it)."""
+    return reply_size <= MAX_MESSAGE_BYTES - PAGE_ENVELOPE_BYTES
+
+
 def rows_that_fit(row_sizes: list[int], limit: int = MAX_MESSAGE_BYTES - PAGE_ENVELOPE_BYTES) -> int:
     """How many leading rows (their encoded sizes) fit in one message; at least one."""
     used = 0

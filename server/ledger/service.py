@@ -206,6 +206,8 @@ class TicketService(tickets_pb2_grpc.TicketServiceServicer):
             reply = pb.GetBoardResponse(status="ready", schema="TICKETS_BOARD_V1", asof=self.clock.now_iso(),
                                         total_count=total)
             add_rows(reply.rows, rows)
+            if paging.whole_page_fits(reply.ByteSize()):
+                break
             fit = paging.rows_that_fit([m.ByteSize() for m in reply.rows])
             if fit >= len(rows):
                 break
