@@ -57,7 +57,9 @@ ROWS = """\
 - **P9** — a ticket's whole life over gRPC (SubmitTicket → ConsumeNext →
   CompleteTicket) by 32 concurrent workers against one PostgreSQL-backed
   replica, against Procrastinate 3.10 doing defer → fetch_job → finish_job
-  with 32 concurrent workers on the same PostgreSQL server.
+  with 32 concurrent workers on the same PostgreSQL server. Beside it, the
+  same life against a JSONL-backed server: what the gRPC service itself
+  reaches on this machine with no database (a ceiling for any backend).
 - **P10** — consume + complete pairs per second at 32 callers through two
   replicas on one database (16 callers each) against one replica (32
   callers); and the ConsumeNext wake-up across replicas: a waiter parked

@@ -16,7 +16,7 @@ def test_bench_smoke_runs_every_row(tmp_path):
     for row in ("P1 c=1 |", "P1 c=8 |", "P1 c=32 |", "P1 c=8, tracing on", "P2 c=1", "P2 c=32",
                 "P3a ", "P3b ", "P3c ", "P3d ", "P4 ", "P5 ", "P6 ", "P13 whole board", "P13 one",
                 "P11 submit -> event, 1 watcher", "P11 submit -> event, 100 watchers", "P12 ",
-                "P8 c=1", "P8 c=32", "P9 ", "P10 pairs/s", "P10 ConsumeNext"):
+                "P8 c=1", "P8 c=32", "P9 ticket life", "P9 the same life", "P10 pairs/s", "P10 ConsumeNext"):
         assert sum(line.startswith(f"| {row}") for line in rows) == 1, row
     assert any("idle watchers" in line for line in rows)
     assert "nan" not in table
