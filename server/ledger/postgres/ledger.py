@@ -7,9 +7,10 @@ current-status row per ticket; the engine enforces the state machine.
 * Commands queue on this replica's own event loop (a thread; psycopg's
   async pool); a batcher takes every queued command (group commit), at most
   one per ticket or idempotency key per batch, and runs them as one
-  transaction: a few array (``unnest``) statements and one COMMIT, answered
-  only after the COMMIT. A few batches may be in flight at once, each on its
-  own connection; row locks order them.
+  transaction of three round trips: its reads in one pipeline, its array
+  (``unnest``) writes in another, then the COMMIT; callers are answered only
+  after the COMMIT. Two batches may be in flight at once, each on its own
+  connection; row locks order them.
 * A transition locks its ticket rows in one order, decides with the machine
   table, and writes with a compare-and-set (``UPDATE … WHERE status =
   <from>``); partial unique indexes refuse a second IN_PROGRESS or final
