@@ -116,13 +116,15 @@ def test_sigkill_a_replica_under_load_loses_no_acknowledged_call(tmp_path, pg_ur
                 t.start()
             goal = len(acked) + 40
             deadline = time.monotonic() + 30
-            while len(acked) < goal and time.monotonic() < deadline:
-                time.sleep(0.005)
-            assert len(acked) >= goal, f"round {round_}: only {len(acked)} acknowledged before the kill"
-            victim.kill()
-            stop.set()
-            for t in threads:
-                t.join()
+            try:
+                while len(acked) < goal and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                assert len(acked) >= goal, f"round {round_}: only {len(acked)} acknowledged before the kill"
+            finally:
+                victim.kill()  # also when the round failed: no server outlives the test
+                stop.set()
+                for t in threads:
+                    t.join()
         with psycopg.connect(pg_url) as conn:
             stored = {str(rid): str(res) for rid, res in conn.execute(
                 "SELECT request_id, last_result_id FROM tickets WHERE status = 'IN_PROGRESS'")}
