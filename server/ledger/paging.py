@@ -57,13 +57,16 @@ def _varint_len(n: int) -> int:
     return length
 
 
+ROWS_LIMIT = MAX_MESSAGE_BYTES - PAGE_ENVELOPE_BYTES  # encoded bytes a page's rows may take
+
+
 def whole_page_fits(reply_size: int) -> bool:
     """True when a reply of ``reply_size`` encoded bytes holds all its rows (the rows'
     own sizes then need no adding up: they are part of it)."""
-    return reply_size <= MAX_MESSAGE_BYTES - PAGE_ENVELOPE_BYTES
+    return reply_size <= ROWS_LIMIT
 
 
-def rows_that_fit(row_sizes: list[int], limit: int = MAX_MESSAGE_BYTES - PAGE_ENVELOPE_BYTES) -> int:
+def rows_that_fit(row_sizes: list[int], limit: int = ROWS_LIMIT) -> int:
     """How many leading rows (their encoded sizes) fit in one message; at least one."""
     used = 0
     for i, size in enumerate(row_sizes):

@@ -950,8 +950,6 @@ def _conflict_keys(cmd) -> set:
     return set()
 
 
-
-
 def _connection_lost(exc: BaseException) -> bool:
     """True when the connection failed, not a statement: no connection from the pool,
     a broken socket (no SQLSTATE: the client noticed), a connection exception (class
