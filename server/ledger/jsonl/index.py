@@ -310,18 +310,6 @@ class LedgerIndex:
                 self._open_by_type[t].add(seq)
         return refused
 
-    def _checked(self, request_id: str, status: str) -> int:
-        uid = uid_bytes(request_id)
-        seq = self._seq_of.get(uid)  # replay's common case first: a ticket added since the checkpoint
-        if seq is None:
-            seq = self._seq(uid)
-            if seq is None:
-                raise UnknownTicket(request_id)
-        old = self.cols["status"][seq]
-        if (old, _STATUS_CODE.get(status)) not in _STEPS:
-            next_status(STATUSES[old], event_for_result(status))  # raises, saying why
-        return seq
-
     def apply_result(self, rec: dict, epoch: int, offset: int) -> None:
         refused = self.apply_results([(rec["request_id"], rec["result_id"], rec["status"], epoch)], [offset])
         if refused:
@@ -339,13 +327,11 @@ class LedgerIndex:
         live = tail is None and not self._bulk
         in_progress = _STATUS_CODE[IN_PROGRESS]
         for i, ((request_id, result_id, status, epoch), offset) in enumerate(zip(fields, offsets)):
-            seq = seq_of.get(bytes.fromhex(request_id.replace("-", "")))
-            if seq is None:
-                try:
-                    seq = self._checked(request_id, status)  # found by prefix, or raises
-                except (UnknownTicket, TransitionRefused) as exc:
-                    refused.append((i, exc))
-                    continue
+            uid = bytes.fromhex(request_id.replace("-", ""))
+            seq = seq_of.get(uid)  # replay's common case first: a ticket added since the checkpoint
+            if seq is None and (seq := self._seq(uid)) is None:  # else one from the checkpoint, by prefix
+                refused.append((i, UnknownTicket(request_id)))
+                continue
             old, new = statuses[seq], _STATUS_CODE.get(status, -1)
             if (old, new) not in steps:
                 try:
