@@ -39,8 +39,10 @@ _SCHEMES: dict[str, Factory] = {"postgresql": _postgresql, "postgres": _postgres
 
 def is_postgres(spec: str | None) -> bool:
     """The setting names the PostgreSQL backend (whose artifacts live in the same database)."""
-    spec = (spec or DEFAULT).strip()
-    return "://" in spec and _SCHEMES.get(spec.split("://", 1)[0].lower()) is _postgresql
+    try:
+        return _factory(spec) is _postgresql  # type: ignore[arg-type]
+    except SettingsError:
+        return False
 
 
 def _factory(spec: str) -> Factory:
