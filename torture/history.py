@@ -18,9 +18,9 @@ from pathlib import Path
 import grpc
 import orjson
 from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from opsledger.server.ledger.records import REQUESTS_REF, RESULTS_REF
+from opsledger.server.rpc_status import decode_details
 
 FINAL = {"DONE", "FAILED", "CANCELED", "EXPIRED"}
 UNKNOWN_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL,
@@ -71,18 +71,12 @@ class History:
         return out
 
 
+_ERROR_INFO = error_details_pb2.ErrorInfo.DESCRIPTOR.full_name
+
+
 def error_reason(exc: grpc.RpcError) -> str:
     """The ErrorInfo reason a failed call carries ("" when it carries none)."""
-    try:
-        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
-    except (AttributeError, ValueError):
-        return ""
-    for detail in status.details if status else []:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info.reason
-    return ""
+    return next((d.get("reason", "") for d in decode_details(exc) if d["@type"] == _ERROR_INFO), "")
 
 
 def _lines(path: Path) -> list[dict]:
