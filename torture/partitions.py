@@ -384,7 +384,7 @@ def cycle_holder_cut(work: Path, cuts: int, long_s: float, short_s: float, bundl
                 row = watch.execute(HOLDER_SQL).fetchone()
                 return (row[0], row[1], row[2], row[3]) if row and row[1] in addrs else None
 
-            mid, taken_over, recover = 0, [], []
+            taken_over, recover = [], []
             held_at_cut = []  # (lock session, database time) of every cut that found the holder still holding
             for k in range(cuts):
                 until = time.monotonic() + 60
@@ -397,7 +397,6 @@ def cycle_holder_cut(work: Path, cuts: int, long_s: float, short_s: float, bundl
                 at = topo.partition(i)
                 after = holder()
                 if after is not None and after[:3] == h[:3]:  # still holding as the link went down
-                    mid += 1
                     held_at_cut.append(((pid, started), after[3]))
                 down_s = long_s if k % 2 == 0 else short_s
                 if k % 2 == 0:  # long: until the other replica holds the lock
@@ -433,9 +432,9 @@ def cycle_holder_cut(work: Path, cuts: int, long_s: float, short_s: float, bundl
                 "verdict": "pass" if ok and before_receipt > 0 else "FAIL",
                 "detect_s": _worst(taken_over), "recover_s": _worst(recover),
                 "longest_call_s": round(max((op.complete - op.invoke for op in cycles.ops), default=0.0), 2),
-                "cuts": cuts, "cut_holding": mid, "cut_mid_cycle": before_receipt,
+                "cuts": cuts, "cut_holding": len(held_at_cut), "cut_mid_cycle": before_receipt,
                 "receipts": len(receipts), "not_recorded": not_recorded,
-                "notes": (f"{mid} of {cuts} cuts took down the replica while it held the cycle lock, "
+                "notes": (f"{len(held_at_cut)} of {cuts} cuts took down the replica while it held the cycle lock, "
                           f"{before_receipt} of them mid-cycle (its receipt not yet committed); "
                           f"{len(receipts)} receipts checked; {not_recorded} calls answered "
                           "CYCLE_NOT_RECORDED (the steps ran, the receipt was not written); "
