@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opsledger.client.ledger_client import OpsledgerClient
 from opsledger.v1 import tickets_pb2 as pb
 from opsledger.v1 import tickets_pb2_grpc
-from tests.helpers import ServerThread
+from tests.helpers import ServerThread, grpc_health
 
 LONG_POLLS = 300  # above the 256 that used to fill the whole server
 
@@ -108,8 +108,7 @@ def test_watch_streams_count_against_the_long_poll_budget_and_free_it_when_they_
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "long-polls" in info.value.details()
         with OpsledgerClient(srv.target, retries=0, timeout=10) as c:
             assert c.submit("ACKNOWLEDGE", {"message_id": "beside-the-watchers"}).request_id
-        assert health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status == \
-            health_pb2.HealthCheckResponse.SERVING
+        assert grpc_health(srv.target) == health_pb2.HealthCheckResponse.SERVING
         streams[0].cancel()
         deadline = time.monotonic() + 30  # a hang guard; the freed place is what is checked
         while waiting(base, "long-polls") > 1:

@@ -430,8 +430,10 @@ def test_a_submit_on_one_replica_is_announced_to_another_by_notify(pg_url):
     """ConsumeNext waiters also look again every POLL_S, so a claim across replicas
     succeeds even without a wake-up: this checks the NOTIFY itself. Only another
     process's announced submits (or the listener reconnecting) move ``open_version``."""
-    a, b = PostgresLedger(pg_url).open(), PostgresLedger(pg_url).open()
+    a = PostgresLedger(pg_url).open()
+    b = None
     try:
+        b = PostgresLedger(pg_url).open()
         time.sleep(1.5)  # the listener starts (and takes in what it may have missed: a bump)
         for n in range(3):
             before = b.open_version()
@@ -444,5 +446,6 @@ def test_a_submit_on_one_replica_is_announced_to_another_by_notify(pg_url):
             assert b.open_version() != before, "no NOTIFY reached the other replica"
     finally:
         a.close()
-        b.close()
+        if b is not None:
+            b.close()
 

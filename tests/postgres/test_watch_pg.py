@@ -43,9 +43,12 @@ def test_a_watcher_on_one_replica_sees_every_replicas_commits_and_resumes_on_ano
             watcher = threading.Thread(target=follow, daemon=True)
             watcher.start()
             assert ready.wait(30)
-            with ThreadPoolExecutor(2) as pool:  # a writer's failure is raised here, not lost in its thread
+            pool = ThreadPoolExecutor(2)
+            try:  # a writer's failure is raised here, not lost in its thread
                 for done in [pool.submit(workload, srv.target, 2500, clients=4) for srv in (a, b)]:
                     done.result(300)
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)  # a stuck writer does not hold the test past its bound
             cb.submit("ACKNOWLEDGE", {"message_id": SENTINEL})  # the last event, committed on B
             watcher.join(60)
             assert not watcher.is_alive(), f"the watcher on A stopped at {len(seen)} events"
